@@ -1,0 +1,365 @@
+//! Header names (full and compact forms) and the ordered header list.
+//!
+//! Headers are kept as rows in the order received. A row we only pass through keeps its
+//! exact bytes (`raw`) and is printed unchanged; a row we build is printed canonically.
+
+use crate::scan::{self, split_list};
+use crate::text::Text;
+use bytes::Bytes;
+
+macro_rules! header_names {
+    ($( $var:ident => $name:literal $(, $compact:literal)? ; $list:expr ),* $(,)?) => {
+        /// A header name. Known headers are recognised case-insensitively and in their
+        /// compact forms (RFC 3261 §7.3.3, §20); anything else is `Other` and keeps the
+        /// spelling it arrived with in [`Header::name_text`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum HeaderName {
+            $( #[doc = $name] $var, )*
+            /// An extension header this crate does not know.
+            Other,
+        }
+
+        impl HeaderName {
+            /// The canonical (full) spelling.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( HeaderName::$var => $name, )*
+                    HeaderName::Other => "",
+                }
+            }
+
+            /// The compact form, if the header has one.
+            pub const fn compact(self) -> Option<u8> {
+                match self {
+                    $( $( HeaderName::$var => Some($compact), )? )*
+                    _ => None,
+                }
+            }
+
+            /// Whether the header's grammar is a comma-separated list (`#element`), so
+            /// that several rows may be merged and one row may carry several values.
+            pub const fn is_list(self) -> bool {
+                match self {
+                    $( HeaderName::$var => $list, )*
+                    HeaderName::Other => false,
+                }
+            }
+
+            /// Recognises a header name (full or compact, any case).
+            pub fn from_bytes(b: &[u8]) -> HeaderName {
+                if b.len() == 1 {
+                    let c = b[0].to_ascii_lowercase();
+                    $( $( if c == $compact { return HeaderName::$var; } )? )*
+                    return HeaderName::Other;
+                }
+                $( if b.len() == $name.len() && b.eq_ignore_ascii_case($name.as_bytes()) {
+                    return HeaderName::$var;
+                } )*
+                HeaderName::Other
+            }
+        }
+    };
+}
+
+header_names! {
+    Via => "Via", b'v'; true,
+    From => "From", b'f'; false,
+    To => "To", b't'; false,
+    CallId => "Call-ID", b'i'; false,
+    CSeq => "CSeq"; false,
+    MaxForwards => "Max-Forwards"; false,
+    Contact => "Contact", b'm'; true,
+    ContentLength => "Content-Length", b'l'; false,
+    ContentType => "Content-Type", b'c'; false,
+    Route => "Route"; true,
+    RecordRoute => "Record-Route"; true,
+    Expires => "Expires"; false,
+    Accept => "Accept"; true,
+    AcceptEncoding => "Accept-Encoding"; true,
+    AcceptLanguage => "Accept-Language"; true,
+    AlertInfo => "Alert-Info"; true,
+    Allow => "Allow"; true,
+    AllowEvents => "Allow-Events", b'u'; true,
+    AuthenticationInfo => "Authentication-Info"; false,
+    Authorization => "Authorization"; false,
+    CallInfo => "Call-Info"; true,
+    ContentDisposition => "Content-Disposition"; false,
+    ContentEncoding => "Content-Encoding", b'e'; true,
+    ContentLanguage => "Content-Language"; true,
+    Date => "Date"; false,
+    ErrorInfo => "Error-Info"; true,
+    Event => "Event", b'o'; false,
+    InReplyTo => "In-Reply-To"; true,
+    MinExpires => "Min-Expires"; false,
+    MinSe => "Min-SE"; false,
+    MimeVersion => "MIME-Version"; false,
+    Organization => "Organization"; false,
+    Path => "Path"; true,
+    Priority => "Priority"; false,
+    ProxyAuthenticate => "Proxy-Authenticate"; false,
+    ProxyAuthorization => "Proxy-Authorization"; false,
+    ProxyRequire => "Proxy-Require"; true,
+    RAck => "RAck"; false,
+    Reason => "Reason"; true,
+    ReferTo => "Refer-To", b'r'; false,
+    ReferredBy => "Referred-By", b'b'; false,
+    ReplyTo => "Reply-To"; false,
+    Require => "Require"; true,
+    RetryAfter => "Retry-After"; false,
+    RSeq => "RSeq"; false,
+    Server => "Server"; false,
+    SessionExpires => "Session-Expires", b'x'; false,
+    Subject => "Subject", b's'; false,
+    SubscriptionState => "Subscription-State"; false,
+    Supported => "Supported", b'k'; true,
+    Timestamp => "Timestamp"; false,
+    Unsupported => "Unsupported"; true,
+    UserAgent => "User-Agent"; false,
+    Warning => "Warning"; true,
+    WwwAuthenticate => "WWW-Authenticate"; false,
+    PAssertedIdentity => "P-Asserted-Identity"; true,
+    Privacy => "Privacy"; false,
+}
+
+/// One header row.
+#[derive(Debug, Clone)]
+pub struct Header {
+    name: HeaderName,
+    name_text: Text,
+    value: Bytes,
+    raw: Option<Bytes>,
+}
+
+impl Header {
+    /// A header we build: printed canonically as `Name: value`.
+    pub fn new(name: HeaderName, value: impl Into<Bytes>) -> Header {
+        Header {
+            name,
+            name_text: Text::from_static(name.as_str()),
+            value: value.into(),
+            raw: None,
+        }
+    }
+
+    /// An extension header we build.
+    pub fn other(name: &str, value: impl Into<Bytes>) -> Header {
+        let kind = HeaderName::from_bytes(name.as_bytes());
+        let name_text = if kind == HeaderName::Other {
+            Text::from(name)
+        } else {
+            Text::from_static(kind.as_str())
+        };
+        Header {
+            name: kind,
+            name_text,
+            value: value.into(),
+            raw: None,
+        }
+    }
+
+    pub(crate) fn parsed(name: HeaderName, name_text: Text, value: Bytes, raw: Bytes) -> Header {
+        Header {
+            name,
+            name_text,
+            value,
+            raw: Some(raw),
+        }
+    }
+
+    /// The recognised name (`Other` for extension headers).
+    pub fn name(&self) -> HeaderName {
+        self.name
+    }
+
+    /// The name as spelled on the wire (or the canonical spelling for built headers).
+    pub fn name_text(&self) -> &Text {
+        &self.name_text
+    }
+
+    /// The value, unfolded (§7.3.1) and trimmed.
+    pub fn value(&self) -> &Bytes {
+        &self.value
+    }
+
+    /// The value as a string, if it is UTF-8.
+    pub fn value_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.value).ok()
+    }
+
+    /// The exact bytes of the row as received (without the final CRLF), if parsed.
+    pub fn raw(&self) -> Option<&Bytes> {
+        self.raw.as_ref()
+    }
+
+    /// Whether this row has the given name (for `Other`, compares spelling, any case).
+    pub fn is(&self, name: &str) -> bool {
+        let k = HeaderName::from_bytes(name.as_bytes());
+        if k != HeaderName::Other {
+            k == self.name
+        } else {
+            self.name == HeaderName::Other && self.name_text.eq_ignore_ascii_case(name)
+        }
+    }
+
+    /// Appends the row in wire form (no CRLF).
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        match &self.raw {
+            Some(raw) => out.extend_from_slice(raw),
+            None => {
+                out.extend_from_slice(self.name_text.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(&self.value);
+            }
+        }
+    }
+}
+
+/// The header rows of a message, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    rows: Vec<Header>,
+}
+
+impl Headers {
+    /// An empty list.
+    pub fn new() -> Headers {
+        Headers::default()
+    }
+
+    pub(crate) fn with_capacity(n: usize) -> Headers {
+        Headers {
+            rows: Vec::with_capacity(n),
+        }
+    }
+
+    /// All rows, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Header> {
+        self.rows.iter()
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The first row with this name.
+    pub fn get(&self, name: HeaderName) -> Option<&Header> {
+        self.rows.iter().find(|h| h.name == name)
+    }
+
+    /// The first row of an extension header, by name (any case).
+    pub fn get_other(&self, name: &str) -> Option<&Header> {
+        self.rows.iter().find(|h| h.is(name))
+    }
+
+    /// Every row with this name, in order.
+    pub fn get_all(&self, name: HeaderName) -> impl Iterator<Item = &Header> {
+        self.rows.iter().filter(move |h| h.name == name)
+    }
+
+    /// Every value of a header, rows merged in order; list headers split at commas that
+    /// are outside quotes and `<...>` (§7.3.1). Empty list elements are skipped.
+    pub fn values(&self, name: HeaderName) -> impl Iterator<Item = Bytes> + '_ {
+        let list = name.is_list();
+        self.get_all(name).flat_map(move |h| {
+            let items: Vec<Bytes> = if list {
+                split_list(&h.value).filter(|v| !v.is_empty()).collect()
+            } else {
+                vec![scan::trim_bytes(&h.value)]
+            };
+            items
+        })
+    }
+
+    /// Appends a row.
+    pub fn push(&mut self, h: Header) {
+        self.rows.push(h);
+    }
+
+    /// Inserts a row at `index` (0 = first).
+    pub fn insert(&mut self, index: usize, h: Header) {
+        let i = index.min(self.rows.len());
+        self.rows.insert(i, h);
+    }
+
+    /// Removes every row with this name; returns how many were removed.
+    pub fn remove(&mut self, name: HeaderName) -> usize {
+        let before = self.rows.len();
+        self.rows.retain(|h| h.name != name);
+        before - self.rows.len()
+    }
+
+    /// Removes every row of an extension header (any case).
+    pub fn remove_other(&mut self, name: &str) -> usize {
+        let before = self.rows.len();
+        self.rows.retain(|h| !h.is(name));
+        before - self.rows.len()
+    }
+
+    /// Replaces all rows of this name with one row, at the place of the first.
+    pub fn set(&mut self, h: Header) {
+        let name = h.name;
+        match self.rows.iter().position(|r| r.name == name && (name != HeaderName::Other || r.name_text.eq_ignore_ascii_case(&h.name_text))) {
+            Some(i) => {
+                self.rows[i] = h.clone();
+                let mut idx = 0;
+                self.rows.retain(|r| {
+                    let keep = idx <= i || r.name != name || (name == HeaderName::Other && !r.name_text.eq_ignore_ascii_case(&h.name_text));
+                    idx += 1;
+                    keep
+                });
+            }
+            None => self.rows.push(h),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = &'a Header;
+    type IntoIter = std::slice::Iter<'a, Header>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.rows.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_full_compact_any_case() {
+        assert_eq!(HeaderName::from_bytes(b"cAlL-iD"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_bytes(b"i"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_bytes(b"V"), HeaderName::Via);
+        assert_eq!(HeaderName::from_bytes(b"k"), HeaderName::Supported);
+        assert_eq!(HeaderName::from_bytes(b"q"), HeaderName::Other);
+        assert_eq!(HeaderName::from_bytes(b"C%6Fntact"), HeaderName::Other);
+        for n in [HeaderName::Via, HeaderName::Contact, HeaderName::ContentLength] {
+            assert_eq!(HeaderName::from_bytes(n.as_str().as_bytes()), n);
+            let c = [n.compact().expect("has compact form")];
+            assert_eq!(HeaderName::from_bytes(&c), n);
+        }
+    }
+
+    #[test]
+    fn rows_merge_in_order() {
+        let mut h = Headers::new();
+        h.push(Header::new(HeaderName::Allow, "INVITE, ACK"));
+        h.push(Header::new(HeaderName::Subject, "a, b"));
+        h.push(Header::new(HeaderName::Allow, "BYE,,CANCEL"));
+        let v: Vec<Bytes> = h.values(HeaderName::Allow).collect();
+        assert_eq!(v, ["INVITE", "ACK", "BYE", "CANCEL"].map(Bytes::from_static));
+        let s: Vec<Bytes> = h.values(HeaderName::Subject).collect();
+        assert_eq!(s, [Bytes::from_static(b"a, b")]);
+        h.set(Header::new(HeaderName::Allow, "OPTIONS"));
+        let v: Vec<Bytes> = h.values(HeaderName::Allow).collect();
+        assert_eq!(v, [Bytes::from_static(b"OPTIONS")]);
+        assert_eq!(h.iter().next().map(|r| r.name()), Some(HeaderName::Allow));
+    }
+}

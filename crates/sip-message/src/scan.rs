@@ -1,0 +1,322 @@
+//! Byte-level scanning shared by every grammar in this crate (RFC 3261 §25.1).
+//!
+//! Header values reach these functions already unfolded (§7.3.1), so linear white space
+//! is only SP and HT here.
+
+use bytes::Bytes;
+
+/// `token` characters (RFC 3261 §25.1): alphanum and `-.!%*_+`'~`.
+pub(crate) const fn is_token(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+        || matches!(
+            c,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// `word` characters (Call-ID): token plus `()<>:\"/[]?{}`.
+pub(crate) const fn is_word(c: u8) -> bool {
+    is_token(c)
+        || matches!(
+            c,
+            b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}'
+        )
+}
+
+pub(crate) const fn is_ws(c: u8) -> bool {
+    c == b' ' || c == b'\t'
+}
+
+pub(crate) fn all_token(b: &[u8]) -> bool {
+    !b.is_empty() && b.iter().all(|&c| is_token(c))
+}
+
+/// Trims SP/HT at both ends.
+pub(crate) fn trim(b: &[u8]) -> (usize, usize) {
+    let mut s = 0;
+    let mut e = b.len();
+    while s < e && is_ws(b[s]) {
+        s += 1;
+    }
+    while e > s && is_ws(b[e - 1]) {
+        e -= 1;
+    }
+    (s, e)
+}
+
+pub(crate) fn trim_bytes(b: &Bytes) -> Bytes {
+    let (s, e) = trim(b);
+    b.slice(s..e)
+}
+
+/// A cursor over one header value (or one start-line element).
+pub(crate) struct Cursor<'a> {
+    pub buf: &'a Bytes,
+    pub pos: usize,
+    pub end: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(buf: &'a Bytes) -> Cursor<'a> {
+        Cursor {
+            buf,
+            pos: 0,
+            end: buf.len(),
+        }
+    }
+
+    pub fn range(buf: &'a Bytes, pos: usize, end: usize) -> Cursor<'a> {
+        Cursor { buf, pos, end }
+    }
+
+    pub fn peek(&self) -> Option<u8> {
+        if self.pos < self.end {
+            Some(self.buf[self.pos])
+        } else {
+            None
+        }
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.end
+    }
+
+    pub fn skip_ws(&mut self) {
+        while self.pos < self.end && is_ws(self.buf[self.pos]) {
+            self.pos += 1;
+        }
+    }
+
+    /// Consumes `c` (after optional white space). Returns whether it was there.
+    pub fn eat(&mut self, c: u8) -> bool {
+        self.skip_ws();
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn take_while(&mut self, f: impl Fn(u8) -> bool) -> Bytes {
+        let s = self.pos;
+        while self.pos < self.end && f(self.buf[self.pos]) {
+            self.pos += 1;
+        }
+        self.buf.slice(s..self.pos)
+    }
+
+    pub fn take_token(&mut self) -> Option<Bytes> {
+        let t = self.take_while(is_token);
+        if t.is_empty() {
+            None
+        } else {
+            Some(t)
+        }
+    }
+
+    /// A quoted string including its quotes; `None` if unterminated (RFC 3261 §25.1:
+    /// `quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)`).
+    pub fn take_quoted(&mut self) -> Option<Bytes> {
+        let s = self.pos;
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let mut i = self.pos + 1;
+        while i < self.end {
+            match self.buf[i] {
+                b'\\' => i += 2,
+                b'"' => {
+                    self.pos = i + 1;
+                    return Some(self.buf.slice(s..self.pos));
+                }
+                b'\r' | b'\n' => return None,
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    pub fn rest(&self) -> Bytes {
+        self.buf.slice(self.pos..self.end)
+    }
+}
+
+/// Undoes quoted-pairs inside a quoted string (given with its quotes).
+pub(crate) fn unquote(q: &Bytes) -> Bytes {
+    if q.len() < 2 || q[0] != b'"' {
+        return q.clone();
+    }
+    let inner = q.slice(1..q.len() - 1);
+    if !inner.contains(&b'\\') {
+        return inner;
+    }
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        if inner[i] == b'\\' && i + 1 < inner.len() {
+            out.push(inner[i + 1]);
+            i += 2;
+        } else {
+            out.push(inner[i]);
+            i += 1;
+        }
+    }
+    Bytes::from(out)
+}
+
+/// Puts `s` in quotes, escaping `"` and `\` (for printing a display name).
+pub(crate) fn quote(s: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in s {
+        if c == b'"' || c == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(c);
+    }
+    out.push(b'"');
+}
+
+/// Splits a comma-separated header value into its elements, respecting quoted strings
+/// and `<...>` (RFC 3261 §7.3.1). Elements are trimmed; empty elements are kept so the
+/// caller can decide whether they are an error.
+pub(crate) fn split_list(v: &Bytes) -> ListIter<'_> {
+    ListIter { v, pos: 0, done: false }
+}
+
+pub(crate) struct ListIter<'a> {
+    v: &'a Bytes,
+    pos: usize,
+    done: bool,
+}
+
+impl Iterator for ListIter<'_> {
+    type Item = Bytes;
+    fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let b = &self.v[..];
+        let start = self.pos;
+        let mut i = start;
+        let mut in_quote = false;
+        let mut in_angle = false;
+        while i < b.len() {
+            let c = b[i];
+            if in_quote {
+                if c == b'\\' {
+                    i += 1;
+                } else if c == b'"' {
+                    in_quote = false;
+                }
+            } else {
+                match c {
+                    b'"' => in_quote = true,
+                    b'<' => in_angle = true,
+                    b'>' => in_angle = false,
+                    b',' if !in_angle => break,
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        let end = i.min(b.len());
+        if end >= b.len() {
+            self.done = true;
+        } else {
+            self.pos = end + 1;
+        }
+        let (s, e) = trim(&b[start..end]);
+        Some(self.v.slice(start + s..start + e))
+    }
+}
+
+/// Parses a decimal number with leading zeros allowed; `None` on overflow of `u64`,
+/// empty input or a non-digit.
+pub(crate) fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(n)
+}
+
+pub(crate) fn parse_u32(b: &[u8]) -> Option<u32> {
+    parse_u64(b).and_then(|n| u32::try_from(n).ok())
+}
+
+/// Decodes `%HH` escapes (RFC 3261 §19.1.2, RFC 3986 §2.1). A `%` not followed by two
+/// hex digits is kept literally. Returns the input itself when nothing is escaped.
+pub(crate) fn unescape(b: &Bytes) -> Bytes {
+    if !b.contains(&b'%') {
+        return b.clone();
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Bytes::from(out)
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Finds `needle` in `hay` starting at `from`.
+pub(crate) fn find(hay: &[u8], from: usize, needle: u8) -> Option<usize> {
+    hay.get(from..)?.iter().position(|&c| c == needle).map(|p| p + from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_respects_quotes_and_angles() {
+        let v = Bytes::from_static(b"\"a, b\" <sip:x@y;p=1,2>, <sip:z>;q=1 ,, last");
+        let items: Vec<Bytes> = split_list(&v).collect();
+        assert_eq!(
+            items,
+            vec![
+                Bytes::from_static(b"\"a, b\" <sip:x@y;p=1,2>"),
+                Bytes::from_static(b"<sip:z>;q=1"),
+                Bytes::new(),
+                Bytes::from_static(b"last"),
+            ]
+        );
+    }
+
+    #[test]
+    fn unescape_keeps_bad_escapes() {
+        assert_eq!(unescape(&Bytes::from_static(b"a%41%zz%4")), &b"aA%zz%4"[..]);
+        assert_eq!(unescape(&Bytes::from_static(b"%00-%00")), &b"\0-\0"[..]);
+    }
+
+    #[test]
+    fn numbers_do_not_wrap() {
+        assert_eq!(parse_u32(b"0009"), Some(9));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u64(b"99999999999999999999999"), None);
+        assert_eq!(parse_u32(b"-1"), None);
+    }
+}

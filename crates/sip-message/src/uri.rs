@@ -1,0 +1,636 @@
+//! URIs (RFC 3261 §19.1, §25.1): `sip`/`sips` with every part, `tel` (RFC 3966), and any
+//! other scheme kept as an opaque absolute URI.
+//!
+//! Parts are kept as they were received (escaped); `*_decoded` accessors undo `%HH`
+//! escapes, as URI comparison (§19.1.4) requires.
+
+use crate::scan::{self, is_ws, unescape, Cursor};
+use crate::text::Text;
+use bytes::Bytes;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A `;name[=value]` parameter (URI, Via or header parameter).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    name: Text,
+    value: Option<Bytes>,
+}
+
+impl Param {
+    /// A parameter with an optional value (the value is printed as given).
+    pub fn new(name: impl Into<Text>, value: Option<Bytes>) -> Param {
+        Param {
+            name: name.into(),
+            value,
+        }
+    }
+
+    /// The name as received.
+    pub fn name(&self) -> &Text {
+        &self.name
+    }
+
+    /// The value as received (quotes included for a quoted value); `None` when the
+    /// parameter has no `=value`.
+    pub fn value(&self) -> Option<&Bytes> {
+        self.value.as_ref()
+    }
+
+    /// The value with quotes and quoted-pairs undone.
+    pub fn value_unquoted(&self) -> Option<Bytes> {
+        self.value.as_ref().map(scan::unquote)
+    }
+}
+
+/// An ordered parameter list. Names compare case-insensitively (§19.1.4, §7.3.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(Vec<Param>);
+
+impl Params {
+    /// An empty list.
+    pub fn new() -> Params {
+        Params(Vec::new())
+    }
+
+    /// The parameter named `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&Param> {
+        self.0.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The value of `name` (`None` if absent or valueless).
+    pub fn value(&self, name: &str) -> Option<&Bytes> {
+        self.get(name).and_then(|p| p.value.as_ref())
+    }
+
+    /// The value of `name` as a string, if present, valued and UTF-8.
+    pub fn value_str(&self, name: &str) -> Option<&str> {
+        self.value(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Whether `name` is present (with or without value).
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets `name`, replacing an existing value in place or appending.
+    pub fn set(&mut self, name: &str, value: Option<Bytes>) {
+        match self.0.iter_mut().find(|p| p.name.eq_ignore_ascii_case(name)) {
+            Some(p) => p.value = value,
+            None => self.0.push(Param::new(name, value)),
+        }
+    }
+
+    /// Removes `name`; returns whether it was present.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let n = self.0.len();
+        self.0.retain(|p| !p.name.eq_ignore_ascii_case(name));
+        n != self.0.len()
+    }
+
+    /// All parameters in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Param> {
+        self.0.iter()
+    }
+
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn push(&mut self, p: Param) {
+        self.0.push(p)
+    }
+
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        for p in &self.0 {
+            out.push(b';');
+            out.extend_from_slice(p.name.as_bytes());
+            if let Some(v) = &p.value {
+                out.push(b'=');
+                out.extend_from_slice(v);
+            }
+        }
+    }
+
+    /// Parses `*( SWS ";" SWS name [ SWS "=" SWS value ] )` at the cursor, stopping at
+    /// the first byte that is not `;` (after white space). Values are tokens, quoted
+    /// strings, IPv6 references or (for URI parameters) `paramchar` runs.
+    pub(crate) fn parse(c: &mut Cursor<'_>, name_ok: fn(u8) -> bool, value_ok: fn(u8) -> bool) -> Result<Params, usize> {
+        let mut params = Params::new();
+        loop {
+            let save = c.pos;
+            c.skip_ws();
+            if c.peek() != Some(b';') {
+                c.pos = save;
+                return Ok(params);
+            }
+            c.pos += 1;
+            c.skip_ws();
+            let name = c.take_while(name_ok);
+            if name.is_empty() {
+                return Err(c.pos);
+            }
+            let save = c.pos;
+            c.skip_ws();
+            let value = if c.peek() == Some(b'=') {
+                c.pos += 1;
+                c.skip_ws();
+                let v = match c.peek() {
+                    Some(b'"') => c.take_quoted().ok_or(c.pos)?,
+                    Some(b'[') => {
+                        let s = c.pos;
+                        let e = scan::find(c.buf, s, b']').filter(|&e| e < c.end).ok_or(s)?;
+                        c.pos = e + 1;
+                        c.buf.slice(s..c.pos)
+                    }
+                    _ => c.take_while(value_ok),
+                };
+                if v.is_empty() {
+                    return Err(c.pos);
+                }
+                Some(v)
+            } else {
+                c.pos = save;
+                None
+            };
+            params.push(Param {
+                name: Text::from_checked(name),
+                value,
+            });
+        }
+    }
+}
+
+/// A host: domain name, IPv4 address or IPv6 reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    /// A domain name as received (compare case-insensitively).
+    Domain(Text),
+    /// An IPv4 address.
+    Ipv4(Ipv4Addr),
+    /// An IPv6 address (written `[…]` in URIs and Via).
+    Ipv6(Ipv6Addr),
+}
+
+impl Host {
+    /// Parses a host; `None` if it is empty or holds characters no host can have.
+    pub fn parse(b: &Bytes) -> Option<Host> {
+        if b.first() == Some(&b'[') {
+            if b.last() != Some(&b']') {
+                return None;
+            }
+            let s = std::str::from_utf8(&b[1..b.len() - 1]).ok()?;
+            return s.parse().ok().map(Host::Ipv6);
+        }
+        if b.is_empty() || !b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_') {
+            return None;
+        }
+        if b.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
+            if let Some(ip) = std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()) {
+                return Some(Host::Ipv4(ip));
+            }
+        }
+        Some(Host::Domain(Text::from_checked(b.clone())))
+    }
+
+    /// The address, when the host is an IP literal.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Host::Domain(_) => None,
+            Host::Ipv4(a) => Some(IpAddr::V4(*a)),
+            Host::Ipv6(a) => Some(IpAddr::V6(*a)),
+        }
+    }
+
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        match self {
+            Host::Domain(d) => out.extend_from_slice(d.as_bytes()),
+            Host::Ipv4(a) => {
+                let _ = write!(out, "{a}");
+            }
+            Host::Ipv6(a) => {
+                let _ = write!(out, "[{a}]");
+            }
+        }
+    }
+}
+
+impl From<IpAddr> for Host {
+    fn from(ip: IpAddr) -> Host {
+        match ip {
+            IpAddr::V4(a) => Host::Ipv4(a),
+            IpAddr::V6(a) => Host::Ipv6(a),
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut v = Vec::new();
+        self.write(&mut v);
+        f.write_str(&String::from_utf8_lossy(&v))
+    }
+}
+
+/// A `sip:` or `sips:` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUri {
+    secure: bool,
+    user: Option<Text>,
+    password: Option<Text>,
+    host: Host,
+    port: Option<u16>,
+    params: Params,
+    headers: Option<Text>,
+}
+
+/// `unreserved / escaped / user-unreserved` (user), `... / ":"`-free.
+fn is_user_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-_.!~*'()%&=+$,;?/".contains(&c)
+}
+
+fn is_password_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-_.!~*'()%&=+$,".contains(&c)
+}
+
+/// `paramchar` (§25.1): unreserved / escaped / `[]/:&+$`.
+pub(crate) fn is_paramchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-_.!~*'()%[]/:&+$".contains(&c)
+}
+
+fn is_header_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-_.!~*'()%[]/?:+$=&".contains(&c)
+}
+
+impl SipUri {
+    /// A URI `sip:host` (or `sips:` when `secure`).
+    pub fn new(secure: bool, host: Host) -> SipUri {
+        SipUri {
+            secure,
+            user: None,
+            password: None,
+            host,
+            port: None,
+            params: Params::new(),
+            headers: None,
+        }
+    }
+
+    /// Builder: sets the user part (given escaped, as it goes on the wire).
+    pub fn with_user(mut self, user: impl Into<Text>) -> SipUri {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Builder: sets the port.
+    pub fn with_port(mut self, port: u16) -> SipUri {
+        self.port = Some(port);
+        self
+    }
+
+    /// Builder: adds a URI parameter.
+    pub fn with_param(mut self, name: &str, value: Option<&str>) -> SipUri {
+        self.params.set(name, value.map(|v| Bytes::copy_from_slice(v.as_bytes())));
+        self
+    }
+
+    /// `sips`?
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+    /// The user part as received (escaped).
+    pub fn user(&self) -> Option<&Text> {
+        self.user.as_ref()
+    }
+    /// The user part with `%HH` escapes undone (may hold any octet, NUL included).
+    pub fn user_decoded(&self) -> Option<Bytes> {
+        self.user.as_ref().map(|u| unescape(u.as_bytes()))
+    }
+    /// The password as received.
+    pub fn password(&self) -> Option<&Text> {
+        self.password.as_ref()
+    }
+    /// The host.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+    /// The explicit port, if any.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+    /// URI parameters (`;transport=`, `;lr`, `;maddr=` …).
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    /// Mutable URI parameters.
+    pub fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+    /// The escaped headers part after `?`, as received.
+    pub fn headers(&self) -> Option<&Text> {
+        self.headers.as_ref()
+    }
+    /// Removes the `?headers` part (it must never appear in a Request-URI, §19.1.1).
+    pub fn clear_headers(&mut self) {
+        self.headers = None;
+    }
+    /// Sets the user part.
+    pub fn set_user(&mut self, user: Option<Text>) {
+        self.user = user;
+    }
+    /// Sets the host.
+    pub fn set_host(&mut self, host: Host) {
+        self.host = host;
+    }
+    /// Sets the port.
+    pub fn set_port(&mut self, port: Option<u16>) {
+        self.port = port;
+    }
+
+    /// Parses the text after `sip:` / `sips:`.
+    fn parse_rest(secure: bool, b: &Bytes, start: usize) -> Result<SipUri, usize> {
+        let end = b.len();
+        let (mut user, mut password) = (None, None);
+        let mut pos = start;
+        if let Some(at) = scan::find(b, start, b'@') {
+            let info = &b[start..at];
+            let colon = info.iter().position(|&c| c == b':');
+            let ue = colon.map_or(at, |c| start + c);
+            if ue == start || !b[start..ue].iter().all(|&c| is_user_char(c)) {
+                return Err(start);
+            }
+            user = Some(Text::from_checked(b.slice(start..ue)));
+            if colon.is_some() {
+                if !b[ue + 1..at].iter().all(|&c| is_password_char(c)) {
+                    return Err(ue + 1);
+                }
+                password = Some(Text::from_checked(b.slice(ue + 1..at)));
+            }
+            pos = at + 1;
+        }
+        // host
+        let hs = pos;
+        if b.get(pos) == Some(&b'[') {
+            pos = scan::find(b, pos, b']').ok_or(pos)? + 1;
+        } else {
+            while pos < end && !matches!(b[pos], b':' | b';' | b'?') {
+                pos += 1;
+            }
+        }
+        let host = Host::parse(&b.slice(hs..pos)).ok_or(hs)?;
+        let mut port = None;
+        if b.get(pos) == Some(&b':') {
+            let ps = pos + 1;
+            pos = ps;
+            while pos < end && b[pos].is_ascii_digit() {
+                pos += 1;
+            }
+            port = Some(scan::parse_u64(&b[ps..pos]).and_then(|p| u16::try_from(p).ok()).ok_or(ps)?);
+        }
+        let mut c = Cursor::range(b, pos, end);
+        let params = Params::parse(&mut c, is_paramchar, is_paramchar)?;
+        let mut headers = None;
+        if c.peek() == Some(b'?') {
+            let hs = c.pos + 1;
+            if hs >= end || !b[hs..end].iter().all(|&c| is_header_char(c)) {
+                return Err(hs);
+            }
+            headers = Some(Text::from_checked(b.slice(hs..end)));
+            c.pos = end;
+        }
+        if !c.at_end() {
+            return Err(c.pos);
+        }
+        Ok(SipUri {
+            secure,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
+    }
+
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(if self.secure { b"sips:" } else { b"sip:" });
+        if let Some(u) = &self.user {
+            out.extend_from_slice(u.as_bytes());
+            if let Some(p) = &self.password {
+                out.push(b':');
+                out.extend_from_slice(p.as_bytes());
+            }
+            out.push(b'@');
+        }
+        self.host.write(out);
+        if let Some(p) = self.port {
+            use std::io::Write;
+            let _ = write!(out, ":{p}");
+        }
+        self.params.write(out);
+        if let Some(h) = &self.headers {
+            out.push(b'?');
+            out.extend_from_slice(h.as_bytes());
+        }
+    }
+}
+
+/// A `tel:` URI (RFC 3966): the number and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelUri {
+    number: Text,
+    params: Params,
+}
+
+impl TelUri {
+    /// The subscriber number as received (`+1-201-555-0123`, `7042;phone-context=…` minus
+    /// the parameters).
+    pub fn number(&self) -> &Text {
+        &self.number
+    }
+    /// The parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+/// Any URI: SIP, tel, or another scheme kept opaque.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uri {
+    /// `sip:` or `sips:`.
+    Sip(SipUri),
+    /// `tel:`.
+    Tel(TelUri),
+    /// Any other absolute URI, unparsed: scheme and the rest after `:`.
+    Other {
+        /// The scheme as received.
+        scheme: Text,
+        /// Everything after the colon.
+        rest: Text,
+    },
+}
+
+impl Uri {
+    /// Parses a complete URI (no surrounding white space or brackets).
+    pub fn parse(b: &Bytes) -> Result<Uri, usize> {
+        let colon = scan::find(b, 0, b':').ok_or(0usize)?;
+        let scheme = &b[..colon];
+        if scheme.is_empty()
+            || !scheme[0].is_ascii_alphabetic()
+            || !scheme.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        {
+            return Err(0);
+        }
+        if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+            let secure = scheme.len() == 4;
+            return SipUri::parse_rest(secure, b, colon + 1).map(Uri::Sip);
+        }
+        // Every other scheme: printable ASCII, no white space (RFC 3986 characters).
+        let rest = &b[colon + 1..];
+        if let Some(i) = rest.iter().position(|&c| !(0x21..0x7f).contains(&c) || matches!(c, b'<' | b'>' | b'"')) {
+            return Err(colon + 1 + i);
+        }
+        if scheme.eq_ignore_ascii_case(b"tel") {
+            let mut c = Cursor::range(b, colon + 1, b.len());
+            let number = c.take_while(|ch| ch != b';');
+            if number.is_empty() {
+                return Err(colon + 1);
+            }
+            let params = Params::parse(&mut c, is_paramchar, is_paramchar)?;
+            if !c.at_end() {
+                return Err(c.pos);
+            }
+            return Ok(Uri::Tel(TelUri {
+                number: Text::from_checked(number),
+                params,
+            }));
+        }
+        Ok(Uri::Other {
+            scheme: Text::from_checked(b.slice(..colon)),
+            rest: Text::from_checked(b.slice(colon + 1..)),
+        })
+    }
+
+    /// Parses from a string (convenience for tests and configuration).
+    pub fn parse_str(s: &str) -> Result<Uri, usize> {
+        Uri::parse(&Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    /// The SIP URI, if this is one.
+    pub fn as_sip(&self) -> Option<&SipUri> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// The scheme, lower case for the known ones.
+    pub fn scheme(&self) -> &str {
+        match self {
+            Uri::Sip(u) if u.secure => "sips",
+            Uri::Sip(_) => "sip",
+            Uri::Tel(_) => "tel",
+            Uri::Other { scheme, .. } => scheme,
+        }
+    }
+
+    /// Appends the URI in wire form.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Uri::Sip(u) => u.write(out),
+            Uri::Tel(t) => {
+                out.extend_from_slice(b"tel:");
+                out.extend_from_slice(t.number.as_bytes());
+                t.params.write(out);
+            }
+            Uri::Other { scheme, rest } => {
+                out.extend_from_slice(scheme.as_bytes());
+                out.push(b':');
+                out.extend_from_slice(rest.as_bytes());
+            }
+        }
+    }
+}
+
+impl From<SipUri> for Uri {
+    fn from(u: SipUri) -> Uri {
+        Uri::Sip(u)
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut v = Vec::with_capacity(64);
+        self.write(&mut v);
+        f.write_str(&String::from_utf8_lossy(&v))
+    }
+}
+
+/// Whether `b` holds white space anywhere (used to refuse `sip:a@b; lr`).
+pub(crate) fn has_ws(b: &[u8]) -> bool {
+    b.iter().any(|&c| is_ws(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sip(s: &str) -> SipUri {
+        match Uri::parse_str(s) {
+            Ok(Uri::Sip(u)) => u,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_sip_uri() {
+        let u = sip("sips:alice:secret@[2001:db8::1]:5061;transport=tls;lr?Subject=hi&X=1");
+        assert!(u.is_secure());
+        assert_eq!(u.user().map(|t| t.as_str()), Some("alice"));
+        assert_eq!(u.password().map(|t| t.as_str()), Some("secret"));
+        assert_eq!(u.host(), &Host::Ipv6("2001:db8::1".parse().expect("v6")));
+        assert_eq!(u.port(), Some(5061));
+        assert_eq!(u.params().value_str("transport"), Some("tls"));
+        assert!(u.params().contains("LR"));
+        assert_eq!(u.headers().map(|t| t.as_str()), Some("Subject=hi&X=1"));
+        let mut out = Vec::new();
+        u.write(&mut out);
+        assert_eq!(out, b"sips:alice:secret@[2001:db8::1]:5061;transport=tls;lr?Subject=hi&X=1");
+    }
+
+    #[test]
+    fn user_with_semicolon_and_escapes() {
+        let u = sip("sip:user;par=u%40example.net@example.com");
+        assert_eq!(u.user_decoded().as_deref(), Some(&b"user;par=u@example.net"[..]));
+        assert_eq!(u.host(), &Host::Domain(Text::from("example.com")));
+        assert!(u.params().is_empty());
+    }
+
+    #[test]
+    fn tel_and_other_schemes() {
+        match Uri::parse_str("tel:+1-201-555-0123;phone-context=example.com") {
+            Ok(Uri::Tel(t)) => {
+                assert_eq!(t.number(), "+1-201-555-0123");
+                assert_eq!(t.params().value_str("phone-context"), Some("example.com"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let u = Uri::parse_str("soap.beep://192.0.2.103:3002").expect("opaque");
+        assert_eq!(u.scheme(), "soap.beep");
+        assert_eq!(u.to_string(), "soap.beep://192.0.2.103:3002");
+    }
+
+    #[test]
+    fn bad_uris() {
+        for s in ["sip:", "sip:@host", "sip:a@", "sip:a@host:99999", "sip:a@host;", "sip:a b@c", "nocolon", "1x:y", "sip:a@h;lr?"] {
+            assert!(Uri::parse_str(s).is_err(), "{s} should fail");
+        }
+    }
+}
