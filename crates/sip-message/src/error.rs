@@ -72,6 +72,7 @@ impl ErrorKind {
 pub struct ParseError {
     kind: ErrorKind,
     offset: u32,
+    response: bool,
 }
 
 impl ParseError {
@@ -81,7 +82,23 @@ impl ParseError {
         } else {
             offset as u32
         };
-        ParseError { kind, offset }
+        ParseError {
+            kind,
+            offset,
+            response: false,
+        }
+    }
+
+    /// Marks the error as found in a response (its start line was a Status-Line).
+    pub(crate) const fn in_response(mut self) -> ParseError {
+        self.response = true;
+        self
+    }
+
+    /// Whether the broken message was a response: it must be dropped, never answered
+    /// (RFC 3261 §18.1.2).
+    pub const fn is_response(&self) -> bool {
+        self.response
     }
 
     /// The kind of failure.

@@ -129,6 +129,9 @@ pub struct Header {
     name_text: Text,
     value: Bytes,
     raw: Option<Bytes>,
+    /// Byte offset of the row in the message it was parsed from (0 when built); used
+    /// only to place errors.
+    offset: u32,
 }
 
 impl Header {
@@ -139,6 +142,7 @@ impl Header {
             name_text: Text::from_static(name.as_str()),
             value: value.into(),
             raw: None,
+            offset: 0,
         }
     }
 
@@ -155,16 +159,23 @@ impl Header {
             name_text,
             value: value.into(),
             raw: None,
+            offset: 0,
         }
     }
 
-    pub(crate) fn parsed(name: HeaderName, name_text: Text, value: Bytes, raw: Bytes) -> Header {
+    pub(crate) fn parsed(name: HeaderName, name_text: Text, value: Bytes, raw: Bytes, offset: usize) -> Header {
         Header {
             name,
             name_text,
             value,
             raw: Some(raw),
+            offset: u32::try_from(offset).unwrap_or(u32::MAX),
         }
+    }
+
+    /// Where the row started in the parsed message (0 for a built row).
+    pub fn offset(&self) -> usize {
+        self.offset as usize
     }
 
     /// The recognised name (`Other` for extension headers).
@@ -354,7 +365,7 @@ mod tests {
         h.push(Header::new(HeaderName::Subject, "a, b"));
         h.push(Header::new(HeaderName::Allow, "BYE,,CANCEL"));
         let v: Vec<Bytes> = h.values(HeaderName::Allow).collect();
-        assert_eq!(v, ["INVITE", "ACK", "BYE", "CANCEL"].map(Bytes::from_static));
+        assert_eq!(v, [&b"INVITE"[..], b"ACK", b"BYE", b"CANCEL"].map(Bytes::from_static));
         let s: Vec<Bytes> = h.values(HeaderName::Subject).collect();
         assert_eq!(s, [Bytes::from_static(b"a, b")]);
         h.set(Header::new(HeaderName::Allow, "OPTIONS"));

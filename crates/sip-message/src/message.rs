@@ -2,6 +2,7 @@
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::{Header, HeaderName, Headers};
+use crate::parse::{RawMessage, StartLine};
 use crate::name_addr::{Contacts, NameAddr};
 use crate::scan::{self, split_list};
 use crate::text::Text;
@@ -70,109 +71,133 @@ fn bad(name: HeaderName, offset: usize) -> ParseError {
     ParseError::new(ErrorKind::BadHeader(name), offset)
 }
 
-/// The single row of a single-valued header: missing → `None`, several → error.
-fn single<'a>(rows: &[(&'a Header, usize)]) -> Result<Option<(&'a Header, usize)>, ParseError> {
-    match rows {
-        [] => Ok(None),
-        [one] => Ok(Some(*one)),
-        [first, second, ..] => Err(ParseError::new(ErrorKind::MultipleValues(first.0.name()), second.1)),
+/// Takes the one row of a single-valued header; a second row is an error (RFC 4475
+/// `multi01`), even when it repeats the same value.
+fn once<'a>(slot: &mut Option<&'a Header>, h: &'a Header) -> Result<(), ParseError> {
+    if slot.is_some() {
+        return Err(ParseError::new(ErrorKind::MultipleValues(h.name()), h.offset()));
     }
+    *slot = Some(h);
+    Ok(())
 }
 
-fn addr_list(rows: &[(&Header, usize)], name: HeaderName) -> Result<Vec<NameAddr>, ParseError> {
-    let mut out = Vec::new();
-    for (h, off) in rows {
-        for item in split_list(h.value()) {
-            if item.is_empty() {
-                return Err(bad(name, *off));
-            }
-            out.push(NameAddr::parse(&item).map_err(|_| bad(name, *off))?);
+/// Appends every address of a name-addr list row; empty elements are errors
+/// (RFC 4475 `badinv01`).
+fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
+    for item in split_list(h.value()) {
+        if item.is_empty() {
+            return Err(bad(h.name(), h.offset()));
         }
+        out.push(NameAddr::parse(&item).map_err(|e| bad(h.name(), h.offset() + e.min(1)))?);
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Call-ID = word [ "@" word ] (§25.1).
+fn is_call_id(v: &[u8]) -> bool {
+    let mut parts = v.split(|&c| c == b'@');
+    let ok = |w: Option<&[u8]>| w.is_some_and(|w| !w.is_empty() && w.iter().all(|&c| scan::is_word(c)));
+    let first = parts.next();
+    match (parts.next(), parts.next()) {
+        (None, _) => ok(first),
+        (Some(host), None) => ok(first) && ok(Some(host)),
+        _ => false,
+    }
 }
 
 impl Core {
-    /// Extracts and checks the core headers. `offsets[i]` is where row `i` starts.
-    pub fn extract(headers: &Headers, offsets: &[usize]) -> Result<Core, ParseError> {
-        let off = |i: usize| offsets.get(i).copied().unwrap_or(0);
-        let mut vias: Vec<(&Header, usize)> = Vec::new();
-        let (mut from, mut to, mut call_id, mut cseq, mut mf) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut contact, mut route, mut rr, mut ctype) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (i, h) in headers.iter().enumerate() {
-            let slot = match h.name() {
-                HeaderName::Via => &mut vias,
-                HeaderName::From => &mut from,
-                HeaderName::To => &mut to,
-                HeaderName::CallId => &mut call_id,
-                HeaderName::CSeq => &mut cseq,
-                HeaderName::MaxForwards => &mut mf,
-                HeaderName::Contact => &mut contact,
-                HeaderName::Route => &mut route,
-                HeaderName::RecordRoute => &mut rr,
-                HeaderName::ContentType => &mut ctype,
-                _ => continue,
-            };
-            slot.push((h, off(i)));
-        }
-        let end = offsets.last().copied().unwrap_or(0);
-        let missing = |n| ParseError::new(ErrorKind::MissingHeader(n), end);
+    /// Whether rows of this name feed the core.
+    pub fn is_core(name: HeaderName) -> bool {
+        matches!(
+            name,
+            HeaderName::Via
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CallId
+                | HeaderName::CSeq
+                | HeaderName::MaxForwards
+                | HeaderName::Contact
+                | HeaderName::Route
+                | HeaderName::RecordRoute
+                | HeaderName::ContentType
+        )
+    }
 
-        // Via: the top value is parsed; every value must at least be non-empty (RFC 4475
-        // badinv01). The rest are parsed on demand.
-        let (top_row, top_off) = *vias.first().ok_or_else(|| missing(HeaderName::Via))?;
+    /// Extracts and checks the core headers in one pass over the rows. Only the top Via
+    /// is parsed; the others must be non-empty and are parsed on demand.
+    pub fn extract(headers: &Headers) -> Result<Core, ParseError> {
+        let mut top_via: Option<(Bytes, &Header)> = None;
         let mut via_count = 0;
-        let mut top = None;
-        for (h, o) in &vias {
-            for item in split_list(h.value()) {
-                if item.is_empty() {
-                    return Err(bad(HeaderName::Via, *o));
+        let (mut from, mut to, mut call_id, mut cseq, mut mf, mut ctype) = (None, None, None, None, None, None);
+        let mut contacts = Contacts::None;
+        let mut routes = Vec::new();
+        let mut record_routes = Vec::new();
+        for h in headers {
+            match h.name() {
+                HeaderName::Via => {
+                    for item in split_list(h.value()) {
+                        if item.is_empty() {
+                            return Err(bad(HeaderName::Via, h.offset()));
+                        }
+                        if top_via.is_none() {
+                            top_via = Some((item, h));
+                        }
+                        via_count += 1;
+                    }
                 }
-                if top.is_none() {
-                    top = Some(item);
+                HeaderName::From => once(&mut from, h)?,
+                HeaderName::To => once(&mut to, h)?,
+                HeaderName::CallId => once(&mut call_id, h)?,
+                HeaderName::CSeq => once(&mut cseq, h)?,
+                HeaderName::MaxForwards => once(&mut mf, h)?,
+                HeaderName::ContentType => once(&mut ctype, h)?,
+                HeaderName::Contact => {
+                    // `*` is only valid as the one and only Contact value (§10.2.2).
+                    let star = h.value().as_ref() == b"*";
+                    contacts = match (contacts, star) {
+                        (Contacts::None, true) => Contacts::Star,
+                        (Contacts::None, false) => {
+                            let mut v = Vec::with_capacity(1);
+                            push_addrs(&mut v, h)?;
+                            Contacts::List(v)
+                        }
+                        (Contacts::List(mut v), false) => {
+                            push_addrs(&mut v, h)?;
+                            Contacts::List(v)
+                        }
+                        _ => return Err(bad(HeaderName::Contact, h.offset())),
+                    };
                 }
-                via_count += 1;
+                HeaderName::Route => push_addrs(&mut routes, h)?,
+                HeaderName::RecordRoute => push_addrs(&mut record_routes, h)?,
+                _ => {}
             }
         }
-        let top = top.ok_or_else(|| bad(HeaderName::Via, top_off))?;
-        let via = Via::parse(&top).map_err(|e| bad(HeaderName::Via, top_off + e.min(top_row.value().len())))?;
+        let end = headers.iter().last().map_or(0, Header::offset);
+        let missing = |n| ParseError::new(ErrorKind::MissingHeader(n), end);
 
-        let name_addr = |rows: &[(&Header, usize)], n: HeaderName| -> Result<NameAddr, ParseError> {
-            let (h, o) = single(rows)?.ok_or_else(|| missing(n))?;
-            NameAddr::parse(h.value()).map_err(|_| bad(n, o))
+        let (top, via_row) = top_via.ok_or_else(|| missing(HeaderName::Via))?;
+        let via = Via::parse(&top).map_err(|_| bad(HeaderName::Via, via_row.offset()))?;
+        let addr = |row: Option<&Header>, n: HeaderName| -> Result<NameAddr, ParseError> {
+            let h = row.ok_or_else(|| missing(n))?;
+            NameAddr::parse(h.value()).map_err(|_| bad(n, h.offset()))
         };
-        let from = name_addr(&from, HeaderName::From)?;
-        let to = name_addr(&to, HeaderName::To)?;
-
-        let (cid, cid_off) = single(&call_id)?.ok_or_else(|| missing(HeaderName::CallId))?;
-        let cid_v = scan::trim_bytes(cid.value());
-        // Call-ID = word [ "@" word ]
-        let at = cid_v.iter().filter(|&&c| c == b'@').count();
-        if cid_v.is_empty() || at > 1 || !cid_v.iter().all(|&c| scan::is_word(c) || c == b'@') || cid_v[0] == b'@' || cid_v[cid_v.len() - 1] == b'@' {
-            return Err(bad(HeaderName::CallId, cid_off));
+        let from = addr(from, HeaderName::From)?;
+        let to = addr(to, HeaderName::To)?;
+        let cid = call_id.ok_or_else(|| missing(HeaderName::CallId))?;
+        if !is_call_id(cid.value()) {
+            return Err(bad(HeaderName::CallId, cid.offset()));
         }
-        let call_id = Text::from_checked(cid_v);
-
-        let (cs, cs_off) = single(&cseq)?.ok_or_else(|| missing(HeaderName::CSeq))?;
-        let cseq = CSeq::parse(cs.value()).map_err(|_| bad(HeaderName::CSeq, cs_off))?;
-
-        let max_forwards = match single(&mf)? {
+        let call_id = Text::from_checked(cid.value().clone());
+        let cs = cseq.ok_or_else(|| missing(HeaderName::CSeq))?;
+        let cseq = CSeq::parse(cs.value()).map_err(|_| bad(HeaderName::CSeq, cs.offset()))?;
+        let max_forwards = match mf {
             None => None,
-            Some((h, o)) => Some(scan::parse_u32(&scan::trim_bytes(h.value())).ok_or_else(|| bad(HeaderName::MaxForwards, o))?),
+            Some(h) => Some(scan::parse_u32(h.value()).ok_or_else(|| bad(HeaderName::MaxForwards, h.offset()))?),
         };
-
-        let contacts = if contact.is_empty() {
-            Contacts::None
-        } else if contact.len() == 1 && scan::trim_bytes(contact[0].0.value()).as_ref() == b"*" {
-            Contacts::Star
-        } else {
-            Contacts::List(addr_list(&contact, HeaderName::Contact)?)
-        };
-        let routes = addr_list(&route, HeaderName::Route)?;
-        let record_routes = addr_list(&rr, HeaderName::RecordRoute)?;
-        let content_type = match single(&ctype)? {
+        let content_type = match ctype {
             None => None,
-            Some((h, o)) => Some(MediaType::parse(h.value()).map_err(|_| bad(HeaderName::ContentType, o))?),
+            Some(h) => Some(MediaType::parse(h.value()).map_err(|_| bad(HeaderName::ContentType, h.offset()))?),
         };
         Ok(Core {
             via,
@@ -213,7 +238,7 @@ macro_rules! common_accessors {
             let mut out = Vec::with_capacity(self.core.via_count);
             for h in self.headers.get_all(HeaderName::Via) {
                 for item in split_list(h.value()) {
-                    out.push(Via::parse(&item).map_err(|e| bad(HeaderName::Via, e))?);
+                    out.push(Via::parse(&item).map_err(|_| bad(HeaderName::Via, h.offset()))?);
                 }
             }
             Ok(out)
@@ -254,58 +279,54 @@ macro_rules! common_accessors {
         pub fn content_type(&self) -> Option<&MediaType> {
             self.core.content_type.as_ref()
         }
-        /// Appends a header row and re-extracts the core if it is a core header.
+        /// Appends a header row. Fails, changing nothing, if it breaks a core header.
         pub fn push_header(&mut self, h: Header) -> Result<(), ParseError> {
-            let n = h.name();
-            self.headers.push(h);
-            self.refresh(n)
+            self.edit_headers(h.name(), |rows| rows.push(h))
         }
         /// Inserts a header row at `index` (0 = top; e.g. a new top Via).
         pub fn insert_header(&mut self, index: usize, h: Header) -> Result<(), ParseError> {
-            let n = h.name();
-            self.headers.insert(index, h);
-            self.refresh(n)
+            self.edit_headers(h.name(), |rows| rows.insert(index, h))
         }
-        /// Replaces every row of that name with this one.
+        /// Replaces every row of that name with this one, at the place of the first.
         pub fn set_header(&mut self, h: Header) -> Result<(), ParseError> {
-            let n = h.name();
-            self.headers.set(h);
-            self.refresh(n)
+            self.edit_headers(h.name(), |rows| rows.set(h))
         }
-        /// Removes every row with this name.
+        /// Removes every row with this name; returns how many were removed.
         pub fn remove_header(&mut self, name: HeaderName) -> Result<usize, ParseError> {
-            let k = self.headers.remove(name);
-            self.refresh(name)?;
+            let mut k = 0;
+            self.edit_headers(name, |rows| k = rows.remove(name))?;
             Ok(k)
         }
         /// Replaces the body; `content_type` sets (or with `None` removes) Content-Type.
         pub fn set_body(&mut self, content_type: Option<&str>, body: Bytes) -> Result<(), ParseError> {
-            match content_type {
-                Some(ct) => self.headers.set(Header::new(HeaderName::ContentType, Bytes::copy_from_slice(ct.as_bytes()))),
+            self.edit_headers(HeaderName::ContentType, |rows| match content_type {
+                Some(ct) => rows.set(Header::new(HeaderName::ContentType, Bytes::copy_from_slice(ct.as_bytes()))),
                 None => {
-                    self.headers.remove(HeaderName::ContentType);
+                    rows.remove(HeaderName::ContentType);
+                }
+            })?;
+            self.body = body;
+            Ok(())
+        }
+        /// Applies `f` to the rows; when a core header changed, extracts the core again
+        /// and, if that fails, puts the rows back as they were.
+        fn edit_headers(&mut self, name: HeaderName, f: impl FnOnce(&mut Headers)) -> Result<(), ParseError> {
+            if !Core::is_core(name) {
+                f(&mut self.headers);
+                return Ok(());
+            }
+            let before = self.headers.clone();
+            f(&mut self.headers);
+            match Core::extract(&self.headers) {
+                Ok(core) => {
+                    self.core = core;
+                    Ok(())
+                }
+                Err(e) => {
+                    self.headers = before;
+                    Err(e)
                 }
             }
-            self.body = body;
-            self.refresh(HeaderName::ContentType)
-        }
-        fn refresh(&mut self, name: HeaderName) -> Result<(), ParseError> {
-            if matches!(
-                name,
-                HeaderName::Via
-                    | HeaderName::From
-                    | HeaderName::To
-                    | HeaderName::CallId
-                    | HeaderName::CSeq
-                    | HeaderName::MaxForwards
-                    | HeaderName::Contact
-                    | HeaderName::Route
-                    | HeaderName::RecordRoute
-                    | HeaderName::ContentType
-            ) {
-                self.core = Core::extract(&self.headers, &[])?;
-            }
-            Ok(())
         }
         /// Appends the message in wire form: the start line canonically, header rows
         /// as received (or canonically if built), Content-Length recomputed from the body.
@@ -377,7 +398,7 @@ pub struct Request {
 impl Request {
     /// Assembles a request from parts; the core headers must be present and valid.
     pub fn from_parts(method: Method, uri: Uri, headers: Headers, body: Bytes) -> Result<Request, ParseError> {
-        let core = Core::extract(&headers, &[])?;
+        let core = Core::extract(&headers)?;
         Ok(Request {
             method,
             uri,
@@ -432,7 +453,7 @@ impl Response {
         if !(100..=699).contains(&status) {
             return Err(ParseError::new(ErrorKind::BadStatusCode, 0));
         }
-        let core = Core::extract(&headers, &[])?;
+        let core = Core::extract(&headers)?;
         Ok(Response {
             status,
             reason,
@@ -554,4 +575,95 @@ impl From<Response> for Message {
     fn from(r: Response) -> Message {
         Message::Response(r)
     }
+}
+
+/// `SIP-Version` must be `SIP/2.0` (case-insensitive, §7.1); another `SIP/x` is 505
+/// (§8.2.1), anything else is not a start line at all.
+fn check_version(v: &[u8], offset: usize) -> Result<(), ParseError> {
+    if v.eq_ignore_ascii_case(b"SIP/2.0") {
+        Ok(())
+    } else if v.len() > 4 && v[..4].eq_ignore_ascii_case(b"SIP/") {
+        Err(ParseError::new(ErrorKind::VersionNotSupported, offset))
+    } else {
+        Err(ParseError::new(ErrorKind::BadStartLine, offset))
+    }
+}
+
+impl Message {
+    /// Parses one datagram (see [`RawMessage::parse_datagram`] for the framing rules).
+    pub fn parse(data: Bytes) -> Result<Message, ParseError> {
+        Message::from_raw(RawMessage::parse_datagram(data)?)
+    }
+
+    /// Interprets a framed message: the version (505), the method token, the
+    /// Request-URI (no brackets, no white space, no `?headers`: RFC 4475 `ltgtruri`,
+    /// `lwsruri`, `escruri`), the status code (three digits, 100–699), the core headers
+    /// and the CSeq method (§8.2: must equal the request method).
+    pub fn from_raw(raw: RawMessage) -> Result<Message, ParseError> {
+        let so = raw.start_offset as usize;
+        match raw.start {
+            StartLine::Request {
+                method,
+                uri,
+                version,
+                uri_offset,
+            } => {
+                let uo = uri_offset as usize;
+                check_version(&version, uo + uri.len() + 1)?;
+                let method = Method::from_token(&method).ok_or(ParseError::new(ErrorKind::BadStartLine, so))?;
+                let uri = Uri::parse(&uri).map_err(|e| ParseError::new(ErrorKind::BadRequestUri, uo + e))?;
+                if uri.as_sip().is_some_and(|u| u.headers().is_some()) {
+                    return Err(ParseError::new(ErrorKind::BadRequestUri, uo));
+                }
+                let core = Core::extract(&raw.headers)?;
+                if core.cseq.method != method {
+                    let at = raw.headers.get(HeaderName::CSeq).map_or(0, Header::offset);
+                    return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, at));
+                }
+                Ok(Message::Request(Request {
+                    method,
+                    uri,
+                    headers: raw.headers,
+                    body: raw.body,
+                    core,
+                }))
+            }
+            StartLine::Response { version, code, reason } => {
+                let r = |e: ParseError| e.in_response();
+                check_version(&version, so).map_err(r)?;
+                let status = match scan::parse_u32(&code) {
+                    Some(n) if code.len() == 3 && (100..=699).contains(&n) => n as u16,
+                    _ => return Err(r(ParseError::new(ErrorKind::BadStatusCode, so + version.len() + 1))),
+                };
+                let core = Core::extract(&raw.headers).map_err(r)?;
+                Ok(Message::Response(Response {
+                    status,
+                    reason,
+                    headers: raw.headers,
+                    body: raw.body,
+                    core,
+                }))
+            }
+        }
+    }
+}
+
+/// What one datagram, or one unit of a stream, carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// A SIP message.
+    Message(Message),
+    /// A keep-alive "ping": a double CRLF (RFC 5626 §4.4.1); a server answers with a pong.
+    Ping,
+    /// A keep-alive "pong": a single CRLF, the answer to our ping.
+    Pong,
+}
+
+/// Parses one UDP datagram: a message, or a keep-alive made only of CR and LF octets
+/// (four or more: ping; fewer: pong).
+pub fn parse_datagram(data: Bytes) -> Result<Frame, ParseError> {
+    if !data.is_empty() && data.iter().all(|&c| c == b'\r' || c == b'\n') {
+        return Ok(if data.len() >= 4 { Frame::Ping } else { Frame::Pong });
+    }
+    Message::parse(data).map(Frame::Message)
 }

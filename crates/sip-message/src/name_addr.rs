@@ -2,7 +2,6 @@
 //! Record-Route, Reply-To …), RFC 3261 §20.10, §25.1.
 
 use crate::scan::{self, is_token, is_ws, Cursor};
-use crate::text::Text;
 use crate::uri::{Params, Uri};
 use bytes::Bytes;
 use std::fmt;
@@ -187,9 +186,6 @@ impl Contacts {
         }
     }
 }
-
-/// Name of the text type for display names, re-exported for convenience.
-pub type DisplayName = Text;
 
 #[cfg(test)]
 mod tests {

@@ -137,9 +137,6 @@ impl<'a> Cursor<'a> {
         None
     }
 
-    pub fn rest(&self) -> Bytes {
-        self.buf.slice(self.pos..self.end)
-    }
 }
 
 /// Undoes quoted-pairs inside a quoted string (given with its quotes).

@@ -4,7 +4,7 @@
 //! Parts are kept as they were received (escaped); `*_decoded` accessors undo `%HH`
 //! escapes, as URI comparison (§19.1.4) requires.
 
-use crate::scan::{self, is_ws, unescape, Cursor};
+use crate::scan::{self, unescape, Cursor};
 use crate::text::Text;
 use bytes::Bytes;
 use std::fmt;
@@ -573,10 +573,6 @@ impl fmt::Display for Uri {
     }
 }
 
-/// Whether `b` holds white space anywhere (used to refuse `sip:a@b; lr`).
-pub(crate) fn has_ws(b: &[u8]) -> bool {
-    b.iter().any(|&c| is_ws(c))
-}
 
 #[cfg(test)]
 mod tests {
