@@ -252,10 +252,7 @@ impl RequestBuilder {
         }
         let call_id = self.call_id.unwrap_or_else(|| ids.call_id());
         h.push(Header::new(HeaderName::CallId, Bytes::from(call_id)));
-        let cseq = CSeq {
-            seq: self.cseq,
-            method: self.method.clone(),
-        };
+        let cseq = CSeq { seq: self.cseq, method: self.method.clone() };
         h.push(Header::new(HeaderName::CSeq, cseq.to_bytes()));
         if let Some(c) = self.contact {
             h.push(Header::new(HeaderName::Contact, c.to_bytes()));
@@ -299,14 +296,7 @@ impl Request {
     /// CSeq copied, To copied with our tag added when it has none (except on 100, §8.2.6.2),
     /// and for 100 Trying the Timestamp copied (§8.2.6.1).
     pub fn reply(&self, status: u16) -> ResponseBuilder<'_> {
-        ResponseBuilder {
-            request: self,
-            status,
-            reason: None,
-            to_tag: None,
-            extra: Vec::new(),
-            body: None,
-        }
+        ResponseBuilder { request: self, status, reason: None, to_tag: None, extra: Vec::new(), body: None }
     }
 }
 
@@ -424,18 +414,20 @@ mod tests {
     #[test]
     fn missing_from_or_via_is_an_error() {
         let uri = Uri::parse_str("sip:bob@example.com").expect("uri");
-        let e = RequestBuilder::new(Method::Options, uri.clone()).via(Transport::Tcp, Host::Ipv4([127, 0, 0, 1].into()), None).build(&mut SeededIds::new(0));
+        let e = RequestBuilder::new(Method::Options, uri.clone())
+            .via(Transport::Tcp, Host::Ipv4([127, 0, 0, 1].into()), None)
+            .build(&mut SeededIds::new(0));
         assert_eq!(e.err().map(|e| e.kind()), Some(crate::ErrorKind::MissingHeader(HeaderName::From)));
-        let e = RequestBuilder::new(Method::Options, uri).from(NameAddr::new(Uri::parse_str("sip:a@b").expect("uri"))).build(&mut SeededIds::new(0));
+        let e = RequestBuilder::new(Method::Options, uri)
+            .from(NameAddr::new(Uri::parse_str("sip:a@b").expect("uri")))
+            .build(&mut SeededIds::new(0));
         assert_eq!(e.err().map(|e| e.kind()), Some(crate::ErrorKind::MissingHeader(HeaderName::Via)));
     }
 
     #[test]
     fn response_copies_per_8_2_6() {
         let wire = b"INVITE sip:bob@example.com SIP/2.0\r\nv: SIP/2.0/UDP p1;branch=z9hG4bKa\r\nVia: SIP/2.0/UDP p2;branch=z9hG4bKb, SIP/2.0/UDP p3;branch=z9hG4bKc\r\nTo: sip:bob@example.com\r\nf: <sip:a@b>;tag=x\r\ni: cid@h\r\nCSeq: 4 INVITE\r\nTimestamp: 54 0.5\r\nContent-Length: 0\r\n\r\n";
-        let Ok(Message::Request(req)) = Message::parse(Bytes::from_static(wire)) else {
-            panic!("parse")
-        };
+        let Ok(Message::Request(req)) = Message::parse(Bytes::from_static(wire)) else { panic!("parse") };
         let mut ids = SeededIds::new(3);
         let trying = req.reply(100).build(&mut ids).expect("100");
         assert_eq!(trying.to().tag(), None);

@@ -77,16 +77,8 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) const fn new(kind: ErrorKind, offset: usize) -> ParseError {
-        let offset = if offset > u32::MAX as usize {
-            u32::MAX
-        } else {
-            offset as u32
-        };
-        ParseError {
-            kind,
-            offset,
-            response: false,
-        }
+        let offset = if offset > u32::MAX as usize { u32::MAX } else { offset as u32 };
+        ParseError { kind, offset, response: false }
     }
 
     /// Marks the error as found in a response (its start line was a Status-Line).

@@ -3,6 +3,8 @@
 //! Headers are kept as rows in the order received. A row we only pass through keeps its
 //! exact bytes (`raw`) and is printed unchanged; a row we build is printed canonically.
 
+use crate::error::{ErrorKind, ParseError};
+use crate::name_addr::NameAddr;
 use crate::scan::{self, split_list};
 use crate::text::Text;
 use bytes::Bytes;
@@ -137,40 +139,18 @@ pub struct Header {
 impl Header {
     /// A header we build: printed canonically as `Name: value`.
     pub fn new(name: HeaderName, value: impl Into<Bytes>) -> Header {
-        Header {
-            name,
-            name_text: Text::from_static(name.as_str()),
-            value: value.into(),
-            raw: None,
-            offset: 0,
-        }
+        Header { name, name_text: Text::from_static(name.as_str()), value: value.into(), raw: None, offset: 0 }
     }
 
     /// An extension header we build.
     pub fn other(name: &str, value: impl Into<Bytes>) -> Header {
         let kind = HeaderName::from_bytes(name.as_bytes());
-        let name_text = if kind == HeaderName::Other {
-            Text::from(name)
-        } else {
-            Text::from_static(kind.as_str())
-        };
-        Header {
-            name: kind,
-            name_text,
-            value: value.into(),
-            raw: None,
-            offset: 0,
-        }
+        let name_text = if kind == HeaderName::Other { Text::from(name) } else { Text::from_static(kind.as_str()) };
+        Header { name: kind, name_text, value: value.into(), raw: None, offset: 0 }
     }
 
     pub(crate) fn parsed(name: HeaderName, name_text: Text, value: Bytes, raw: Bytes, offset: usize) -> Header {
-        Header {
-            name,
-            name_text,
-            value,
-            raw: Some(raw),
-            offset: u32::try_from(offset).unwrap_or(u32::MAX),
-        }
+        Header { name, name_text, value, raw: Some(raw), offset: u32::try_from(offset).unwrap_or(u32::MAX) }
     }
 
     /// Where the row started in the parsed message (0 for a built row).
@@ -239,9 +219,7 @@ impl Headers {
     }
 
     pub(crate) fn with_capacity(n: usize) -> Headers {
-        Headers {
-            rows: Vec::with_capacity(n),
-        }
+        Headers { rows: Vec::with_capacity(n) }
     }
 
     /// All rows, in order.
@@ -279,13 +257,34 @@ impl Headers {
     pub fn values(&self, name: HeaderName) -> impl Iterator<Item = Bytes> + '_ {
         let list = name.is_list();
         self.get_all(name).flat_map(move |h| {
-            let items: Vec<Bytes> = if list {
-                split_list(&h.value).filter(|v| !v.is_empty()).collect()
-            } else {
-                vec![scan::trim_bytes(&h.value)]
-            };
+            let items: Vec<Bytes> =
+                if list { split_list(&h.value).filter(|v| !v.is_empty()).collect() } else { vec![scan::trim_bytes(&h.value)] };
             items
         })
+    }
+
+    /// The first row of a numeric header (Expires, Min-Expires, Session-Expires without
+    /// its parameters …), parsed on demand: `None` if absent, an error if the number is
+    /// missing or does not fit 32 bits (RFC 4475 `scalar02`: never wrapped).
+    pub fn number(&self, name: HeaderName) -> Option<Result<u32, ParseError>> {
+        let h = self.get(name)?;
+        let v = h.value();
+        let digits = v.iter().position(|&c| c == b';' || scan::is_ws(c)).map_or(&v[..], |e| &v[..e]);
+        Some(scan::parse_u32(digits).ok_or(ParseError::new(ErrorKind::BadHeader(name), h.offset())))
+    }
+
+    /// Every address of a name-addr list header (Path, Reply-To, P-Asserted-Identity,
+    /// Refer-To …), rows merged in order, parsed on demand.
+    pub fn name_addrs(&self, name: HeaderName) -> Result<Vec<NameAddr>, ParseError> {
+        let mut out = Vec::new();
+        for h in self.get_all(name) {
+            for item in split_list(&h.value) {
+                if !item.is_empty() {
+                    out.push(NameAddr::parse(&item).map_err(|_| ParseError::new(ErrorKind::BadHeader(name), h.offset()))?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Appends a row.
@@ -316,7 +315,8 @@ impl Headers {
     /// Replaces all rows of this name with one row, at the place of the first.
     pub fn set(&mut self, h: Header) {
         let name = h.name;
-        match self.rows.iter().position(|r| r.name == name && (name != HeaderName::Other || r.name_text.eq_ignore_ascii_case(&h.name_text))) {
+        match self.rows.iter().position(|r| r.name == name && (name != HeaderName::Other || r.name_text.eq_ignore_ascii_case(&h.name_text)))
+        {
             Some(i) => {
                 self.rows[i] = h.clone();
                 let mut idx = 0;

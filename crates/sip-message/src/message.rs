@@ -2,8 +2,8 @@
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::{Header, HeaderName, Headers};
-use crate::parse::{RawMessage, StartLine};
 use crate::name_addr::{Contacts, NameAddr};
+use crate::parse::{RawMessage, StartLine};
 use crate::scan::{self, split_list};
 use crate::text::Text;
 use crate::uri::{Params, Uri};
@@ -38,11 +38,7 @@ impl MediaType {
         if !c.at_end() {
             return Err(c.pos);
         }
-        Ok(MediaType {
-            top: Text::from_checked(top),
-            sub: Text::from_checked(sub),
-            params,
-        })
+        Ok(MediaType { top: Text::from_checked(top), sub: Text::from_checked(sub), params })
     }
 
     /// Case-insensitive match on `type/subtype`.
@@ -199,19 +195,7 @@ impl Core {
             None => None,
             Some(h) => Some(MediaType::parse(h.value()).map_err(|_| bad(HeaderName::ContentType, h.offset()))?),
         };
-        Ok(Core {
-            via,
-            via_count,
-            from,
-            to,
-            call_id,
-            cseq,
-            max_forwards,
-            contacts,
-            routes,
-            record_routes,
-            content_type,
-        })
+        Ok(Core { via, via_count, from, to, call_id, cseq, max_forwards, contacts, routes, record_routes, content_type })
     }
 }
 
@@ -399,13 +383,7 @@ impl Request {
     /// Assembles a request from parts; the core headers must be present and valid.
     pub fn from_parts(method: Method, uri: Uri, headers: Headers, body: Bytes) -> Result<Request, ParseError> {
         let core = Core::extract(&headers)?;
-        Ok(Request {
-            method,
-            uri,
-            headers,
-            body,
-            core,
-        })
+        Ok(Request { method, uri, headers, body, core })
     }
 
     /// The method.
@@ -454,13 +432,7 @@ impl Response {
             return Err(ParseError::new(ErrorKind::BadStatusCode, 0));
         }
         let core = Core::extract(&headers)?;
-        Ok(Response {
-            status,
-            reason,
-            headers,
-            body,
-            core,
-        })
+        Ok(Response { status, reason, headers, body, core })
     }
 
     /// Status code, 100–699.
@@ -601,13 +573,8 @@ impl Message {
     /// and the CSeq method (§8.2: must equal the request method).
     pub fn from_raw(raw: RawMessage) -> Result<Message, ParseError> {
         let so = raw.start_offset as usize;
-        match raw.start {
-            StartLine::Request {
-                method,
-                uri,
-                version,
-                uri_offset,
-            } => {
+        match raw.start? {
+            StartLine::Request { method, uri, version, uri_offset } => {
                 let uo = uri_offset as usize;
                 check_version(&version, uo + uri.len() + 1)?;
                 let method = Method::from_token(&method).ok_or(ParseError::new(ErrorKind::BadStartLine, so))?;
@@ -620,13 +587,7 @@ impl Message {
                     let at = raw.headers.get(HeaderName::CSeq).map_or(0, Header::offset);
                     return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, at));
                 }
-                Ok(Message::Request(Request {
-                    method,
-                    uri,
-                    headers: raw.headers,
-                    body: raw.body,
-                    core,
-                }))
+                Ok(Message::Request(Request { method, uri, headers: raw.headers, body: raw.body, core }))
             }
             StartLine::Response { version, code, reason } => {
                 let r = |e: ParseError| e.in_response();
@@ -636,19 +597,16 @@ impl Message {
                     _ => return Err(r(ParseError::new(ErrorKind::BadStatusCode, so + version.len() + 1))),
                 };
                 let core = Core::extract(&raw.headers).map_err(r)?;
-                Ok(Message::Response(Response {
-                    status,
-                    reason,
-                    headers: raw.headers,
-                    body: raw.body,
-                    core,
-                }))
+                Ok(Message::Response(Response { status, reason, headers: raw.headers, body: raw.body, core }))
             }
         }
     }
 }
 
 /// What one datagram, or one unit of a stream, carries.
+// Keep-alives are rare and a `Frame` is moved once, straight out of the parser: boxing
+// the message would cost an allocation per message to save a copy per keep-alive.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
     /// A SIP message.

@@ -23,11 +23,7 @@ pub(crate) fn is_gen_value(c: u8) -> bool {
 impl NameAddr {
     /// An address with no display name and no parameters.
     pub fn new(uri: Uri) -> NameAddr {
-        NameAddr {
-            display_name: None,
-            uri,
-            params: Params::new(),
-        }
+        NameAddr { display_name: None, uri, params: Params::new() }
     }
 
     /// Builder: sets the display name (unquoted text; quoted on printing).
@@ -132,11 +128,7 @@ impl NameAddr {
         if !c.at_end() {
             return Err(c.pos);
         }
-        Ok(NameAddr {
-            display_name,
-            uri,
-            params,
-        })
+        Ok(NameAddr { display_name, uri, params })
     }
 
     /// Appends the address in canonical form: `"name" <uri>;params`.

@@ -45,7 +45,9 @@ pub enum StartLine {
 /// to copy into a 400) and lets tests tell framing failures from header failures.
 #[derive(Debug, Clone)]
 pub struct RawMessage {
-    pub(crate) start: StartLine,
+    /// A start line that cannot be split is kept as its error: the rows and the framing
+    /// are still good, so a stream can go on and a 400 can still copy the rows.
+    pub(crate) start: Result<StartLine, ParseError>,
     pub(crate) start_offset: u32,
     pub(crate) headers: Headers,
     pub(crate) body: Bytes,
@@ -66,7 +68,7 @@ pub(crate) enum ContentLength {
 /// The start line and header rows, and where the body starts.
 #[derive(Debug)]
 pub(crate) struct Head {
-    pub start: StartLine,
+    pub start: Result<StartLine, ParseError>,
     pub start_offset: usize,
     pub headers: Headers,
     pub body_start: usize,
@@ -121,8 +123,8 @@ pub(crate) fn parse_head(data: &Bytes, pos: usize, end: End) -> Result<Head, Par
         return Err(ParseError::new(ErrorKind::Incomplete, pos));
     }
     let (sl_end, mut next) = next_line(data, pos, end)?.ok_or(ParseError::new(ErrorKind::Incomplete, pos))?;
-    let start = split_start_line(data, pos, sl_end)?;
-    let is_response = matches!(start, StartLine::Response { .. });
+    let start = split_start_line(data, pos, sl_end);
+    let is_response = looks_like_response(&data[pos..]);
     let mark = |e: ParseError| if is_response { e.in_response() } else { e };
 
     let mut headers = Headers::with_capacity(16);
@@ -169,13 +171,7 @@ pub(crate) fn parse_head(data: &Bytes, pos: usize, end: End) -> Result<Head, Par
         }
         headers.push(h);
     }
-    Ok(Head {
-        start,
-        start_offset: pos,
-        headers,
-        body_start,
-        content_length,
-    })
+    Ok(Head { start, start_offset: pos, headers, body_start, content_length })
 }
 
 /// Several Content-Length rows are tolerated only if they agree; a value that is not a
@@ -206,11 +202,7 @@ fn parse_row(data: &Bytes, ls: usize, le: usize, folded: bool) -> Result<Header,
     }
     let name_bytes = &data[ls..name_end];
     let name = HeaderName::from_bytes(name_bytes);
-    let name_text = if name == HeaderName::Other {
-        Text::from_checked(data.slice(ls..name_end))
-    } else {
-        Text::from_static(name.as_str())
-    };
+    let name_text = if name == HeaderName::Other { Text::from_checked(data.slice(ls..name_end)) } else { Text::from_static(name.as_str()) };
     let vs = i + 1;
     let value = if folded {
         Bytes::from(unfold(&data[vs..le]))
@@ -246,10 +238,15 @@ fn unfold(v: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A Status-Line starts with the version; a method is a token and cannot contain `/`.
+fn looks_like_response(line: &[u8]) -> bool {
+    line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/")
+}
+
 /// Cuts `[s, e)` into start-line parts.
 fn split_start_line(data: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseError> {
     let line = &data[s..e];
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+    if looks_like_response(line) {
         // Status-Line. The version cannot contain SP.
         let bad = |o: usize| ParseError::new(ErrorKind::BadStatusCode, s + o).in_response();
         let vsp = line.iter().position(|&c| c == b' ').ok_or(bad(line.len()))?;
@@ -265,11 +262,7 @@ fn split_start_line(data: &Bytes, s: usize, e: usize) -> Result<StartLine, Parse
         } else {
             return Err(bad(ce));
         };
-        return Ok(StartLine::Response {
-            version: data.slice(s..s + vsp),
-            code: data.slice(s + cs..s + ce),
-            reason,
-        });
+        return Ok(StartLine::Response { version: data.slice(s..s + vsp), code: data.slice(s + cs..s + ce), reason });
     }
     // Request-Line: split at runs of SP; exactly three parts.
     let mut parts = [(0usize, 0usize); 3];
@@ -310,7 +303,7 @@ impl RawMessage {
     /// the data, negative, or given twice with different values is an error.
     pub fn parse_datagram(data: Bytes) -> Result<RawMessage, ParseError> {
         let head = parse_head(&data, 0, End::Datagram)?;
-        let resp = matches!(head.start, StartLine::Response { .. });
+        let resp = looks_like_response(&data[head.start_offset..]);
         let mark = |e: ParseError| if resp { e.in_response() } else { e };
         let body = match head.content_length {
             ContentLength::Absent => data.slice(head.body_start.min(data.len())..),
@@ -328,22 +321,20 @@ impl RawMessage {
     }
 
     pub(crate) fn from_head(head: Head, body: Bytes) -> RawMessage {
-        RawMessage {
-            start: head.start,
-            start_offset: u32::try_from(head.start_offset).unwrap_or(u32::MAX),
-            headers: head.headers,
-            body,
-        }
+        RawMessage { start: head.start, start_offset: u32::try_from(head.start_offset).unwrap_or(u32::MAX), headers: head.headers, body }
     }
 
-    /// The start line parts.
-    pub fn start_line(&self) -> &StartLine {
-        &self.start
+    /// The start line parts, or why the start line could not be split.
+    pub fn start_line(&self) -> Result<&StartLine, ParseError> {
+        self.start.as_ref().map_err(|e| *e)
     }
 
-    /// Whether the start line is a Status-Line.
+    /// Whether the start line is (or begins like) a Status-Line.
     pub fn is_response(&self) -> bool {
-        matches!(self.start, StartLine::Response { .. })
+        match &self.start {
+            Ok(s) => matches!(s, StartLine::Response { .. }),
+            Err(e) => e.is_response(),
+        }
     }
 
     /// The header rows, in order.
@@ -387,30 +378,30 @@ mod tests {
 
     #[test]
     fn start_lines() {
-        match head(b"SIP/2.0 100 \r\n\r\n").start {
+        match head(b"SIP/2.0 100 \r\n\r\n").start.expect("splits") {
             StartLine::Response { code, reason, .. } => {
                 assert_eq!(code.as_ref(), b"100");
                 assert!(reason.is_empty());
             }
             other => panic!("{other:?}"),
         }
-        match head(b"SIP/2.0 180\r\n\r\n").start {
+        match head(b"SIP/2.0 180\r\n\r\n").start.expect("splits") {
             StartLine::Response { code, reason, .. } => {
                 assert_eq!(code.as_ref(), b"180");
                 assert!(reason.is_empty());
             }
             other => panic!("{other:?}"),
         }
-        match head(b"INVITE  sip:a@b   SIP/2.0  \r\n\r\n").start {
+        match head(b"INVITE  sip:a@b   SIP/2.0  \r\n\r\n").start.expect("splits") {
             StartLine::Request { method, uri, version, uri_offset } => {
                 assert_eq!((method.as_ref(), uri.as_ref(), version.as_ref()), (&b"INVITE"[..], &b"sip:a@b"[..], &b"SIP/2.0"[..]));
                 assert_eq!(uri_offset, 8);
             }
             other => panic!("{other:?}"),
         }
-        let e = parse_head(&Bytes::from_static(b"INVITE sip:a@b; lr SIP/2.0\r\n\r\n"), 0, End::Datagram).err();
+        let e = head(b"INVITE sip:a@b; lr SIP/2.0\r\n\r\n").start.err();
         assert_eq!(e.map(|e| e.kind()), Some(ErrorKind::BadRequestUri));
-        let e = parse_head(&Bytes::from_static(b"SIP/2.0 2000OK\r\n\r\n"), 0, End::Datagram).err();
+        let e = head(b"SIP/2.0 2000OK\r\n\r\n").start.err();
         assert!(e.is_some_and(|e| e.is_response() && e.kind() == ErrorKind::BadStatusCode));
     }
 

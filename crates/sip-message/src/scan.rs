@@ -7,20 +7,12 @@ use bytes::Bytes;
 
 /// `token` characters (RFC 3261 §25.1): alphanum and `-.!%*_+`'~`.
 pub(crate) const fn is_token(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
 }
 
 /// `word` characters (Call-ID): token plus `()<>:\"/[]?{}`.
 pub(crate) const fn is_word(c: u8) -> bool {
-    is_token(c)
-        || matches!(
-            c,
-            b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}'
-        )
+    is_token(c) || matches!(c, b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}')
 }
 
 pub(crate) const fn is_ws(c: u8) -> bool {
@@ -58,11 +50,7 @@ pub(crate) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     pub fn new(buf: &'a Bytes) -> Cursor<'a> {
-        Cursor {
-            buf,
-            pos: 0,
-            end: buf.len(),
-        }
+        Cursor { buf, pos: 0, end: buf.len() }
     }
 
     pub fn range(buf: &'a Bytes, pos: usize, end: usize) -> Cursor<'a> {
@@ -136,7 +124,6 @@ impl<'a> Cursor<'a> {
         }
         None
     }
-
 }
 
 /// Undoes quoted-pairs inside a quoted string (given with its quotes).

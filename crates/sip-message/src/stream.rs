@@ -52,13 +52,7 @@ impl StreamDecoder {
     /// A decoder that refuses messages over `max_len` octets (413/513 territory: a peer
     /// must not make us buffer without bound).
     pub fn with_max_len(max_len: usize) -> StreamDecoder {
-        StreamDecoder {
-            buf: BytesMut::new(),
-            max_len,
-            scanned: 0,
-            pending: None,
-            broken: None,
-        }
+        StreamDecoder { buf: BytesMut::new(), max_len, scanned: 0, pending: None, broken: None }
     }
 
     /// Appends received bytes.

@@ -20,10 +20,7 @@ pub struct Param {
 impl Param {
     /// A parameter with an optional value (the value is printed as given).
     pub fn new(name: impl Into<Text>, value: Option<Bytes>) -> Param {
-        Param {
-            name: name.into(),
-            value,
-        }
+        Param { name: name.into(), value }
     }
 
     /// The name as received.
@@ -41,6 +38,18 @@ impl Param {
     pub fn value_unquoted(&self) -> Option<Bytes> {
         self.value.as_ref().map(scan::unquote)
     }
+
+    /// The value with `%HH` escapes undone once (URI parameters, §19.1.2).
+    pub fn value_decoded(&self) -> Option<Bytes> {
+        self.value.as_ref().map(unescape)
+    }
+
+    /// Whether the name is `name`, ignoring case and, in URI parameters, escapes
+    /// (`%6C%72` is `lr`, RFC 4475 `esc01`).
+    pub fn is(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name)
+            || (self.name.contains('%') && unescape(self.name.as_bytes()).eq_ignore_ascii_case(name.as_bytes()))
+    }
 }
 
 /// An ordered parameter list. Names compare case-insensitively (§19.1.4, §7.3.1).
@@ -55,7 +64,7 @@ impl Params {
 
     /// The parameter named `name`, if present.
     pub fn get(&self, name: &str) -> Option<&Param> {
-        self.0.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+        self.0.iter().find(|p| p.is(name))
     }
 
     /// The value of `name` (`None` if absent or valueless).
@@ -75,7 +84,7 @@ impl Params {
 
     /// Sets `name`, replacing an existing value in place or appending.
     pub fn set(&mut self, name: &str, value: Option<Bytes>) {
-        match self.0.iter_mut().find(|p| p.name.eq_ignore_ascii_case(name)) {
+        match self.0.iter_mut().find(|p| p.is(name)) {
             Some(p) => p.value = value,
             None => self.0.push(Param::new(name, value)),
         }
@@ -84,7 +93,7 @@ impl Params {
     /// Removes `name`; returns whether it was present.
     pub fn remove(&mut self, name: &str) -> bool {
         let n = self.0.len();
-        self.0.retain(|p| !p.name.eq_ignore_ascii_case(name));
+        self.0.retain(|p| !p.is(name));
         n != self.0.len()
     }
 
@@ -159,10 +168,7 @@ impl Params {
                 c.pos = save;
                 None
             };
-            params.push(Param {
-                name: Text::from_checked(name),
-                value,
-            });
+            params.push(Param { name: Text::from_checked(name), value });
         }
     }
 }
@@ -272,15 +278,7 @@ fn is_header_char(c: u8) -> bool {
 impl SipUri {
     /// A URI `sip:host` (or `sips:` when `secure`).
     pub fn new(secure: bool, host: Host) -> SipUri {
-        SipUri {
-            secure,
-            user: None,
-            password: None,
-            host,
-            port: None,
-            params: Params::new(),
-            headers: None,
-        }
+        SipUri { secure, user: None, password: None, host, port: None, params: Params::new(), headers: None }
     }
 
     /// Builder: sets the user part (given escaped, as it goes on the wire).
@@ -408,15 +406,7 @@ impl SipUri {
         if !c.at_end() {
             return Err(c.pos);
         }
-        Ok(SipUri {
-            secure,
-            user,
-            password,
-            host,
-            port,
-            params,
-            headers,
-        })
+        Ok(SipUri { secure, user, password, host, port, params, headers })
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
@@ -507,15 +497,9 @@ impl Uri {
             if !c.at_end() {
                 return Err(c.pos);
             }
-            return Ok(Uri::Tel(TelUri {
-                number: Text::from_checked(number),
-                params,
-            }));
+            return Ok(Uri::Tel(TelUri { number: Text::from_checked(number), params }));
         }
-        Ok(Uri::Other {
-            scheme: Text::from_checked(b.slice(..colon)),
-            rest: Text::from_checked(b.slice(colon + 1..)),
-        })
+        Ok(Uri::Other { scheme: Text::from_checked(b.slice(..colon)), rest: Text::from_checked(b.slice(colon + 1..)) })
     }
 
     /// Parses from a string (convenience for tests and configuration).
@@ -572,7 +556,6 @@ impl fmt::Display for Uri {
         f.write_str(&String::from_utf8_lossy(&v))
     }
 }
-
 
 #[cfg(test)]
 mod tests {

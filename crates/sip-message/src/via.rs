@@ -80,14 +80,7 @@ impl Via {
     pub fn new(transport: Transport, host: Host, port: Option<u16>, branch: &str) -> Via {
         let mut params = Params::new();
         params.set("branch", Some(Bytes::copy_from_slice(branch.as_bytes())));
-        Via {
-            protocol: Text::from_static("SIP"),
-            version: Text::from_static("2.0"),
-            transport,
-            host,
-            port,
-            params,
-        }
+        Via { protocol: Text::from_static("SIP"), version: Text::from_static("2.0"), transport, host, port, params }
     }
 
     /// Protocol name (`SIP`).
@@ -362,7 +355,10 @@ mod tests {
 
     #[test]
     fn via_params() {
-        let v = Via::parse(&Bytes::from_static(b"SIP/2.0/UDP [2001:db8::9]:5070;rport;received=2001:db8::1;maddr=224.2.0.1;ttl=16;branch=z9hG4bKx")).expect("via");
+        let v = Via::parse(&Bytes::from_static(
+            b"SIP/2.0/UDP [2001:db8::9]:5070;rport;received=2001:db8::1;maddr=224.2.0.1;ttl=16;branch=z9hG4bKx",
+        ))
+        .expect("via");
         assert_eq!(v.port(), Some(5070));
         assert_eq!(v.rport(), Some(None));
         assert_eq!(v.received(), Some("2001:db8::1"));
