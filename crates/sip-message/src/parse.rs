@@ -187,30 +187,27 @@ fn merge_content_length(prev: ContentLength, h: &Header) -> ContentLength {
     }
 }
 
-/// One header row `name HCOLON value`, `[ls, le)` in `data`, possibly folded.
+/// One header row `name HCOLON value`, `[ls, le)` in `data`, possibly folded. A folded
+/// row is unfolded whole before it is read, so a fold before the colon is tolerated too.
 fn parse_row(data: &Bytes, ls: usize, le: usize, folded: bool) -> Result<Header, ParseError> {
-    let mut i = ls;
-    while i < le && is_token(data[i]) {
+    let raw = data.slice(ls..le);
+    let row = if folded { Bytes::from(unfold(&raw)) } else { raw.clone() };
+    let mut i = 0;
+    while i < row.len() && is_token(row[i]) {
         i += 1;
     }
     let name_end = i;
-    while i < le && is_ws(data[i]) {
+    while i < row.len() && is_ws(row[i]) {
         i += 1;
     }
-    if name_end == ls || i >= le || data[i] != b':' {
+    if name_end == 0 || i >= row.len() || row[i] != b':' {
         return Err(ParseError::new(ErrorKind::BadHeaderLine, ls));
     }
-    let name_bytes = &data[ls..name_end];
-    let name = HeaderName::from_bytes(name_bytes);
-    let name_text = if name == HeaderName::Other { Text::from_checked(data.slice(ls..name_end)) } else { Text::from_static(name.as_str()) };
-    let vs = i + 1;
-    let value = if folded {
-        Bytes::from(unfold(&data[vs..le]))
-    } else {
-        let (a, b) = scan::trim(&data[vs..le]);
-        data.slice(vs + a..vs + b)
-    };
-    Ok(Header::parsed(name, name_text, value, data.slice(ls..le), ls))
+    let name = HeaderName::from_bytes(&row[..name_end]);
+    let name_text = if name == HeaderName::Other { Text::from_checked(row.slice(..name_end)) } else { Text::from_static(name.as_str()) };
+    let (a, b) = scan::trim(&row[i + 1..]);
+    let value = row.slice(i + 1 + a..i + 1 + b);
+    Ok(Header::parsed(name, name_text, value, raw, ls))
 }
 
 /// Replaces every `[*WSP CRLF] 1*WSP` fold with one SP and trims the ends (§7.3.1).
