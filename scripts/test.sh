@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole sipbridge test suite: what a developer runs, and what CI runs (.ci/run).
+#
+#   bash scripts/test.sh
+#
+# Needs a Rust toolchain (rustup, Rust >= 1.80) and the shared test data beside the
+# checkout (../shared, or SIPBRIDGE_SHARED=/path/to/shared). Installs the Debian packages
+# the tests use when run as root and they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+shared=${SIPBRIDGE_SHARED:-$(cd .. && pwd)/shared}
+export SIPBRIDGE_SHARED=$shared
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# Debian packages the tests need (none yet beyond the toolchain; SIPp and baresip join
+# when the server and interop tests arrive).
+need_pkgs=()
+missing=()
+for p in "${need_pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "missing Debian packages: ${missing[*]} (run as root or install them)" >&2
+    exit 1
+  fi
+fi
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)" >&2; exit 1; }
+
+step "RFC 4475 corpus integrity ($shared/conformance/rfc4475)"
+[ -f "$shared/conformance/rfc4475/SHA256SUMS" ] || { echo "shared test data not found at $shared" >&2; exit 1; }
+(cd "$shared/conformance/rfc4475" && sha256sum --quiet -c SHA256SUMS)
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "layering: core crates do not depend on tokio"
+for c in sip-message; do
+  if cargo tree -p "$c" --edges normal --locked | grep -q '\btokio\b'; then
+    echo "$c depends on tokio" >&2
+    exit 1
+  fi
+done
+
+step "tests"
+cargo test --workspace --locked
