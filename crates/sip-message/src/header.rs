@@ -50,6 +50,11 @@ macro_rules! header_names {
 
             /// Recognises a header name (full or compact, any case).
             pub fn from_bytes(b: &[u8]) -> HeaderName {
+                // Fast path: the canonical spelling, which is what nearly every peer sends.
+                match b {
+                    $( x if x == $name.as_bytes() => return HeaderName::$var, )*
+                    _ => {}
+                }
                 if b.len() == 1 {
                     let c = b[0].to_ascii_lowercase();
                     $( $( if c == $compact { return HeaderName::$var; } )? )*
@@ -314,17 +319,16 @@ impl Headers {
 
     /// Replaces all rows of this name with one row, at the place of the first.
     pub fn set(&mut self, h: Header) {
-        let name = h.name;
-        match self.rows.iter().position(|r| r.name == name && (name != HeaderName::Other || r.name_text.eq_ignore_ascii_case(&h.name_text)))
-        {
-            Some(i) => {
-                self.rows[i] = h.clone();
-                let mut idx = 0;
+        let same = |r: &Header| r.name == h.name && (h.name != HeaderName::Other || r.name_text.eq_ignore_ascii_case(&h.name_text));
+        match self.rows.iter().position(same) {
+            Some(first) => {
+                let mut i = 0;
                 self.rows.retain(|r| {
-                    let keep = idx <= i || r.name != name || (name == HeaderName::Other && !r.name_text.eq_ignore_ascii_case(&h.name_text));
-                    idx += 1;
+                    let keep = i <= first || !same(r);
+                    i += 1;
                     keep
                 });
+                self.rows[first] = h;
             }
             None => self.rows.push(h),
         }

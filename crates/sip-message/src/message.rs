@@ -27,18 +27,18 @@ impl MediaType {
     pub fn parse(v: &Bytes) -> Result<MediaType, usize> {
         let mut c = scan::Cursor::new(v);
         c.skip_ws();
-        let top = c.take_token().ok_or(c.pos)?;
+        let top = c.skip_token().ok_or(c.pos)?;
         if !c.eat(b'/') {
             return Err(c.pos);
         }
         c.skip_ws();
-        let sub = c.take_token().ok_or(c.pos)?;
+        let sub = c.skip_token().ok_or(c.pos)?;
         let params = Params::parse(&mut c, scan::is_token, scan::is_token)?;
         c.skip_ws();
         if !c.at_end() {
             return Err(c.pos);
         }
-        Ok(MediaType { top: Text::from_checked(top), sub: Text::from_checked(sub), params })
+        Ok(MediaType { top: Text::common_at(v, top.0, top.1), sub: Text::common_at(v, sub.0, sub.1), params })
     }
 
     /// Case-insensitive match on `type/subtype`.
@@ -91,14 +91,18 @@ fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
 
 /// Call-ID = word [ "@" word ] (§25.1).
 fn is_call_id(v: &[u8]) -> bool {
-    let mut parts = v.split(|&c| c == b'@');
-    let ok = |w: Option<&[u8]>| w.is_some_and(|w| !w.is_empty() && w.iter().all(|&c| scan::is_word(c)));
-    let first = parts.next();
-    match (parts.next(), parts.next()) {
-        (None, _) => ok(first),
-        (Some(host), None) => ok(first) && ok(Some(host)),
-        _ => false,
+    let mut at = None;
+    for (i, &c) in v.iter().enumerate() {
+        if c == b'@' {
+            if at.is_some() {
+                return false;
+            }
+            at = Some(i);
+        } else if !scan::is_word(c) {
+            return false;
+        }
     }
+    !v.is_empty() && at.is_none_or(|a| a > 0 && a + 1 < v.len())
 }
 
 impl Core {

@@ -1,7 +1,7 @@
 //! `name-addr` / `addr-spec` with header parameters (From, To, Contact, Route,
 //! Record-Route, Reply-To …), RFC 3261 §20.10, §25.1.
 
-use crate::scan::{self, is_token, is_ws, Cursor};
+use crate::scan::{self, is_gen_value, is_token, is_ws, Cursor};
 use crate::uri::{Params, Uri};
 use bytes::Bytes;
 use std::fmt;
@@ -12,12 +12,6 @@ pub struct NameAddr {
     display_name: Option<Bytes>,
     uri: Uri,
     params: Params,
-}
-
-/// Characters allowed in a `generic-param` value outside quotes: token, plus `:` and
-/// `[]` so that host values (IPv6 too) read back.
-pub(crate) fn is_gen_value(c: u8) -> bool {
-    is_token(c) || c == b':' || c == b'[' || c == b']'
 }
 
 impl NameAddr {
@@ -110,18 +104,17 @@ impl NameAddr {
             let close = scan::find(v, open, b'>').ok_or(open)?;
             // RFC 4475 badaspec: tolerate white space just inside the brackets.
             let (a, b) = scan::trim(&v[open + 1..close]);
-            let inner = v.slice(open + 1 + a..open + 1 + b);
-            uri = Uri::parse(&inner).map_err(|e| open + 1 + a + e)?;
+            uri = Uri::parse_at(v, open + 1 + a, open + 1 + b).map_err(|e| open + 1 + a + e)?;
             c.pos = close + 1;
         } else {
             // addr-spec: no display name; the URI ends at white space or ';', and since
             // its parameters would be header parameters it cannot carry `?` headers.
             let s = c.pos;
-            let spec = c.take_while(|ch| !is_ws(ch) && ch != b';' && ch != b',');
-            if spec.is_empty() || spec.contains(&b'?') {
+            let (ss, se) = c.skip_while(|ch| !is_ws(ch) && ch != b';' && ch != b',');
+            if se == ss || v[ss..se].contains(&b'?') {
                 return Err(s);
             }
-            uri = Uri::parse(&spec).map_err(|e| s + e)?;
+            uri = Uri::parse_at(v, ss, se).map_err(|e| s + e)?;
         }
         let params = Params::parse(&mut c, is_token, is_gen_value)?;
         c.skip_ws();

@@ -191,20 +191,28 @@ fn merge_content_length(prev: ContentLength, h: &Header) -> ContentLength {
 /// row is unfolded whole before it is read, so a fold before the colon is tolerated too.
 fn parse_row(data: &Bytes, ls: usize, le: usize, folded: bool) -> Result<Header, ParseError> {
     let raw = data.slice(ls..le);
-    let row = if folded { Bytes::from(unfold(&raw)) } else { raw.clone() };
-    let mut i = 0;
-    while i < row.len() && is_token(row[i]) {
-        i += 1;
+    let unfolded;
+    let row = if folded {
+        unfolded = Bytes::from(unfold(&raw));
+        &unfolded
+    } else {
+        &raw
+    };
+    // The name ends at the colon (white space before it is allowed, §7.3.1 HCOLON).
+    let bad = || ParseError::new(ErrorKind::BadHeaderLine, ls);
+    let colon = memchr::memchr(b':', row).ok_or_else(bad)?;
+    let mut name_end = colon;
+    while name_end > 0 && is_ws(row[name_end - 1]) {
+        name_end -= 1;
     }
-    let name_end = i;
-    while i < row.len() && is_ws(row[i]) {
-        i += 1;
+    let name_bytes = &row[..name_end];
+    let name = HeaderName::from_bytes(name_bytes);
+    // Known names are tokens by construction; only an extension name needs the check.
+    if name_end == 0 || (name == HeaderName::Other && !name_bytes.iter().all(|&c| is_token(c))) {
+        return Err(bad());
     }
-    if name_end == 0 || i >= row.len() || row[i] != b':' {
-        return Err(ParseError::new(ErrorKind::BadHeaderLine, ls));
-    }
-    let name = HeaderName::from_bytes(&row[..name_end]);
     let name_text = if name == HeaderName::Other { Text::from_checked(row.slice(..name_end)) } else { Text::from_static(name.as_str()) };
+    let i = colon;
     let (a, b) = scan::trim(&row[i + 1..]);
     let value = row.slice(i + 1 + a..i + 1 + b);
     Ok(Header::parsed(name, name_text, value, raw, ls))

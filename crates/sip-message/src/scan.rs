@@ -5,14 +5,111 @@
 
 use bytes::Bytes;
 
+/// Character classes of RFC 3261 §25.1, one bit each, looked up in one table: the
+/// parser asks "is this a token character" for almost every byte it reads.
+const TOKEN: u8 = 1;
+const WORD: u8 = 2;
+const USER: u8 = 4;
+const PASSWORD: u8 = 8;
+const PARAM: u8 = 16;
+const HNAME: u8 = 32;
+const GEN_VALUE: u8 = 64;
+const HOST: u8 = 128;
+
+const fn has(set: &[u8], c: u8) -> bool {
+    let mut i = 0;
+    while i < set.len() {
+        if set[i] == c {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        let mut k = 0;
+        if alnum || has(b"-.!%*_+`'~", b) {
+            k |= TOKEN | GEN_VALUE;
+        }
+        if alnum || has(b"-.!%*_+`'~()<>:\\\"/[]?{}", b) {
+            k |= WORD;
+        }
+        // unreserved / escaped / user-unreserved (§25.1 `user`)
+        if alnum || has(b"-_.!~*'()%&=+$,;?/", b) {
+            k |= USER;
+        }
+        if alnum || has(b"-_.!~*'()%&=+$,", b) {
+            k |= PASSWORD;
+        }
+        // paramchar = param-unreserved / unreserved / escaped
+        if alnum || has(b"-_.!~*'()%[]/:&+$", b) {
+            k |= PARAM;
+        }
+        // hname / hvalue characters of URI headers
+        if alnum || has(b"-_.!~*'()%[]/?:+$=&", b) {
+            k |= HNAME;
+        }
+        if has(b":[]", b) {
+            k |= GEN_VALUE;
+        }
+        if alnum || has(b"-._", b) {
+            k |= HOST;
+        }
+        t[c] = k;
+        c += 1;
+    }
+    t
+};
+
+const fn class(c: u8, k: u8) -> bool {
+    CLASSES[c as usize] & k != 0
+}
+
 /// `token` characters (RFC 3261 §25.1): alphanum and `-.!%*_+`'~`.
 pub(crate) const fn is_token(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    class(c, TOKEN)
 }
 
 /// `word` characters (Call-ID): token plus `()<>:\"/[]?{}`.
 pub(crate) const fn is_word(c: u8) -> bool {
-    is_token(c) || matches!(c, b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}')
+    class(c, WORD)
+}
+
+/// Characters of the user part of a SIP URI (escapes left as they are).
+pub(crate) const fn is_user_char(c: u8) -> bool {
+    class(c, USER)
+}
+
+/// Characters of the password of a SIP URI.
+pub(crate) const fn is_password_char(c: u8) -> bool {
+    class(c, PASSWORD)
+}
+
+/// `paramchar` (§25.1): unreserved / escaped / `[]/:&+$`.
+pub(crate) const fn is_paramchar(c: u8) -> bool {
+    class(c, PARAM)
+}
+
+/// Characters of the `?headers` part of a SIP URI.
+pub(crate) const fn is_header_char(c: u8) -> bool {
+    class(c, HNAME)
+}
+
+/// Characters allowed in a `generic-param` value outside quotes: token, plus `:` and
+/// `[]` so that host values (IPv6 too) read back.
+pub(crate) const fn is_gen_value(c: u8) -> bool {
+    class(c, GEN_VALUE)
+}
+
+/// Characters of a host name or IPv4 address.
+pub(crate) const fn is_host_char(c: u8) -> bool {
+    class(c, HOST)
 }
 
 pub(crate) const fn is_ws(c: u8) -> bool {
@@ -94,13 +191,19 @@ impl<'a> Cursor<'a> {
         self.buf.slice(s..self.pos)
     }
 
-    pub fn take_token(&mut self) -> Option<Bytes> {
-        let t = self.take_while(is_token);
-        if t.is_empty() {
-            None
-        } else {
-            Some(t)
+    /// Like `take_while`, but only moves: the range taken, with no slice made.
+    pub fn skip_while(&mut self, f: impl Fn(u8) -> bool) -> (usize, usize) {
+        let s = self.pos;
+        while self.pos < self.end && f(self.buf[self.pos]) {
+            self.pos += 1;
         }
+        (s, self.pos)
+    }
+
+    /// A non-empty run of token characters, as a range.
+    pub fn skip_token(&mut self) -> Option<(usize, usize)> {
+        let r = self.skip_while(is_token);
+        (r.1 > r.0).then_some(r)
     }
 
     /// A quoted string including its quotes; `None` if unterminated (RFC 3261 §25.1:
@@ -182,6 +285,12 @@ impl Iterator for ListIter<'_> {
         }
         let b = &self.v[..];
         let start = self.pos;
+        // Most values have no comma at all: one element, no quote tracking needed.
+        if memchr::memchr(b',', &b[start..]).is_none() {
+            self.done = true;
+            let (s, e) = trim(&b[start..]);
+            return Some(self.v.slice(start + s..start + e));
+        }
         let mut i = start;
         let mut in_quote = false;
         let mut in_angle = false;
@@ -268,7 +377,7 @@ fn hex(c: u8) -> Option<u8> {
 
 /// Finds `needle` in `hay` starting at `from`.
 pub(crate) fn find(hay: &[u8], from: usize, needle: u8) -> Option<usize> {
-    hay.get(from..)?.iter().position(|&c| c == needle).map(|p| p + from)
+    memchr::memchr(needle, hay.get(from..)?).map(|p| p + from)
 }
 
 #[cfg(test)]

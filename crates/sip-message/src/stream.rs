@@ -162,7 +162,7 @@ impl StreamDecoder {
     fn find_head_end(&mut self) -> Option<usize> {
         let b = &self.buf[..];
         let mut i = self.scanned.saturating_sub(3);
-        while let Some(nl) = b.get(i..).and_then(|r| r.iter().position(|&c| c == b'\n')) {
+        while let Some(nl) = b.get(i..).and_then(|r| memchr::memchr(b'\n', r)) {
             let p = i + nl + 1;
             match (b.get(p), b.get(p + 1)) {
                 (Some(b'\n'), _) => return Some(p + 1),

@@ -37,6 +37,44 @@ impl Text {
         &self.0
     }
 
+    /// The bytes as a static `Text` when they spell a common protocol token (parameter
+    /// names, `SIP`, `2.0` …), otherwise the slice itself: a static needs no reference
+    /// count, and the parser makes many of these.
+    pub(crate) fn common_at(buf: &Bytes, s: usize, e: usize) -> Text {
+        const COMMON: &[&str] = &[
+            "tag",
+            "branch",
+            "lr",
+            "transport",
+            "rport",
+            "received",
+            "user",
+            "maddr",
+            "ttl",
+            "expires",
+            "q",
+            "SIP",
+            "2.0",
+            "udp",
+            "tcp",
+            "tls",
+            "phone",
+            "ob",
+            "application",
+            "sdp",
+            "method",
+            "boundary",
+            "charset",
+        ];
+        let b = &buf[s..e];
+        for c in COMMON {
+            if b == c.as_bytes() {
+                return Text::from_static(c);
+            }
+        }
+        Text::from_checked(buf.slice(s..e))
+    }
+
     /// Constructor for bytes the caller has already proven to be ASCII or UTF-8.
     pub(crate) fn from_checked(b: Bytes) -> Text {
         debug_assert!(std::str::from_utf8(&b).is_ok());

@@ -4,7 +4,7 @@
 //! Parts are kept as they were received (escaped); `*_decoded` accessors undo `%HH`
 //! escapes, as URI comparison (§19.1.4) requires.
 
-use crate::scan::{self, unescape, Cursor};
+use crate::scan::{self, is_header_char, is_host_char, is_paramchar, is_password_char, is_user_char, unescape, Cursor};
 use crate::text::Text;
 use bytes::Bytes;
 use std::fmt;
@@ -130,7 +130,11 @@ impl Params {
     /// Parses `*( SWS ";" SWS name [ SWS "=" SWS value ] )` at the cursor, stopping at
     /// the first byte that is not `;` (after white space). Values are tokens, quoted
     /// strings, IPv6 references or (for URI parameters) `paramchar` runs.
-    pub(crate) fn parse(c: &mut Cursor<'_>, name_ok: fn(u8) -> bool, value_ok: fn(u8) -> bool) -> Result<Params, usize> {
+    pub(crate) fn parse(
+        c: &mut Cursor<'_>,
+        name_ok: impl Fn(u8) -> bool + Copy,
+        value_ok: impl Fn(u8) -> bool + Copy,
+    ) -> Result<Params, usize> {
         let mut params = Params::new();
         loop {
             let save = c.pos;
@@ -141,8 +145,8 @@ impl Params {
             }
             c.pos += 1;
             c.skip_ws();
-            let name = c.take_while(name_ok);
-            if name.is_empty() {
+            let (ns, ne) = c.skip_while(name_ok);
+            if ne == ns {
                 return Err(c.pos);
             }
             let save = c.pos;
@@ -168,7 +172,7 @@ impl Params {
                 c.pos = save;
                 None
             };
-            params.push(Param { name: Text::from_checked(name), value });
+            params.push(Param { name: Text::common_at(c.buf, ns, ne), value });
         }
     }
 }
@@ -187,22 +191,35 @@ pub enum Host {
 impl Host {
     /// Parses a host; `None` if it is empty or holds characters no host can have.
     pub fn parse(b: &Bytes) -> Option<Host> {
+        Host::parse_at(b, 0, b.len())
+    }
+
+    /// Parses `buf[s..e]`; only a domain name takes a slice of the buffer.
+    pub(crate) fn parse_at(buf: &Bytes, s: usize, e: usize) -> Option<Host> {
+        let b = &buf[s..e];
         if b.first() == Some(&b'[') {
-            if b.last() != Some(&b']') {
+            if b.len() < 2 || b.last() != Some(&b']') {
                 return None;
             }
-            let s = std::str::from_utf8(&b[1..b.len() - 1]).ok()?;
-            return s.parse().ok().map(Host::Ipv6);
+            let v6 = std::str::from_utf8(&b[1..b.len() - 1]).ok()?;
+            return v6.parse().ok().map(Host::Ipv6);
         }
-        if b.is_empty() || !b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_') {
+        let mut digits_and_dots = true;
+        for &c in b {
+            if !is_host_char(c) {
+                return None;
+            }
+            digits_and_dots &= c.is_ascii_digit() || c == b'.';
+        }
+        if b.is_empty() {
             return None;
         }
-        if b.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
-            if let Some(ip) = std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()) {
+        if digits_and_dots {
+            if let Some(ip) = parse_ipv4(b) {
                 return Some(Host::Ipv4(ip));
             }
         }
-        Some(Host::Domain(Text::from_checked(b.clone())))
+        Some(Host::Domain(Text::from_checked(buf.slice(s..e))))
     }
 
     /// The address, when the host is an IP literal.
@@ -226,6 +243,21 @@ impl Host {
             }
         }
     }
+}
+
+/// Dotted-quad IPv4 (`IPv4address`, §25.1), as `Ipv4Addr::from_str` reads it (no
+/// leading zeros), without the UTF-8 round trip. Anything else is a domain name.
+fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = b.split(|&c| c == b'.');
+    for o in &mut octets {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
+            return None;
+        }
+        *o = u8::try_from(scan::parse_u64(p)?).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
 impl From<IpAddr> for Host {
@@ -255,24 +287,6 @@ pub struct SipUri {
     port: Option<u16>,
     params: Params,
     headers: Option<Text>,
-}
-
-/// `unreserved / escaped / user-unreserved` (user), `... / ":"`-free.
-fn is_user_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()%&=+$,;?/".contains(&c)
-}
-
-fn is_password_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()%&=+$,".contains(&c)
-}
-
-/// `paramchar` (§25.1): unreserved / escaped / `[]/:&+$`.
-pub(crate) fn is_paramchar(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()%[]/:&+$".contains(&c)
-}
-
-fn is_header_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()%[]/?:+$=&".contains(&c)
 }
 
 impl SipUri {
@@ -352,12 +366,11 @@ impl SipUri {
         self.port = port;
     }
 
-    /// Parses the text after `sip:` / `sips:`.
-    fn parse_rest(secure: bool, b: &Bytes, start: usize) -> Result<SipUri, usize> {
-        let end = b.len();
+    /// Parses `b[start..end]`, the text after `sip:` / `sips:`; errors are absolute offsets.
+    fn parse_rest(secure: bool, b: &Bytes, start: usize, end: usize) -> Result<SipUri, usize> {
         let (mut user, mut password) = (None, None);
         let mut pos = start;
-        if let Some(at) = scan::find(b, start, b'@') {
+        if let Some(at) = memchr::memchr(b'@', &b[start..end]).map(|i| start + i) {
             let info = &b[start..at];
             let colon = info.iter().position(|&c| c == b':');
             let ue = colon.map_or(at, |c| start + c);
@@ -375,16 +388,14 @@ impl SipUri {
         }
         // host
         let hs = pos;
-        if b.get(pos) == Some(&b'[') {
-            pos = scan::find(b, pos, b']').ok_or(pos)? + 1;
+        if pos < end && b[pos] == b'[' {
+            pos = memchr::memchr(b']', &b[pos..end]).ok_or(pos)? + pos + 1;
         } else {
-            while pos < end && !matches!(b[pos], b':' | b';' | b'?') {
-                pos += 1;
-            }
+            pos = memchr::memchr3(b':', b';', b'?', &b[pos..end]).map_or(end, |i| pos + i);
         }
-        let host = Host::parse(&b.slice(hs..pos)).ok_or(hs)?;
+        let host = Host::parse_at(b, hs, pos).ok_or(hs)?;
         let mut port = None;
-        if b.get(pos) == Some(&b':') {
+        if pos < end && b[pos] == b':' {
             let ps = pos + 1;
             pos = ps;
             while pos < end && b[pos].is_ascii_digit() {
@@ -468,10 +479,16 @@ pub enum Uri {
 }
 
 impl Uri {
-    /// Parses a complete URI (no surrounding white space or brackets).
+    /// Parses a complete URI (no surrounding white space or brackets); the error is the
+    /// offset of the first bad byte.
     pub fn parse(b: &Bytes) -> Result<Uri, usize> {
-        let colon = scan::find(b, 0, b':').ok_or(0usize)?;
-        let scheme = &b[..colon];
+        Uri::parse_at(b, 0, b.len())
+    }
+
+    /// Parses `b[s..e]` in place (no intermediate slice); the error is relative to `s`.
+    pub(crate) fn parse_at(b: &Bytes, s: usize, e: usize) -> Result<Uri, usize> {
+        let colon = memchr::memchr(b':', &b[s..e]).ok_or(0usize)? + s;
+        let scheme = &b[s..colon];
         if scheme.is_empty()
             || !scheme[0].is_ascii_alphabetic()
             || !scheme.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
@@ -480,26 +497,26 @@ impl Uri {
         }
         if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
             let secure = scheme.len() == 4;
-            return SipUri::parse_rest(secure, b, colon + 1).map(Uri::Sip);
+            return SipUri::parse_rest(secure, b, colon + 1, e).map(Uri::Sip).map_err(|o| o - s);
         }
         // Every other scheme: printable ASCII, no white space (RFC 3986 characters).
-        let rest = &b[colon + 1..];
+        let rest = &b[colon + 1..e];
         if let Some(i) = rest.iter().position(|&c| !(0x21..0x7f).contains(&c) || matches!(c, b'<' | b'>' | b'"')) {
-            return Err(colon + 1 + i);
+            return Err(colon + 1 + i - s);
         }
         if scheme.eq_ignore_ascii_case(b"tel") {
-            let mut c = Cursor::range(b, colon + 1, b.len());
+            let mut c = Cursor::range(b, colon + 1, e);
             let number = c.take_while(|ch| ch != b';');
             if number.is_empty() {
-                return Err(colon + 1);
+                return Err(colon + 1 - s);
             }
-            let params = Params::parse(&mut c, is_paramchar, is_paramchar)?;
+            let params = Params::parse(&mut c, is_paramchar, is_paramchar).map_err(|o| o - s)?;
             if !c.at_end() {
-                return Err(c.pos);
+                return Err(c.pos - s);
             }
             return Ok(Uri::Tel(TelUri { number: Text::from_checked(number), params }));
         }
-        Ok(Uri::Other { scheme: Text::from_checked(b.slice(..colon)), rest: Text::from_checked(b.slice(colon + 1..)) })
+        Ok(Uri::Other { scheme: Text::from_checked(b.slice(s..colon)), rest: Text::from_checked(b.slice(colon + 1..e)) })
     }
 
     /// Parses from a string (convenience for tests and configuration).

@@ -1,7 +1,6 @@
 //! The Via header (RFC 3261 §20.42, §18.2.1, RFC 3581 rport), CSeq (§20.16) and methods.
 
-use crate::name_addr::is_gen_value;
-use crate::scan::{self, is_token, Cursor};
+use crate::scan::{self, is_gen_value, is_token, Cursor};
 use crate::text::Text;
 use crate::uri::{Host, Params};
 use bytes::Bytes;
@@ -29,6 +28,12 @@ pub enum Transport {
 impl Transport {
     /// Recognises a transport token (any case).
     pub fn from_token(t: &Bytes) -> Transport {
+        Transport::from_range(t, 0, t.len())
+    }
+
+    /// Recognises `buf[s..e]`; only an unknown token takes a slice.
+    pub(crate) fn from_range(buf: &Bytes, s: usize, e: usize) -> Transport {
+        let t = &buf[s..e];
         let known = [
             ("UDP", Transport::Udp),
             ("TCP", Transport::Tcp),
@@ -42,7 +47,7 @@ impl Transport {
                 return tr;
             }
         }
-        Transport::Other(Text::from_checked(t.clone()))
+        Transport::Other(Text::from_checked(buf.slice(s..e)))
     }
 
     /// The canonical token.
@@ -142,17 +147,17 @@ impl Via {
     pub fn parse(v: &Bytes) -> Result<Via, usize> {
         let mut c = Cursor::new(v);
         c.skip_ws();
-        let protocol = c.take_token().ok_or(c.pos)?;
+        let protocol = c.skip_token().ok_or(c.pos)?;
         if !c.eat(b'/') {
             return Err(c.pos);
         }
         c.skip_ws();
-        let version = c.take_token().ok_or(c.pos)?;
+        let version = c.skip_token().ok_or(c.pos)?;
         if !c.eat(b'/') {
             return Err(c.pos);
         }
         c.skip_ws();
-        let transport = c.take_token().ok_or(c.pos)?;
+        let transport = c.skip_token().ok_or(c.pos)?;
         let before = c.pos;
         c.skip_ws();
         if c.pos == before {
@@ -162,15 +167,15 @@ impl Via {
         if c.peek() == Some(b'[') {
             c.pos = scan::find(v, hs, b']').ok_or(hs)? + 1;
         } else {
-            c.take_while(|ch| ch.is_ascii_alphanumeric() || ch == b'-' || ch == b'.' || ch == b'_');
+            c.skip_while(scan::is_host_char);
         }
-        let host = Host::parse(&v.slice(hs..c.pos)).ok_or(hs)?;
+        let host = Host::parse_at(v, hs, c.pos).ok_or(hs)?;
         let mut port = None;
         let save = c.pos;
         if c.eat(b':') {
             c.skip_ws();
-            let p = c.take_while(|ch| ch.is_ascii_digit());
-            port = Some(scan::parse_u64(&p).and_then(|n| u16::try_from(n).ok()).ok_or(save)?);
+            let (ps, pe) = c.skip_while(|ch| ch.is_ascii_digit());
+            port = Some(scan::parse_u64(&v[ps..pe]).and_then(|n| u16::try_from(n).ok()).ok_or(save)?);
         }
         let params = Params::parse(&mut c, is_token, is_gen_value)?;
         c.skip_ws();
@@ -178,9 +183,9 @@ impl Via {
             return Err(c.pos);
         }
         Ok(Via {
-            protocol: Text::from_checked(protocol),
-            version: Text::from_checked(version),
-            transport: Transport::from_token(&transport),
+            protocol: Text::common_at(v, protocol.0, protocol.1),
+            version: Text::common_at(v, version.0, version.1),
+            transport: Transport::from_range(v, transport.0, transport.1),
             host,
             port,
             params,
@@ -255,10 +260,16 @@ pub enum Method {
 impl Method {
     /// Recognises a method token (exact case). `None` if not a token.
     pub fn from_token(t: &Bytes) -> Option<Method> {
+        Method::from_range(t, 0, t.len())
+    }
+
+    /// Recognises `buf[s..e]`; only an extension method takes a slice.
+    pub(crate) fn from_range(buf: &Bytes, s: usize, e: usize) -> Option<Method> {
+        let t = &buf[s..e];
         if !scan::all_token(t) {
             return None;
         }
-        Some(match &t[..] {
+        Some(match t {
             b"INVITE" => Method::Invite,
             b"ACK" => Method::Ack,
             b"BYE" => Method::Bye,
@@ -273,7 +284,7 @@ impl Method {
             b"REFER" => Method::Refer,
             b"MESSAGE" => Method::Message,
             b"UPDATE" => Method::Update,
-            _ => Method::Extension(Text::from_checked(t.clone())),
+            _ => Method::Extension(Text::from_checked(buf.slice(s..e))),
         })
     }
 
@@ -319,15 +330,15 @@ impl CSeq {
     pub fn parse(v: &Bytes) -> Result<CSeq, usize> {
         let mut c = Cursor::new(v);
         c.skip_ws();
-        let n = c.take_while(|ch| ch.is_ascii_digit());
-        let seq = scan::parse_u32(&n).ok_or(c.pos)?;
+        let (ns, ne) = c.skip_while(|ch| ch.is_ascii_digit());
+        let seq = scan::parse_u32(&v[ns..ne]).ok_or(c.pos)?;
         let before = c.pos;
         c.skip_ws();
         if c.pos == before {
             return Err(c.pos);
         }
-        let m = c.take_while(is_token);
-        let method = Method::from_token(&m).ok_or(c.pos)?;
+        let (ms, me) = c.skip_while(is_token);
+        let method = Method::from_range(v, ms, me).ok_or(c.pos)?;
         c.skip_ws();
         if !c.at_end() {
             return Err(c.pos);
