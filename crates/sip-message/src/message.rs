@@ -4,7 +4,7 @@ use crate::error::{ErrorKind, ParseError};
 use crate::header::{Header, HeaderName, Headers};
 use crate::name_addr::{Contacts, NameAddr};
 use crate::parse::{RawMessage, StartLine};
-use crate::scan::{self, split_list};
+use crate::scan::{self, split_list, split_ranges};
 use crate::text::Text;
 use crate::uri::{Params, Uri};
 use crate::via::{CSeq, Method, Via};
@@ -80,11 +80,11 @@ fn once<'a>(slot: &mut Option<&'a Header>, h: &'a Header) -> Result<(), ParseErr
 /// Appends every address of a name-addr list row; empty elements are errors
 /// (RFC 4475 `badinv01`).
 fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
-    for item in split_list(h.value()) {
-        if item.is_empty() {
+    for (s, e) in split_ranges(h.value()) {
+        if s == e {
             return Err(bad(h.name(), h.offset()));
         }
-        out.push(NameAddr::parse(&item).map_err(|e| bad(h.name(), h.offset() + e.min(1)))?);
+        out.push(NameAddr::parse_at(h.value(), s, e).map_err(|_| bad(h.name(), h.offset()))?);
     }
     Ok(())
 }
@@ -126,7 +126,7 @@ impl Core {
     /// Extracts and checks the core headers in one pass over the rows. Only the top Via
     /// is parsed; the others must be non-empty and are parsed on demand.
     pub fn extract(headers: &Headers) -> Result<Core, ParseError> {
-        let mut top_via: Option<(Bytes, &Header)> = None;
+        let mut top_via: Option<((usize, usize), &Header)> = None;
         let mut via_count = 0;
         let (mut from, mut to, mut call_id, mut cseq, mut mf, mut ctype) = (None, None, None, None, None, None);
         let mut contacts = Contacts::None;
@@ -135,12 +135,12 @@ impl Core {
         for h in headers {
             match h.name() {
                 HeaderName::Via => {
-                    for item in split_list(h.value()) {
-                        if item.is_empty() {
+                    for (s, e) in split_ranges(h.value()) {
+                        if s == e {
                             return Err(bad(HeaderName::Via, h.offset()));
                         }
                         if top_via.is_none() {
-                            top_via = Some((item, h));
+                            top_via = Some(((s, e), h));
                         }
                         via_count += 1;
                     }
@@ -176,8 +176,8 @@ impl Core {
         let end = headers.iter().last().map_or(0, Header::offset);
         let missing = |n| ParseError::new(ErrorKind::MissingHeader(n), end);
 
-        let (top, via_row) = top_via.ok_or_else(|| missing(HeaderName::Via))?;
-        let via = Via::parse(&top).map_err(|_| bad(HeaderName::Via, via_row.offset()))?;
+        let ((vs, ve), via_row) = top_via.ok_or_else(|| missing(HeaderName::Via))?;
+        let via = Via::parse_at(via_row.value(), vs, ve).map_err(|_| bad(HeaderName::Via, via_row.offset()))?;
         let addr = |row: Option<&Header>, n: HeaderName| -> Result<NameAddr, ParseError> {
             let h = row.ok_or_else(|| missing(n))?;
             NameAddr::parse(h.value()).map_err(|_| bad(n, h.offset()))

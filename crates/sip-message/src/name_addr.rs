@@ -71,15 +71,20 @@ impl NameAddr {
     /// Parses one address (a whole From/To value, or one element of a Contact/Route
     /// list). Returns the offset of the first bad byte on failure.
     pub fn parse(v: &Bytes) -> Result<NameAddr, usize> {
-        let mut c = Cursor::new(v);
+        NameAddr::parse_at(v, 0, v.len())
+    }
+
+    /// Parses `v[s..e]` in place; errors are offsets in `v`.
+    pub(crate) fn parse_at(v: &Bytes, s: usize, e: usize) -> Result<NameAddr, usize> {
+        let mut c = Cursor::range(v, s, e);
         c.skip_ws();
         let mut display_name = None;
         let uri;
         // Display name: quoted string, or tokens up to '<' (RFC 4475 lwsdisp: no LWS
         // needed before '<'), or nothing.
         if c.peek() == Some(b'"') {
-            let q = c.take_quoted().ok_or(c.pos)?;
-            display_name = Some(scan::unquote(&q));
+            let (qs, qe) = c.skip_quoted().ok_or(c.pos)?;
+            display_name = Some(scan::unquote_at(v, qs, qe));
             c.skip_ws();
             if c.peek() != Some(b'<') {
                 return Err(c.pos);
@@ -101,7 +106,7 @@ impl NameAddr {
         }
         if c.peek() == Some(b'<') {
             let open = c.pos;
-            let close = scan::find(v, open, b'>').ok_or(open)?;
+            let close = scan::find(v, open, b'>').filter(|&x| x < c.end).ok_or(open)?;
             // RFC 4475 badaspec: tolerate white space just inside the brackets.
             let (a, b) = scan::trim(&v[open + 1..close]);
             uri = Uri::parse_at(v, open + 1 + a, open + 1 + b).map_err(|e| open + 1 + a + e)?;

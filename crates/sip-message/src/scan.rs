@@ -206,6 +206,27 @@ impl<'a> Cursor<'a> {
         (r.1 > r.0).then_some(r)
     }
 
+    /// The range of a quoted string including its quotes (see `take_quoted`).
+    pub fn skip_quoted(&mut self) -> Option<(usize, usize)> {
+        let s = self.pos;
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let mut i = self.pos + 1;
+        while i < self.end {
+            match self.buf[i] {
+                b'\\' => i += 2,
+                b'"' => {
+                    self.pos = i + 1;
+                    return Some((s, self.pos));
+                }
+                b'\r' | b'\n' => return None,
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
     /// A quoted string including its quotes; `None` if unterminated (RFC 3261 §25.1:
     /// `quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)`).
     pub fn take_quoted(&mut self) -> Option<Bytes> {
@@ -227,6 +248,15 @@ impl<'a> Cursor<'a> {
         }
         None
     }
+}
+
+/// `unquote` of `b[s..e]`, slicing only the inner text when nothing is escaped.
+pub(crate) fn unquote_at(b: &Bytes, s: usize, e: usize) -> Bytes {
+    let inner = &b[s + 1..e - 1];
+    if !inner.contains(&b'\\') {
+        return b.slice(s + 1..e - 1);
+    }
+    unquote(&b.slice(s..e))
 }
 
 /// Undoes quoted-pairs inside a quoted string (given with its quotes).
@@ -268,28 +298,47 @@ pub(crate) fn quote(s: &[u8], out: &mut Vec<u8>) {
 /// and `<...>` (RFC 3261 §7.3.1). Elements are trimmed; empty elements are kept so the
 /// caller can decide whether they are an error.
 pub(crate) fn split_list(v: &Bytes) -> ListIter<'_> {
-    ListIter { v, pos: 0, done: false }
+    ListIter { v, ranges: split_ranges(v) }
+}
+
+/// The same split as [`split_list`], as `(start, end)` ranges of `v`: no slice is made
+/// until a parser keeps something.
+pub(crate) fn split_ranges(v: &[u8]) -> RangeIter<'_> {
+    RangeIter { v, pos: 0, done: false }
 }
 
 pub(crate) struct ListIter<'a> {
     v: &'a Bytes,
-    pos: usize,
-    done: bool,
+    ranges: RangeIter<'a>,
 }
 
 impl Iterator for ListIter<'_> {
     type Item = Bytes;
     fn next(&mut self) -> Option<Bytes> {
+        let (s, e) = self.ranges.next()?;
+        Some(self.v.slice(s..e))
+    }
+}
+
+pub(crate) struct RangeIter<'a> {
+    v: &'a [u8],
+    pos: usize,
+    done: bool,
+}
+
+impl Iterator for RangeIter<'_> {
+    type Item = (usize, usize);
+    fn next(&mut self) -> Option<(usize, usize)> {
         if self.done {
             return None;
         }
-        let b = &self.v[..];
+        let b = self.v;
         let start = self.pos;
         // Most values have no comma at all: one element, no quote tracking needed.
         if memchr::memchr(b',', &b[start..]).is_none() {
             self.done = true;
             let (s, e) = trim(&b[start..]);
-            return Some(self.v.slice(start + s..start + e));
+            return Some((start + s, start + e));
         }
         let mut i = start;
         let mut in_quote = false;
@@ -320,7 +369,7 @@ impl Iterator for ListIter<'_> {
             self.pos = end + 1;
         }
         let (s, e) = trim(&b[start..end]);
-        Some(self.v.slice(start + s..start + e))
+        Some((start + s, start + e))
     }
 }
 

@@ -145,7 +145,12 @@ impl Via {
 
     /// Parses one Via value (one element of the comma-separated list).
     pub fn parse(v: &Bytes) -> Result<Via, usize> {
-        let mut c = Cursor::new(v);
+        Via::parse_at(v, 0, v.len())
+    }
+
+    /// Parses `v[s..e]` in place; errors are offsets in `v`.
+    pub(crate) fn parse_at(v: &Bytes, s: usize, e: usize) -> Result<Via, usize> {
+        let mut c = Cursor::range(v, s, e);
         c.skip_ws();
         let protocol = c.skip_token().ok_or(c.pos)?;
         if !c.eat(b'/') {
@@ -165,7 +170,7 @@ impl Via {
         }
         let hs = c.pos;
         if c.peek() == Some(b'[') {
-            c.pos = scan::find(v, hs, b']').ok_or(hs)? + 1;
+            c.pos = scan::find(v, hs, b']').filter(|&x| x < c.end).ok_or(hs)? + 1;
         } else {
             c.skip_while(scan::is_host_char);
         }
