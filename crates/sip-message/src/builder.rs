@@ -331,16 +331,16 @@ impl ResponseBuilder<'_> {
         let req = self.request;
         let mut h = Headers::with_capacity(6 + req.via_count() + self.extra.len());
         for row in req.headers().get_all(HeaderName::Via) {
-            h.push(Header::new(HeaderName::Via, row.value().clone()));
+            h.push(Header::new(HeaderName::Via, row.value_bytes()));
         }
         for name in [HeaderName::From, HeaderName::CallId, HeaderName::CSeq] {
             if let Some(row) = req.headers().get(name) {
-                h.push(Header::new(name, row.value().clone()));
+                h.push(Header::new(name, row.value_bytes()));
             }
         }
         if let Some(row) = req.headers().get(HeaderName::To) {
             let value = if req.to().tag().is_some() || self.status == 100 {
-                row.value().clone()
+                row.value_bytes()
             } else {
                 let tag = self.to_tag.unwrap_or_else(|| ids.tag());
                 let mut v = BytesMut::with_capacity(row.value().len() + 5 + tag.len());
@@ -353,7 +353,7 @@ impl ResponseBuilder<'_> {
         }
         if self.status == 100 {
             if let Some(ts) = req.headers().get(HeaderName::Timestamp) {
-                h.push(Header::new(HeaderName::Timestamp, ts.value().clone()));
+                h.push(Header::new(HeaderName::Timestamp, ts.value_bytes()));
             }
         }
         for x in self.extra {
@@ -431,7 +431,7 @@ mod tests {
         let mut ids = SeededIds::new(3);
         let trying = req.reply(100).build(&mut ids).expect("100");
         assert_eq!(trying.to().tag(), None);
-        assert_eq!(trying.headers().get(HeaderName::Timestamp).map(|h| h.value().clone()), Some(Bytes::from_static(b"54 0.5")));
+        assert_eq!(trying.headers().get(HeaderName::Timestamp).map(|h| h.value_bytes()), Some(Bytes::from_static(b"54 0.5")));
         let ok = req.reply(180).to_tag("t1").build(&mut ids).expect("180");
         assert_eq!(ok.to().tag(), Some("t1"));
         assert_eq!(ok.via_count(), 3);

@@ -5,7 +5,7 @@
 
 use crate::error::{ErrorKind, ParseError};
 use crate::name_addr::NameAddr;
-use crate::scan::{self, split_list};
+use crate::scan::{self, split_list, split_ranges};
 use crate::text::Text;
 use bytes::Bytes;
 
@@ -130,12 +130,20 @@ header_names! {
 }
 
 /// One header row.
+///
+/// The value is `buf[vs..ve]`. For a received row without folds `buf` is the whole row
+/// as received, so one shared slice serves both for reading the value and for printing
+/// the row unchanged; a folded row keeps its unfolded value in `buf` and the row as
+/// received in `folded_raw`; a built row has just its value in `buf`.
 #[derive(Debug, Clone)]
 pub struct Header {
     name: HeaderName,
     name_text: Text,
-    value: Bytes,
-    raw: Option<Bytes>,
+    buf: Bytes,
+    vs: u32,
+    ve: u32,
+    folded_raw: Option<Bytes>,
+    received: bool,
     /// Byte offset of the row in the message it was parsed from (0 when built); used
     /// only to place errors.
     offset: u32,
@@ -144,18 +152,35 @@ pub struct Header {
 impl Header {
     /// A header we build: printed canonically as `Name: value`.
     pub fn new(name: HeaderName, value: impl Into<Bytes>) -> Header {
-        Header { name, name_text: Text::from_static(name.as_str()), value: value.into(), raw: None, offset: 0 }
+        Header::built(name, Text::from_static(name.as_str()), value.into())
     }
 
     /// An extension header we build.
     pub fn other(name: &str, value: impl Into<Bytes>) -> Header {
         let kind = HeaderName::from_bytes(name.as_bytes());
         let name_text = if kind == HeaderName::Other { Text::from(name) } else { Text::from_static(kind.as_str()) };
-        Header { name: kind, name_text, value: value.into(), raw: None, offset: 0 }
+        Header::built(kind, name_text, value.into())
     }
 
-    pub(crate) fn parsed(name: HeaderName, name_text: Text, value: Bytes, raw: Bytes, offset: usize) -> Header {
-        Header { name, name_text, value, raw: Some(raw), offset: u32::try_from(offset).unwrap_or(u32::MAX) }
+    fn built(name: HeaderName, name_text: Text, buf: Bytes) -> Header {
+        let ve = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        Header { name, name_text, buf, vs: 0, ve, folded_raw: None, received: false, offset: 0 }
+    }
+
+    /// A received row: `row` as it came, its value at `row[vs..ve]`, or, for a folded
+    /// row, the unfolded value in `unfolded`.
+    pub(crate) fn parsed(name: HeaderName, name_text: Text, row: Bytes, value: ValueAt, offset: usize) -> Header {
+        let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+        match value {
+            ValueAt::Range(vs, ve) => {
+                let (vs, ve) = (u32::try_from(vs).unwrap_or(0), u32::try_from(ve).unwrap_or(0));
+                Header { name, name_text, buf: row, vs, ve, folded_raw: None, received: true, offset }
+            }
+            ValueAt::Unfolded(v) => {
+                let ve = u32::try_from(v.len()).unwrap_or(u32::MAX);
+                Header { name, name_text, buf: v, vs: 0, ve, folded_raw: Some(row), received: true, offset }
+            }
+        }
     }
 
     /// Where the row started in the parsed message (0 for a built row).
@@ -174,18 +199,33 @@ impl Header {
     }
 
     /// The value, unfolded (§7.3.1) and trimmed.
-    pub fn value(&self) -> &Bytes {
-        &self.value
+    pub fn value(&self) -> &[u8] {
+        &self.buf[self.vs as usize..self.ve as usize]
+    }
+
+    /// The value as a shared slice of the received buffer.
+    pub fn value_bytes(&self) -> Bytes {
+        self.buf.slice(self.vs as usize..self.ve as usize)
+    }
+
+    /// The buffer that holds the value and where in it the value lies, for parsers that
+    /// work in place.
+    pub(crate) fn value_at(&self) -> (&Bytes, usize, usize) {
+        (&self.buf, self.vs as usize, self.ve as usize)
     }
 
     /// The value as a string, if it is UTF-8.
     pub fn value_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.value).ok()
+        std::str::from_utf8(self.value()).ok()
     }
 
     /// The exact bytes of the row as received (without the final CRLF), if parsed.
-    pub fn raw(&self) -> Option<&Bytes> {
-        self.raw.as_ref()
+    pub fn raw(&self) -> Option<&[u8]> {
+        match (&self.folded_raw, self.received) {
+            (Some(r), _) => Some(r),
+            (None, true) => Some(&self.buf),
+            (None, false) => None,
+        }
     }
 
     /// Whether this row has the given name (for `Other`, compares spelling, any case).
@@ -200,15 +240,23 @@ impl Header {
 
     /// Appends the row in wire form (no CRLF).
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        match &self.raw {
+        match self.raw() {
             Some(raw) => out.extend_from_slice(raw),
             None => {
                 out.extend_from_slice(self.name_text.as_bytes());
                 out.extend_from_slice(b": ");
-                out.extend_from_slice(&self.value);
+                out.extend_from_slice(self.value());
             }
         }
     }
+}
+
+/// Where a received row's value is.
+pub(crate) enum ValueAt {
+    /// In the row itself.
+    Range(usize, usize),
+    /// Rewritten, because the row was folded.
+    Unfolded(Bytes),
 }
 
 /// The header rows of a message, in order.
@@ -263,7 +311,7 @@ impl Headers {
         let list = name.is_list();
         self.get_all(name).flat_map(move |h| {
             let items: Vec<Bytes> =
-                if list { split_list(&h.value).filter(|v| !v.is_empty()).collect() } else { vec![scan::trim_bytes(&h.value)] };
+                if list { split_list(&h.value_bytes()).filter(|v| !v.is_empty()).collect() } else { vec![h.value_bytes()] };
             items
         })
     }
@@ -283,9 +331,10 @@ impl Headers {
     pub fn name_addrs(&self, name: HeaderName) -> Result<Vec<NameAddr>, ParseError> {
         let mut out = Vec::new();
         for h in self.get_all(name) {
-            for item in split_list(&h.value) {
-                if !item.is_empty() {
-                    out.push(NameAddr::parse(&item).map_err(|_| ParseError::new(ErrorKind::BadHeader(name), h.offset()))?);
+            let (buf, vs, _) = h.value_at();
+            for (s, e) in split_ranges(h.value()) {
+                if s < e {
+                    out.push(NameAddr::parse_at(buf, vs + s, vs + e).map_err(|_| ParseError::new(ErrorKind::BadHeader(name), h.offset()))?);
                 }
             }
         }

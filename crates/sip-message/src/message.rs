@@ -25,7 +25,12 @@ pub struct MediaType {
 impl MediaType {
     /// Parses `m-type SWS "/" SWS m-subtype *(SWS ";" SWS m-parameter)`.
     pub fn parse(v: &Bytes) -> Result<MediaType, usize> {
-        let mut c = scan::Cursor::new(v);
+        MediaType::parse_at(v, 0, v.len())
+    }
+
+    /// Parses `v[s..e]` in place; errors are offsets in `v`.
+    pub(crate) fn parse_at(v: &Bytes, s: usize, e: usize) -> Result<MediaType, usize> {
+        let mut c = scan::Cursor::range(v, s, e);
         c.skip_ws();
         let top = c.skip_token().ok_or(c.pos)?;
         if !c.eat(b'/') {
@@ -80,11 +85,12 @@ fn once<'a>(slot: &mut Option<&'a Header>, h: &'a Header) -> Result<(), ParseErr
 /// Appends every address of a name-addr list row; empty elements are errors
 /// (RFC 4475 `badinv01`).
 fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
+    let (buf, vs, _) = h.value_at();
     for (s, e) in split_ranges(h.value()) {
         if s == e {
             return Err(bad(h.name(), h.offset()));
         }
-        out.push(NameAddr::parse_at(h.value(), s, e).map_err(|_| bad(h.name(), h.offset()))?);
+        out.push(NameAddr::parse_at(buf, vs + s, vs + e).map_err(|_| bad(h.name(), h.offset()))?);
     }
     Ok(())
 }
@@ -153,7 +159,7 @@ impl Core {
                 HeaderName::ContentType => once(&mut ctype, h)?,
                 HeaderName::Contact => {
                     // `*` is only valid as the one and only Contact value (§10.2.2).
-                    let star = h.value().as_ref() == b"*";
+                    let star = h.value() == b"*";
                     contacts = match (contacts, star) {
                         (Contacts::None, true) => Contacts::Star,
                         (Contacts::None, false) => {
@@ -177,10 +183,12 @@ impl Core {
         let missing = |n| ParseError::new(ErrorKind::MissingHeader(n), end);
 
         let ((vs, ve), via_row) = top_via.ok_or_else(|| missing(HeaderName::Via))?;
-        let via = Via::parse_at(via_row.value(), vs, ve).map_err(|_| bad(HeaderName::Via, via_row.offset()))?;
+        let (buf, off, _) = via_row.value_at();
+        let via = Via::parse_at(buf, off + vs, off + ve).map_err(|_| bad(HeaderName::Via, via_row.offset()))?;
         let addr = |row: Option<&Header>, n: HeaderName| -> Result<NameAddr, ParseError> {
             let h = row.ok_or_else(|| missing(n))?;
-            NameAddr::parse(h.value()).map_err(|_| bad(n, h.offset()))
+            let (buf, s, e) = h.value_at();
+            NameAddr::parse_at(buf, s, e).map_err(|_| bad(n, h.offset()))
         };
         let from = addr(from, HeaderName::From)?;
         let to = addr(to, HeaderName::To)?;
@@ -188,16 +196,20 @@ impl Core {
         if !is_call_id(cid.value()) {
             return Err(bad(HeaderName::CallId, cid.offset()));
         }
-        let call_id = Text::from_checked(cid.value().clone());
+        let call_id = Text::from_checked(cid.value_bytes());
         let cs = cseq.ok_or_else(|| missing(HeaderName::CSeq))?;
-        let cseq = CSeq::parse(cs.value()).map_err(|_| bad(HeaderName::CSeq, cs.offset()))?;
+        let (buf, s, e) = cs.value_at();
+        let cseq = CSeq::parse_at(buf, s, e).map_err(|_| bad(HeaderName::CSeq, cs.offset()))?;
         let max_forwards = match mf {
             None => None,
             Some(h) => Some(scan::parse_u32(h.value()).ok_or_else(|| bad(HeaderName::MaxForwards, h.offset()))?),
         };
         let content_type = match ctype {
             None => None,
-            Some(h) => Some(MediaType::parse(h.value()).map_err(|_| bad(HeaderName::ContentType, h.offset()))?),
+            Some(h) => {
+                let (buf, s, e) = h.value_at();
+                Some(MediaType::parse_at(buf, s, e).map_err(|_| bad(HeaderName::ContentType, h.offset()))?)
+            }
         };
         Ok(Core { via, via_count, from, to, call_id, cseq, max_forwards, contacts, routes, record_routes, content_type })
     }
@@ -225,7 +237,7 @@ macro_rules! common_accessors {
         pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
             let mut out = Vec::with_capacity(self.core.via_count);
             for h in self.headers.get_all(HeaderName::Via) {
-                for item in split_list(h.value()) {
+                for item in split_list(&h.value_bytes()) {
                     out.push(Via::parse(&item).map_err(|_| bad(HeaderName::Via, h.offset()))?);
                 }
             }

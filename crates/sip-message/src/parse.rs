@@ -6,7 +6,7 @@
 //! header rows, which have to be rewritten to unfold them.
 
 use crate::error::{ErrorKind, ParseError};
-use crate::header::{Header, HeaderName, Headers};
+use crate::header::{Header, HeaderName, Headers, ValueAt};
 use crate::scan::{self, is_token, is_ws};
 use crate::text::Text;
 use bytes::Bytes;
@@ -190,13 +190,12 @@ fn merge_content_length(prev: ContentLength, h: &Header) -> ContentLength {
 /// One header row `name HCOLON value`, `[ls, le)` in `data`, possibly folded. A folded
 /// row is unfolded whole before it is read, so a fold before the colon is tolerated too.
 fn parse_row(data: &Bytes, ls: usize, le: usize, folded: bool) -> Result<Header, ParseError> {
-    let raw = data.slice(ls..le);
     let unfolded;
-    let row = if folded {
-        unfolded = Bytes::from(unfold(&raw));
+    let row: &[u8] = if folded {
+        unfolded = unfold(&data[ls..le]);
         &unfolded
     } else {
-        &raw
+        &data[ls..le]
     };
     // The name ends at the colon (white space before it is allowed, §7.3.1 HCOLON).
     let bad = || ParseError::new(ErrorKind::BadHeaderLine, ls);
@@ -211,11 +210,16 @@ fn parse_row(data: &Bytes, ls: usize, le: usize, folded: bool) -> Result<Header,
     if name_end == 0 || (name == HeaderName::Other && !name_bytes.iter().all(|&c| is_token(c))) {
         return Err(bad());
     }
-    let name_text = if name == HeaderName::Other { Text::from_checked(row.slice(..name_end)) } else { Text::from_static(name.as_str()) };
+    let name_text = if name == HeaderName::Other {
+        Text::from_checked(if folded { Bytes::copy_from_slice(name_bytes) } else { data.slice(ls..ls + name_end) })
+    } else {
+        Text::from_static(name.as_str())
+    };
     let i = colon;
     let (a, b) = scan::trim(&row[i + 1..]);
-    let value = row.slice(i + 1 + a..i + 1 + b);
-    Ok(Header::parsed(name, name_text, value, raw, ls))
+    let (vs, ve) = (i + 1 + a, i + 1 + b);
+    let value = if folded { ValueAt::Unfolded(Bytes::copy_from_slice(&row[vs..ve])) } else { ValueAt::Range(vs, ve) };
+    Ok(Header::parsed(name, name_text, data.slice(ls..le), value, ls))
 }
 
 /// Replaces every `[*WSP CRLF] 1*WSP` fold with one SP and trims the ends (§7.3.1).
@@ -376,7 +380,7 @@ mod tests {
         let rows: Vec<_> = h.headers.iter().collect();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].value().as_ref(), b"one two");
-        assert_eq!(rows[0].raw().map(|r| r.as_ref()), Some(&b"X:  one\r\n two  "[..]));
+        assert_eq!(rows[0].raw(), Some(&b"X:  one\r\n two  "[..]));
         assert_eq!(rows[1].value().as_ref(), b"z");
         assert_eq!(rows[1].offset(), 40);
     }

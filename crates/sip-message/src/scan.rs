@@ -133,11 +133,6 @@ pub(crate) fn trim(b: &[u8]) -> (usize, usize) {
     (s, e)
 }
 
-pub(crate) fn trim_bytes(b: &Bytes) -> Bytes {
-    let (s, e) = trim(b);
-    b.slice(s..e)
-}
-
 /// A cursor over one header value (or one start-line element).
 pub(crate) struct Cursor<'a> {
     pub buf: &'a Bytes,
@@ -146,10 +141,6 @@ pub(crate) struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    pub fn new(buf: &'a Bytes) -> Cursor<'a> {
-        Cursor { buf, pos: 0, end: buf.len() }
-    }
-
     pub fn range(buf: &'a Bytes, pos: usize, end: usize) -> Cursor<'a> {
         Cursor { buf, pos, end }
     }

@@ -333,7 +333,12 @@ pub struct CSeq {
 impl CSeq {
     /// Parses `1*DIGIT LWS Method`; overlarge numbers are refused, never wrapped.
     pub fn parse(v: &Bytes) -> Result<CSeq, usize> {
-        let mut c = Cursor::new(v);
+        CSeq::parse_at(v, 0, v.len())
+    }
+
+    /// Parses `v[s..e]` in place; errors are offsets in `v`.
+    pub(crate) fn parse_at(v: &Bytes, s: usize, e: usize) -> Result<CSeq, usize> {
+        let mut c = Cursor::range(v, s, e);
         c.skip_ws();
         let (ns, ne) = c.skip_while(|ch| ch.is_ascii_digit());
         let seq = scan::parse_u32(&v[ns..ne]).ok_or(c.pos)?;
