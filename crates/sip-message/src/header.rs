@@ -322,7 +322,7 @@ impl Headers {
     pub fn number(&self, name: HeaderName) -> Option<Result<u32, ParseError>> {
         let h = self.get(name)?;
         let v = h.value();
-        let digits = v.iter().position(|&c| c == b';' || scan::is_ws(c)).map_or(&v[..], |e| &v[..e]);
+        let digits = v.iter().position(|&c| c == b';' || scan::is_ws(c)).map_or(v, |e| &v[..e]);
         Some(scan::parse_u32(digits).ok_or(ParseError::new(ErrorKind::BadHeader(name), h.offset())))
     }
 
