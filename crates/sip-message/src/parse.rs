@@ -379,9 +379,9 @@ mod tests {
         let h = head(b"OPTIONS sip:a SIP/2.0\r\nX:  one\r\n two  \r\nY:z\r\n\r\n");
         let rows: Vec<_> = h.headers.iter().collect();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].value().as_ref(), b"one two");
+        assert_eq!(rows[0].value(), b"one two");
         assert_eq!(rows[0].raw(), Some(&b"X:  one\r\n two  "[..]));
-        assert_eq!(rows[1].value().as_ref(), b"z");
+        assert_eq!(rows[1].value(), b"z");
         assert_eq!(rows[1].offset(), 40);
     }
 

@@ -142,12 +142,18 @@ prop_compose! {
     }
 }
 
+/// 512 cases unless `PROPTEST_CASES` asks for more (a long run before a release).
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
+    ProptestConfig::with_cases(cases)
+}
+
 fn parse(b: &[u8]) -> Result<Message, sip_message::ParseError> {
     Message::parse(Bytes::copy_from_slice(b))
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     /// Generated messages parse, read back what was generated, and round-trip.
     #[test]
