@@ -197,7 +197,8 @@ impl<'a> Cursor<'a> {
         (r.1 > r.0).then_some(r)
     }
 
-    /// The range of a quoted string including its quotes (see `take_quoted`).
+    /// The range of a quoted string including its quotes; `None` if unterminated
+    /// (RFC 3261 §25.1: `quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F)`).
     pub fn skip_quoted(&mut self) -> Option<(usize, usize)> {
         let s = self.pos;
         if self.peek() != Some(b'"') {
@@ -210,28 +211,6 @@ impl<'a> Cursor<'a> {
                 b'"' => {
                     self.pos = i + 1;
                     return Some((s, self.pos));
-                }
-                b'\r' | b'\n' => return None,
-                _ => i += 1,
-            }
-        }
-        None
-    }
-
-    /// A quoted string including its quotes; `None` if unterminated (RFC 3261 §25.1:
-    /// `quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)`).
-    pub fn take_quoted(&mut self) -> Option<Bytes> {
-        let s = self.pos;
-        if self.peek() != Some(b'"') {
-            return None;
-        }
-        let mut i = self.pos + 1;
-        while i < self.end {
-            match self.buf[i] {
-                b'\\' => i += 2,
-                b'"' => {
-                    self.pos = i + 1;
-                    return Some(self.buf.slice(s..self.pos));
                 }
                 b'\r' | b'\n' => return None,
                 _ => i += 1,
