@@ -140,7 +140,7 @@ impl Via {
     }
     /// `ttl` parameter (0–255).
     pub fn ttl(&self) -> Option<u8> {
-        self.params.value("ttl").and_then(|v| scan::parse_u64(v)).and_then(|n| u8::try_from(n).ok())
+        self.params.value("ttl").and_then(scan::parse_u64).and_then(|n| u8::try_from(n).ok())
     }
 
     /// Parses one Via value (one element of the comma-separated list).
