@@ -340,17 +340,12 @@ impl Host {
             let v6 = std::str::from_utf8(&b[1..b.len() - 1]).ok()?;
             return v6.parse().ok().map(Host::Ipv6);
         }
-        let mut digits_and_dots = true;
-        for &c in b {
-            if !is_host_char(c) {
-                return None;
-            }
-            digits_and_dots &= c.is_ascii_digit() || c == b'.';
-        }
-        if b.is_empty() {
+        if b.is_empty() || !b.iter().all(|&c| is_host_char(c)) {
             return None;
         }
-        if digits_and_dots {
+        // Only a host starting with a digit can be a dotted quad; `parse_ipv4` turns
+        // anything else (`3com.example`) down quickly, and it stays a domain name.
+        if b[0].is_ascii_digit() {
             if let Some(ip) = parse_ipv4(b) {
                 return Some(Host::Ipv4(ip));
             }
