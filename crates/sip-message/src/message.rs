@@ -509,6 +509,20 @@ impl Message {
             Message::Response(r) => r.via(),
         }
     }
+    /// From.
+    pub fn from(&self) -> &NameAddr {
+        match self {
+            Message::Request(r) => r.from(),
+            Message::Response(r) => r.from(),
+        }
+    }
+    /// To.
+    pub fn to(&self) -> &NameAddr {
+        match self {
+            Message::Request(r) => r.to(),
+            Message::Response(r) => r.to(),
+        }
+    }
     /// The Call-ID.
     pub fn call_id(&self) -> &Text {
         match self {
