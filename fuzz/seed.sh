@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Seeds the fuzz corpora (fuzz/corpus/<target>/, gitignored: never commit them) with
+# the 49 RFC 4475 torture-test messages from the shared conformance suite.
+#
+#   bash fuzz/seed.sh            # from the repo root (or from anywhere)
+#
+# - datagram: each message as is, one datagram per file.
+# - stream:   the target reads its first bytes as the cutting pattern (see
+#   fuzz_targets/stream.rs), so each message is written with a few prefixes:
+#   0x00 (one-byte chunks), 0x01 0x07 (8-byte chunks), 0x03 0x10 0x00 0x3f
+#   (chunks of 17, 1, 64) and 0x40 0x00 (one-byte chunks, 256-octet size bound);
+#   plus, per message, the message twice with keep-alives in between, since a stream
+#   carries several messages.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+src="${RFC4475_DIR:-$root/../shared/conformance/rfc4475}"
+
+shopt -s nullglob
+files=("$src"/*.dat)
+if [ "${#files[@]}" -eq 0 ]; then
+    echo "seed.sh: no .dat files in $src" >&2
+    exit 1
+fi
+
+mkdir -p "$here/corpus/datagram" "$here/corpus/stream"
+for f in "${files[@]}"; do
+    name="$(basename "$f" .dat)"
+    cp "$f" "$here/corpus/datagram/rfc4475-$name"
+    { printf '\x00'; cat "$f"; } > "$here/corpus/stream/rfc4475-$name-b1"
+    { printf '\x01\x07'; cat "$f"; } > "$here/corpus/stream/rfc4475-$name-b8"
+    { printf '\x03\x10\x00\x3f'; cat "$f"; } > "$here/corpus/stream/rfc4475-$name-mix"
+    { printf '\x40\x00'; cat "$f"; } > "$here/corpus/stream/rfc4475-$name-max256"
+    { printf '\x02\x04\x20'; cat "$f"; printf '\r\n\r\n\r\n'; cat "$f"; } > "$here/corpus/stream/rfc4475-$name-two"
+done
+echo "seed.sh: ${#files[@]} messages from $src -> $here/corpus/{datagram,stream}"
+echo "  datagram: $(ls "$here/corpus/datagram" | wc -l) files, stream: $(ls "$here/corpus/stream" | wc -l) files"
