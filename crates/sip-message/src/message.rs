@@ -97,18 +97,11 @@ fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
 
 /// Call-ID = word [ "@" word ] (§25.1).
 fn is_call_id(v: &[u8]) -> bool {
-    let mut at = None;
-    for (i, &c) in v.iter().enumerate() {
-        if c == b'@' {
-            if at.is_some() {
-                return false;
-            }
-            at = Some(i);
-        } else if !scan::is_word(c) {
-            return false;
-        }
+    let words = |w: &[u8]| !w.is_empty() && w.iter().all(|&c| scan::is_word(c));
+    match memchr::memchr(b'@', v) {
+        None => words(v),
+        Some(at) => words(&v[..at]) && words(&v[at + 1..]),
     }
-    !v.is_empty() && at.is_none_or(|a| a > 0 && a + 1 < v.len())
 }
 
 impl Core {

@@ -87,38 +87,43 @@ impl Iterator for WireIter<'_> {
     type Item = ((usize, usize), Option<(usize, usize)>);
     fn next(&mut self) -> Option<Self::Item> {
         let b = self.b;
-        // Skip to just after the next `;`.
-        while self.pos < b.len() && b[self.pos] != b';' {
-            self.pos += 1;
-        }
-        if self.pos >= b.len() {
-            return None;
-        }
-        self.pos += 1;
-        let start = self.pos;
-        let (mut quoted, mut bracket) = (false, false);
-        while self.pos < b.len() {
-            match b[self.pos] {
-                b'\\' if quoted => self.pos += 1,
-                b'"' => quoted = !quoted,
-                b'[' if !quoted => bracket = true,
-                b']' if !quoted => bracket = false,
-                b';' if !quoted && !bracket => break,
-                _ => {}
-            }
-            self.pos += 1;
-        }
-        let end = self.pos.min(b.len());
-        let item = &b[start..end];
+        let start = self.pos + memchr::memchr(b';', b.get(self.pos..)?)? + 1;
+        // The item ends at the next `;`; only a quoted value or an IPv6 reference can
+        // hide one, and those need the slow walk.
+        let rest = &b[start..];
+        let end = match memchr::memchr3(b';', b'"', b'[', rest) {
+            None => b.len(),
+            Some(i) if rest[i] == b';' => start + i,
+            Some(_) => item_end(b, start),
+        };
+        self.pos = end;
         let trimmed = |s: usize, e: usize| {
             let (a, z) = scan::trim(&b[s..e]);
             (s + a, s + z)
         };
-        Some(match item.iter().position(|&c| c == b'=') {
+        Some(match memchr::memchr(b'=', &b[start..end]) {
             Some(eq) => (trimmed(start, start + eq), Some(trimmed(start + eq + 1, end))),
             None => (trimmed(start, end), None),
         })
     }
+}
+
+/// The end of the parameter starting at `start`: the next `;` outside quotes and `[...]`.
+fn item_end(b: &[u8], start: usize) -> usize {
+    let (mut quoted, mut bracket) = (false, false);
+    let mut i = start;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'[' if !quoted => bracket = true,
+            b']' if !quoted => bracket = false,
+            b';' if !quoted && !bracket => return i,
+            _ => {}
+        }
+        i += 1;
+    }
+    b.len()
 }
 
 impl Params {
