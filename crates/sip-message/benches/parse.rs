@@ -36,85 +36,19 @@
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rsip::prelude::*;
 use sip_message::Message;
 // `std::hint::black_box`, not `criterion::black_box`: criterion 0.5's version (without
 // its `real_blackbox` feature) is a `read_volatile` copy of its argument, which for a
 // 1 KB `Result<Message, _>` costs hundreds of nanoseconds per call and would be
 // charged to the parser. The std one is free and opaque to the optimizer.
 use std::hint::black_box;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{datagram, rsip_core, rsip_parse, sip_message_parse, INVITE, OK_200};
+
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// A typical INVITE from a desk phone: 1 Via with branch and rport, display names,
-/// an SDP offer with five payload types. Content-Length is the exact body length (checked at
-/// start-up).
-const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
-Via: SIP/2.0/UDP 192.0.2.101:5060;branch=z9hG4bK776asdhds.3b9f1a;rport\r\n\
-Max-Forwards: 70\r\n\
-From: \"Alice Liddell\" <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
-To: \"Bob Marley\" <sip:bob@biloxi.example.com>\r\n\
-Call-ID: a84b4c76e66710c2f0d4b1e3@pc33.atlanta.example.com\r\n\
-CSeq: 314159 INVITE\r\n\
-Contact: <sip:alice@192.0.2.101:5060;transport=udp>\r\n\
-Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY, PRACK\r\n\
-Supported: replaces, timer, 100rel, norefersub\r\n\
-User-Agent: ExamplePhone/4.2.1 (model T46; fw 66.86.0.15)\r\n\
-Content-Type: application/sdp\r\n\
-Content-Length: 370\r\n\
-\r\n\
-v=0\r\n\
-o=alice 2890844526 2890844526 IN IP4 192.0.2.101\r\n\
-s=ExamplePhone\r\n\
-c=IN IP4 192.0.2.101\r\n\
-t=0 0\r\n\
-m=audio 49170 RTP/AVP 9 0 8 18 101\r\n\
-a=rtpmap:9 G722/8000\r\n\
-a=rtpmap:0 PCMU/8000\r\n\
-a=rtpmap:8 PCMA/8000\r\n\
-a=rtpmap:18 G729/8000\r\n\
-a=fmtp:18 annexb=no\r\n\
-a=rtpmap:101 telephone-event/8000\r\n\
-a=fmtp:101 0-16\r\n\
-a=ptime:20\r\n\
-a=maxptime:40\r\n\
-a=rtcp:49171 IN IP4 192.0.2.101\r\n\
-a=sendrecv\r\n";
-
-/// A typical 200 OK to [`INVITE`] after one proxy: two Via rows (with `received`
-/// and a filled-in `rport`), a Record-Route, a Contact, a To tag, and an SDP answer.
-const OK_200: &[u8] = b"SIP/2.0 200 OK\r\n\
-Via: SIP/2.0/UDP proxy.atlanta.example.com:5060;branch=z9hG4bK2d4790.1;received=192.0.2.10\r\n\
-Via: SIP/2.0/UDP 192.0.2.101:5060;branch=z9hG4bK776asdhds.3b9f1a;rport=5060;received=192.0.2.101\r\n\
-Record-Route: <sip:proxy.atlanta.example.com;lr>\r\n\
-From: \"Alice Liddell\" <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
-To: \"Bob Marley\" <sip:bob@biloxi.example.com>;tag=a6c85cf\r\n\
-Call-ID: a84b4c76e66710c2f0d4b1e3@pc33.atlanta.example.com\r\n\
-CSeq: 314159 INVITE\r\n\
-Contact: <sip:bob@192.0.2.4:5060;transport=udp>\r\n\
-Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY\r\n\
-Supported: replaces, timer\r\n\
-Server: ExamplePBX/11.2\r\n\
-Content-Type: application/sdp\r\n\
-Content-Length: 192\r\n\
-\r\n\
-v=0\r\n\
-o=bob 2808844564 2808844564 IN IP4 192.0.2.4\r\n\
-s=-\r\n\
-c=IN IP4 192.0.2.4\r\n\
-t=0 0\r\n\
-m=audio 3456 RTP/AVP 9 101\r\n\
-a=rtpmap:9 G722/8000\r\n\
-a=rtpmap:101 telephone-event/8000\r\n\
-a=ptime:20\r\n\
-a=sendrecv\r\n";
-
-/// A heap-allocated, reference-counted buffer like the one a socket read gives the
-/// server (not `Bytes::from_static`, whose clones and slices skip the reference count
-/// and would flatter a zero-copy parser).
-fn datagram(wire: &[u8]) -> Bytes {
-    Bytes::copy_from_slice(wire)
-}
 
 /// Reads RFC 4475 `longreq` from the shared conformance corpus, which lives outside
 /// this repository: `$SIPBRIDGE_SHARED/conformance/rfc4475/longreq.dat`, by default
@@ -173,75 +107,6 @@ fn normalize_for_rsip(msg: &[u8]) -> Bytes {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
     Bytes::from(out)
-}
-
-/// What `sip-message` does per iteration: parse (which extracts the core headers),
-/// then read the top Via branch and the From and To tags. Received parameter lists are
-/// read in place on access, so the reads every message gets from the transaction and
-/// dialog layers are counted here; rsip's typed forms hold them already parsed.
-fn sip_message_parse(input: &Bytes) -> Result<Message, sip_message::ParseError> {
-    let m = Message::parse(input.clone())?;
-    black_box((m.via().branch(), m.from().tag(), m.to().tag()));
-    Ok(m)
-}
-
-/// The typed headers `rsip` is asked for, the counterpart of `sip-message`'s core.
-struct RsipCore<'a> {
-    via: rsip::typed::Via,
-    from: rsip::typed::From,
-    to: rsip::typed::To,
-    call_id: &'a str,
-    cseq: rsip::typed::CSeq,
-    max_forwards: Option<u32>,
-    contacts: Vec<rsip::typed::Contact>,
-    routes: Vec<rsip::typed::Route>,
-    record_routes: Vec<rsip::typed::RecordRoute>,
-    content_type: Option<rsip::typed::ContentType>,
-}
-
-/// Converts the rows `sip-message` extracts at parse time into `rsip`'s typed forms,
-/// in one pass over the rows.
-fn rsip_core(msg: &rsip::SipMessage) -> Result<RsipCore<'_>, rsip::Error> {
-    use rsip::Header;
-    let (mut via, mut from, mut to, mut call_id, mut cseq) = (None, None, None, None, None);
-    let (mut max_forwards, mut content_type) = (None, None);
-    let (mut contacts, mut routes, mut record_routes) = (Vec::new(), Vec::new(), Vec::new());
-    for h in msg.headers().iter() {
-        match h {
-            Header::Via(v) if via.is_none() => via = Some(v.typed()?),
-            Header::From(v) => from = Some(v.typed()?),
-            Header::To(v) => to = Some(v.typed()?),
-            Header::CallId(v) => call_id = Some(v.value()),
-            Header::CSeq(v) => cseq = Some(v.typed()?),
-            Header::MaxForwards(v) => max_forwards = Some(v.num()?),
-            Header::Contact(v) => contacts.push(v.typed()?),
-            Header::Route(v) => routes.push(v.typed()?),
-            Header::RecordRoute(v) => record_routes.push(v.typed()?),
-            Header::ContentType(v) => content_type = Some(v.typed()?),
-            _ => {}
-        }
-    }
-    Ok(RsipCore {
-        via: via.ok_or_else(|| rsip::Error::missing_header("Via"))?,
-        from: from.ok_or_else(|| rsip::Error::missing_header("From"))?,
-        to: to.ok_or_else(|| rsip::Error::missing_header("To"))?,
-        call_id: call_id.ok_or_else(|| rsip::Error::missing_header("Call-ID"))?,
-        cseq: cseq.ok_or_else(|| rsip::Error::missing_header("CSeq"))?,
-        max_forwards,
-        contacts,
-        routes,
-        record_routes,
-        content_type,
-    })
-}
-
-/// What `rsip` does per iteration: parse, then convert the core headers.
-fn rsip_parse(input: &Bytes) -> Result<(), rsip::Error> {
-    let msg = rsip::SipMessage::try_from(&input[..])?;
-    let core = rsip_core(&msg)?;
-    black_box(&core);
-    black_box(&msg);
-    Ok(())
 }
 
 /// Checks, before anything is timed, that both parsers accept an input and agree on

@@ -1,0 +1,31 @@
+//! Parses the benchmark's INVITE in a loop with sip-message or rsip, doing exactly the
+//! per-message work of `benches/parse.rs`: for instruction counts, which (unlike times on
+//! a shared machine) repeat exactly.
+//!
+//! ```sh
+//! cargo build --release -p sip-message --example parse_loop
+//! valgrind --tool=callgrind target/release/examples/parse_loop sip-message 2000
+//! valgrind --tool=callgrind target/release/examples/parse_loop rsip 2000
+//! ```
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "sip-message".into());
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let input = common::datagram(common::INVITE);
+    for _ in 0..n {
+        let ok = match which.as_str() {
+            "sip-message" => common::sip_message_parse(std::hint::black_box(&input)).is_ok(),
+            "rsip" => common::rsip_parse(std::hint::black_box(&input)).is_ok(),
+            other => {
+                eprintln!("usage: parse_loop sip-message|rsip [N] (not {other})");
+                std::process::exit(2);
+            }
+        };
+        assert!(ok, "the INVITE parses");
+    }
+    println!("{which}: {n} parses");
+}
