@@ -157,8 +157,31 @@ pub struct RequestBuilder {
     max_forwards: u32,
     via: Option<(Transport, Host, Option<u16>)>,
     contact: Option<NameAddr>,
+    tail: Tail,
+}
+
+/// What both builders put after the rows they build themselves: the caller's extra rows,
+/// then Content-Type and the body.
+#[derive(Debug, Clone, Default)]
+struct Tail {
     extra: Vec<Header>,
     body: Option<(String, Bytes)>,
+}
+
+impl Tail {
+    /// Appends the extra rows and Content-Type; returns the body.
+    fn append_to(self, h: &mut Headers) -> Bytes {
+        for x in self.extra {
+            h.push(x);
+        }
+        match self.body {
+            Some((ct, b)) => {
+                h.push(Header::new(HeaderName::ContentType, Bytes::from(ct)));
+                b
+            }
+            None => Bytes::new(),
+        }
+    }
 }
 
 impl RequestBuilder {
@@ -175,8 +198,7 @@ impl RequestBuilder {
             max_forwards: 70,
             via: None,
             contact: None,
-            extra: Vec::new(),
-            body: None,
+            tail: Tail::default(),
         }
     }
 
@@ -224,19 +246,19 @@ impl RequestBuilder {
 
     /// Any further header row, printed after the ones above.
     pub fn header(mut self, h: Header) -> Self {
-        self.extra.push(h);
+        self.tail.extra.push(h);
         self
     }
 
     /// A body and its Content-Type.
     pub fn body(mut self, content_type: &str, body: Bytes) -> Self {
-        self.body = Some((content_type.to_owned(), body));
+        self.tail.body = Some((content_type.to_owned(), body));
         self
     }
 
     /// Builds the request. Fails with `MissingHeader` when From or Via was not given.
     pub fn build(self, ids: &mut impl IdSource) -> Result<Request, ParseError> {
-        let mut h = Headers::with_capacity(9 + self.extra.len());
+        let mut h = Headers::with_capacity(9 + self.tail.extra.len());
         if let Some((transport, host, port)) = self.via {
             let via = Via::new(transport, host, port, &ids.branch());
             h.push(Header::new(HeaderName::Via, via.to_bytes()));
@@ -257,16 +279,7 @@ impl RequestBuilder {
         if let Some(c) = self.contact {
             h.push(Header::new(HeaderName::Contact, c.to_bytes()));
         }
-        for x in self.extra {
-            h.push(x);
-        }
-        let body = match self.body {
-            Some((ct, b)) => {
-                h.push(Header::new(HeaderName::ContentType, Bytes::from(ct)));
-                b
-            }
-            None => Bytes::new(),
-        };
+        let body = self.tail.append_to(&mut h);
         Request::from_parts(self.method, self.uri, h, body)
     }
 }
@@ -287,8 +300,7 @@ pub struct ResponseBuilder<'a> {
     status: u16,
     reason: Option<Bytes>,
     to_tag: Option<String>,
-    extra: Vec<Header>,
-    body: Option<(String, Bytes)>,
+    tail: Tail,
 }
 
 impl Request {
@@ -316,20 +328,20 @@ impl ResponseBuilder<'_> {
 
     /// A further header row (Allow, Accept, Unsupported, Contact …).
     pub fn header(mut self, h: Header) -> Self {
-        self.extra.push(h);
+        self.tail.extra.push(h);
         self
     }
 
     /// A body and its Content-Type.
     pub fn body(mut self, content_type: &str, body: Bytes) -> Self {
-        self.body = Some((content_type.to_owned(), body));
+        self.tail.body = Some((content_type.to_owned(), body));
         self
     }
 
     /// Builds the response.
     pub fn build(self, ids: &mut impl IdSource) -> Result<Response, ParseError> {
         let req = self.request;
-        let mut h = Headers::with_capacity(6 + req.via_count() + self.extra.len());
+        let mut h = Headers::with_capacity(6 + req.via_count() + self.tail.extra.len());
         for row in req.headers().get_all(HeaderName::Via) {
             h.push(Header::new(HeaderName::Via, row.value_bytes()));
         }
@@ -356,16 +368,7 @@ impl ResponseBuilder<'_> {
                 h.push(Header::new(HeaderName::Timestamp, ts.value_bytes()));
             }
         }
-        for x in self.extra {
-            h.push(x);
-        }
-        let body = match self.body {
-            Some((ct, b)) => {
-                h.push(Header::new(HeaderName::ContentType, Bytes::from(ct)));
-                b
-            }
-            None => Bytes::new(),
-        };
+        let body = self.tail.append_to(&mut h);
         let reason = self.reason.unwrap_or_else(|| Bytes::from_static(reason_phrase(self.status).as_bytes()));
         Response::from_parts(self.status, reason, h, body)
     }
