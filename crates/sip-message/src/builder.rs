@@ -308,7 +308,7 @@ impl Request {
     /// CSeq copied, To copied with our tag added when it has none (except on 100, §8.2.6.2),
     /// and for 100 Trying the Timestamp copied (§8.2.6.1).
     pub fn reply(&self, status: u16) -> ResponseBuilder<'_> {
-        ResponseBuilder { request: self, status, reason: None, to_tag: None, extra: Vec::new(), body: None }
+        ResponseBuilder { request: self, status, reason: None, to_tag: None, tail: Tail::default() }
     }
 }
 
