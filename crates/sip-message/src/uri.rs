@@ -108,18 +108,26 @@ impl Iterator for WireIter<'_> {
     }
 }
 
-/// The end of the parameter starting at `start`: the next `;` outside quotes and `[...]`.
+/// The end of the parameter starting at `start`: the next `;` outside a quoted value
+/// and outside an IPv6 reference value. Both can only begin a value (the parser reads
+/// them only right after `=`); a `[` inside a `paramchar` run is an ordinary character.
 fn item_end(b: &[u8], start: usize) -> usize {
     let (mut quoted, mut bracket) = (false, false);
+    let mut after_eq = false;
     let mut i = start;
     while i < b.len() {
-        match b[i] {
+        let c = b[i];
+        match c {
             b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b'[' if !quoted => bracket = true,
-            b']' if !quoted => bracket = false,
+            b'"' if quoted => quoted = false,
+            b'"' if after_eq => quoted = true,
+            b'[' if after_eq && !quoted => bracket = true,
+            b']' if bracket => bracket = false,
             b';' if !quoted && !bracket => return i,
             _ => {}
+        }
+        if !scan::is_ws(c) {
+            after_eq = c == b'=' && !quoted && !bracket;
         }
         i += 1;
     }
@@ -757,6 +765,22 @@ mod tests {
         let u = Uri::parse_str("soap.beep://192.0.2.103:3002").expect("opaque");
         assert_eq!(u.scheme(), "soap.beep");
         assert_eq!(u.to_string(), "soap.beep://192.0.2.103:3002");
+    }
+
+    #[test]
+    fn wire_params_split_like_the_parser() {
+        // A `[` inside a paramchar run is not an IPv6 reference; a quoted value may hide `;`.
+        let u = sip("sip:h;x=a[b;lr;maddr=[2001:db8::1];y");
+        let names: Vec<String> = u.params().iter().map(|p| p.name().to_string()).collect();
+        assert_eq!(names, ["x", "lr", "maddr", "y"]);
+        assert_eq!(u.params().value_str("x"), Some("a[b"));
+        assert!(u.params().contains("lr"));
+        assert_eq!(u.params().value_str("maddr"), Some("[2001:db8::1]"));
+        let na = crate::NameAddr::parse(&Bytes::from_static(b"<sip:a@b>;p=\"x;y=\\\"z\";tag = 7 ;q")).expect("parses");
+        assert_eq!(na.params().value_str("p"), Some("\"x;y=\\\"z\""));
+        assert_eq!(na.tag(), Some("7"));
+        assert!(na.params().get("q").is_some_and(|p| p.value().is_none()));
+        assert_eq!(na.params().len(), 3);
     }
 
     #[test]
