@@ -218,6 +218,11 @@ macro_rules! common_accessors {
         pub fn body(&self) -> &Bytes {
             &self.body
         }
+        /// Content-Length: framing made it equal to the body's length (a datagram without
+        /// the header has the rest of the datagram as body), and printing writes it so.
+        pub fn content_length(&self) -> usize {
+            self.body.len()
+        }
         /// The top Via, parsed.
         pub fn via(&self) -> &Via {
             &self.core.via
