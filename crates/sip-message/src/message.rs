@@ -43,7 +43,7 @@ impl MediaType {
         if !c.at_end() {
             return Err(c.pos);
         }
-        Ok(MediaType { top: Text::common_at(v, top.0, top.1), sub: Text::common_at(v, sub.0, sub.1), params })
+        Ok(MediaType { top: Text::common_at(v, top.0, top.1, &["application"]), sub: Text::common_at(v, sub.0, sub.1, &["sdp"]), params })
     }
 
     /// Case-insensitive match on `type/subtype`.

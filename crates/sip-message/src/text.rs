@@ -37,43 +37,22 @@ impl Text {
         &self.0
     }
 
-    /// The bytes as a static `Text` when they spell a common protocol token (parameter
-    /// names, `SIP`, `2.0` …), otherwise the slice itself: a static needs no reference
-    /// count, and the parser makes many of these.
-    pub(crate) fn common_at(buf: &Bytes, s: usize, e: usize) -> Text {
-        const COMMON: &[&str] = &[
-            "tag",
-            "branch",
-            "lr",
-            "transport",
-            "rport",
-            "received",
-            "user",
-            "maddr",
-            "ttl",
-            "expires",
-            "q",
-            "SIP",
-            "2.0",
-            "udp",
-            "tcp",
-            "tls",
-            "phone",
-            "ob",
-            "application",
-            "sdp",
-            "method",
-            "boundary",
-            "charset",
-        ];
+    /// `buf[s..e]` as a static `Text` when it spells one of `common` (the few values a
+    /// field usually has: `SIP`, `2.0`, `application`, parameter names …), otherwise the
+    /// slice itself: a static needs no reference count.
+    pub(crate) fn common_at(buf: &Bytes, s: usize, e: usize, common: &[&'static str]) -> Text {
         let b = &buf[s..e];
-        for c in COMMON {
+        for c in common {
             if b == c.as_bytes() {
                 return Text::from_static(c);
             }
         }
         Text::from_checked(buf.slice(s..e))
     }
+
+    /// Parameter names seen in nearly every message.
+    pub(crate) const PARAM_NAMES: &'static [&'static str] =
+        &["tag", "branch", "lr", "transport", "rport", "received", "user", "maddr", "expires", "q"];
 
     /// Constructor for bytes the caller has already proven to be ASCII or UTF-8.
     pub(crate) fn from_checked(b: Bytes) -> Text {

@@ -323,7 +323,7 @@ fn name_is(n: &[u8], name: &str) -> bool {
 }
 
 fn wire_param(raw: &Bytes, n: (usize, usize), v: Option<(usize, usize)>) -> Param {
-    Param { name: Text::common_at(raw, n.0, n.1), value: v.map(|(s, e)| raw.slice(s..e)) }
+    Param { name: Text::common_at(raw, n.0, n.1, Text::PARAM_NAMES), value: v.map(|(s, e)| raw.slice(s..e)) }
 }
 
 /// A host: domain name, IPv4 address or IPv6 reference.

@@ -188,8 +188,8 @@ impl Via {
             return Err(c.pos);
         }
         Ok(Via {
-            protocol: Text::common_at(v, protocol.0, protocol.1),
-            version: Text::common_at(v, version.0, version.1),
+            protocol: Text::common_at(v, protocol.0, protocol.1, &["SIP"]),
+            version: Text::common_at(v, version.0, version.1, &["2.0"]),
             transport: Transport::from_range(v, transport.0, transport.1),
             host,
             port,
