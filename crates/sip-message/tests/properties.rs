@@ -159,6 +159,8 @@ proptest! {
     #[test]
     fn generated_messages_read_back_and_round_trip(g in message()) {
         let m = parse(&g.wire).map_err(|e| TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&g.wire))))?;
+        check_params(m.via().params())?;
+        check_params(m.from().params())?;
         match (&m, g.is_response) {
             (Message::Request(r), None) => {
                 prop_assert_eq!(r.method().as_str(), g.method.as_str());
@@ -228,8 +230,31 @@ proptest! {
     }
 }
 
+/// Parameter lists are read in place: each iterated parameter is found by name, and the
+/// owned copy a change makes keeps them all.
+fn check_params(p: &sip_message::Params) -> Result<(), TestCaseError> {
+    let all: Vec<_> = p.iter().collect();
+    prop_assert_eq!(all.len(), p.len());
+    for q in &all {
+        prop_assert!(p.get(q.name()).is_some(), "{:?} not found by name", q);
+    }
+    let mut owned = p.clone();
+    owned.set("x-probe", None);
+    prop_assert!(owned.remove("x-probe"));
+    prop_assert_eq!(owned.iter().collect::<Vec<_>>(), all);
+    Ok(())
+}
+
 fn check_bytes(data: &[u8]) -> Result<(), TestCaseError> {
     if let Ok(Frame::Message(m)) = sip_message::parse_datagram(Bytes::copy_from_slice(data)) {
+        for p in [m.via().params(), m.from().params(), m.to().params()] {
+            check_params(p)?;
+        }
+        if let Some(r) = m.as_request() {
+            for a in r.contacts().addrs().iter().chain(r.routes()) {
+                check_params(a.params())?;
+            }
+        }
         let again = Message::parse(m.to_bytes()).map_err(|e| TestCaseError::fail(format!("reprint of accepted input fails: {e}")))?;
         prop_assert_eq!(again, m);
     }
