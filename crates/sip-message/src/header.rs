@@ -134,53 +134,64 @@ header_names! {
 /// The value is `buf[vs..ve]`. For a received row without folds `buf` is the whole row
 /// as received, so one shared slice serves both for reading the value and for printing
 /// the row unchanged; a folded row keeps its unfolded value in `buf` and the row as
-/// received in `folded_raw`; a built row has just its value in `buf`.
+/// received in `rare`; a built row has just its value in `buf`. What only some rows need
+/// (an extension header's name, a folded row's original bytes) is boxed in `rare`, so
+/// that the common row stays small: a message holds a dozen of them.
 #[derive(Debug, Clone)]
 pub struct Header {
     name: HeaderName,
-    name_text: Text,
-    buf: Bytes,
+    received: bool,
     vs: u32,
     ve: u32,
-    folded_raw: Option<Bytes>,
-    received: bool,
     /// Byte offset of the row in the message it was parsed from (0 when built); used
     /// only to place errors.
     offset: u32,
+    buf: Bytes,
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Rare {
+    /// The spelling of an extension header's name.
+    other_name: Option<Text>,
+    /// A folded row as received.
+    folded_raw: Option<Bytes>,
 }
 
 impl Header {
     /// A header we build: printed canonically as `Name: value`.
     pub fn new(name: HeaderName, value: impl Into<Bytes>) -> Header {
-        Header::built(name, Text::from_static(name.as_str()), value.into())
+        Header::built(name, None, value.into())
     }
 
     /// An extension header we build.
     pub fn other(name: &str, value: impl Into<Bytes>) -> Header {
         let kind = HeaderName::from_bytes(name.as_bytes());
-        let name_text = if kind == HeaderName::Other { Text::from(name) } else { Text::from_static(kind.as_str()) };
-        Header::built(kind, name_text, value.into())
+        let other = (kind == HeaderName::Other).then(|| Text::from(name));
+        Header::built(kind, other, value.into())
     }
 
-    fn built(name: HeaderName, name_text: Text, buf: Bytes) -> Header {
+    fn built(name: HeaderName, other_name: Option<Text>, buf: Bytes) -> Header {
         let ve = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        Header { name, name_text, buf, vs: 0, ve, folded_raw: None, received: false, offset: 0 }
+        let rare = other_name.map(|n| Box::new(Rare { other_name: Some(n), folded_raw: None }));
+        Header { name, received: false, vs: 0, ve, offset: 0, buf, rare }
     }
 
     /// A received row: `row` as it came, its value at `row[vs..ve]`, or, for a folded
-    /// row, the unfolded value in `unfolded`.
-    pub(crate) fn parsed(name: HeaderName, name_text: Text, row: Bytes, value: ValueAt, offset: usize) -> Header {
+    /// row, the unfolded value in `unfolded`. `other_name` is the spelling of an
+    /// extension header's name.
+    pub(crate) fn parsed(name: HeaderName, other_name: Option<Text>, row: Bytes, value: ValueAt, offset: usize) -> Header {
         let offset = u32::try_from(offset).unwrap_or(u32::MAX);
-        match value {
-            ValueAt::Range(vs, ve) => {
-                let (vs, ve) = (u32::try_from(vs).unwrap_or(0), u32::try_from(ve).unwrap_or(0));
-                Header { name, name_text, buf: row, vs, ve, folded_raw: None, received: true, offset }
-            }
+        let (buf, vs, ve, folded_raw) = match value {
+            ValueAt::Range(vs, ve) => (row, vs, ve, None),
             ValueAt::Unfolded(v) => {
-                let ve = u32::try_from(v.len()).unwrap_or(u32::MAX);
-                Header { name, name_text, buf: v, vs: 0, ve, folded_raw: Some(row), received: true, offset }
+                let len = v.len();
+                (v, 0, len, Some(row))
             }
-        }
+        };
+        let (vs, ve) = (u32::try_from(vs).unwrap_or(0), u32::try_from(ve).unwrap_or(0));
+        let rare = (other_name.is_some() || folded_raw.is_some()).then(|| Box::new(Rare { other_name, folded_raw }));
+        Header { name, received: true, vs, ve, offset, buf, rare }
     }
 
     /// Where the row started in the parsed message (0 for a built row).
@@ -194,8 +205,11 @@ impl Header {
     }
 
     /// The name as spelled on the wire (or the canonical spelling for built headers).
-    pub fn name_text(&self) -> &Text {
-        &self.name_text
+    pub fn name_text(&self) -> &str {
+        match self.rare.as_ref().and_then(|r| r.other_name.as_ref()) {
+            Some(n) => n,
+            None => self.name.as_str(),
+        }
     }
 
     /// The value, unfolded (§7.3.1) and trimmed.
@@ -221,7 +235,7 @@ impl Header {
 
     /// The exact bytes of the row as received (without the final CRLF), if parsed.
     pub fn raw(&self) -> Option<&[u8]> {
-        match (&self.folded_raw, self.received) {
+        match (self.rare.as_ref().and_then(|r| r.folded_raw.as_ref()), self.received) {
             (Some(r), _) => Some(r),
             (None, true) => Some(&self.buf),
             (None, false) => None,
@@ -234,7 +248,7 @@ impl Header {
         if k != HeaderName::Other {
             k == self.name
         } else {
-            self.name == HeaderName::Other && self.name_text.eq_ignore_ascii_case(name)
+            self.name == HeaderName::Other && self.name_text().eq_ignore_ascii_case(name)
         }
     }
 
@@ -243,7 +257,7 @@ impl Header {
         match self.raw() {
             Some(raw) => out.extend_from_slice(raw),
             None => {
-                out.extend_from_slice(self.name_text.as_bytes());
+                out.extend_from_slice(self.name_text().as_bytes());
                 out.extend_from_slice(b": ");
                 out.extend_from_slice(self.value());
             }
@@ -368,7 +382,7 @@ impl Headers {
 
     /// Replaces all rows of this name with one row, at the place of the first.
     pub fn set(&mut self, h: Header) {
-        let same = |r: &Header| r.name == h.name && (h.name != HeaderName::Other || r.name_text.eq_ignore_ascii_case(&h.name_text));
+        let same = |r: &Header| r.name == h.name && (h.name != HeaderName::Other || r.name_text().eq_ignore_ascii_case(h.name_text()));
         match self.rows.iter().position(same) {
             Some(first) => {
                 let mut i = 0;

@@ -210,16 +210,13 @@ fn parse_row(data: &Bytes, ls: usize, le: usize, folded: bool) -> Result<Header,
     if name_end == 0 || (name == HeaderName::Other && !name_bytes.iter().all(|&c| is_token(c))) {
         return Err(bad());
     }
-    let name_text = if name == HeaderName::Other {
-        Text::from_checked(if folded { Bytes::copy_from_slice(name_bytes) } else { data.slice(ls..ls + name_end) })
-    } else {
-        Text::from_static(name.as_str())
-    };
+    let other_name = (name == HeaderName::Other)
+        .then(|| Text::from_checked(if folded { Bytes::copy_from_slice(name_bytes) } else { data.slice(ls..ls + name_end) }));
     let i = colon;
     let (a, b) = scan::trim(&row[i + 1..]);
     let (vs, ve) = (i + 1 + a, i + 1 + b);
     let value = if folded { ValueAt::Unfolded(Bytes::copy_from_slice(&row[vs..ve])) } else { ValueAt::Range(vs, ve) };
-    Ok(Header::parsed(name, name_text, data.slice(ls..le), value, ls))
+    Ok(Header::parsed(name, other_name, data.slice(ls..le), value, ls))
 }
 
 /// Replaces every `[*WSP CRLF] 1*WSP` fold with one SP and trims the ends (§7.3.1).
