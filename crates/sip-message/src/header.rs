@@ -426,6 +426,27 @@ mod tests {
     }
 
     #[test]
+    fn numbers_and_addresses_on_demand() {
+        let mut h = Headers::new();
+        h.push(Header::new(HeaderName::Expires, "0003600"));
+        h.push(Header::new(HeaderName::SessionExpires, "1800;refresher=uac"));
+        h.push(Header::new(HeaderName::MinExpires, "4294967296"));
+        h.push(Header::new(HeaderName::Path, "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>"));
+        h.push(Header::new(HeaderName::Path, "<sip:p3.example.com;lr>"));
+        assert_eq!(h.number(HeaderName::Expires), Some(Ok(3600)));
+        assert_eq!(h.number(HeaderName::SessionExpires), Some(Ok(1800)));
+        assert_eq!(
+            h.number(HeaderName::MinExpires).map(|r| r.map_err(|e| e.kind())),
+            Some(Err(ErrorKind::BadHeader(HeaderName::MinExpires)))
+        );
+        assert_eq!(h.number(HeaderName::RetryAfter), None);
+        let path: Vec<String> = h.name_addrs(HeaderName::Path).expect("path").iter().map(|a| a.uri().to_string()).collect();
+        assert_eq!(path, ["sip:p1.example.com;lr", "sip:p2.example.com;lr", "sip:p3.example.com;lr"]);
+        h.push(Header::new(HeaderName::ReplyTo, "<sip:a@b"));
+        assert!(h.name_addrs(HeaderName::ReplyTo).is_err());
+    }
+
+    #[test]
     fn rows_merge_in_order() {
         let mut h = Headers::new();
         h.push(Header::new(HeaderName::Allow, "INVITE, ACK"));

@@ -511,6 +511,11 @@ fn invalid_messages_fail_for_the_right_reason() {
         let e = sip_message::parse_datagram(load(file)).expect_err(file);
         assert_eq!(e.kind(), kind, "{file}: {e}");
     }
+    // scalar02's other overlarge numbers never wrap: Expires above 2^32-1 is an error on
+    // demand, and Max-Forwards 300 is kept as it is.
+    let raw = RawMessage::parse_datagram(load("scalar02.dat")).expect("scalar02 frames");
+    assert!(matches!(raw.headers().number(HeaderName::Expires), Some(Err(_))));
+    assert_eq!(raw.headers().number(HeaderName::MaxForwards), Some(Ok(300)));
 }
 
 #[test]
