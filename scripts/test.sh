@@ -50,5 +50,8 @@ for c in sip-message; do
   fi
 done
 
+step "docs (rustdoc warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
 step "tests"
 cargo test --workspace --locked
