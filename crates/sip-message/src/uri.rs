@@ -83,8 +83,11 @@ struct WireIter<'a> {
     pos: usize,
 }
 
+/// One received parameter: the range of its name and, if it has one, of its value.
+type WireItem = ((usize, usize), Option<(usize, usize)>);
+
 impl Iterator for WireIter<'_> {
-    type Item = ((usize, usize), Option<(usize, usize)>);
+    type Item = WireItem;
     fn next(&mut self) -> Option<Self::Item> {
         let b = self.b;
         let start = self.pos + memchr::memchr(b';', b.get(self.pos..)?)? + 1;
@@ -144,10 +147,15 @@ impl Params {
         WireIter { b: raw, pos: 0 }
     }
 
+    /// The first received parameter named `name`: its name and value ranges in `raw`.
+    fn find_wire(raw: &Bytes, name: &str) -> Option<WireItem> {
+        Params::wire(raw).find(|(n, _)| name_is(&raw[n.0..n.1], name))
+    }
+
     /// The parameter named `name`, if present.
     pub fn get(&self, name: &str) -> Option<Param> {
         match &self.0 {
-            Store::Wire(raw) => Params::wire(raw).find(|(n, _)| name_is(&raw[n.0..n.1], name)).map(|(n, v)| wire_param(raw, n, v)),
+            Store::Wire(raw) => Params::find_wire(raw, name).map(|(n, v)| wire_param(raw, n, v)),
             Store::Owned(v) => v.iter().find(|p| p.is(name)).cloned(),
         }
     }
@@ -156,7 +164,7 @@ impl Params {
     pub fn value(&self, name: &str) -> Option<&[u8]> {
         match &self.0 {
             Store::Wire(raw) => {
-                let (_, v) = Params::wire(raw).find(|(n, _)| name_is(&raw[n.0..n.1], name))?;
+                let (_, v) = Params::find_wire(raw, name)?;
                 v.map(|(s, e)| &raw[s..e])
             }
             Store::Owned(v) => v.iter().find(|p| p.is(name)).and_then(|p| p.value.as_deref()),
@@ -171,7 +179,7 @@ impl Params {
     /// Whether `name` is present (with or without value).
     pub fn contains(&self, name: &str) -> bool {
         match &self.0 {
-            Store::Wire(raw) => Params::wire(raw).any(|(n, _)| name_is(&raw[n.0..n.1], name)),
+            Store::Wire(raw) => Params::find_wire(raw, name).is_some(),
             Store::Owned(v) => v.iter().any(|p| p.is(name)),
         }
     }
