@@ -73,6 +73,24 @@ pub(crate) struct Head {
     pub headers: Headers,
     pub body_start: usize,
     pub content_length: ContentLength,
+    /// Whether the start line is (or begins like) a Status-Line.
+    pub is_response: bool,
+}
+
+impl Head {
+    /// An error about this message, marked as a response's when it is one (a broken
+    /// response is dropped, never answered).
+    pub fn error(&self, kind: ErrorKind, offset: usize) -> ParseError {
+        mark_response(ParseError::new(kind, offset), self.is_response)
+    }
+}
+
+fn mark_response(e: ParseError, is_response: bool) -> ParseError {
+    if is_response {
+        e.in_response()
+    } else {
+        e
+    }
 }
 
 /// Where the data runs out while reading the head.
@@ -125,7 +143,7 @@ pub(crate) fn parse_head(data: &Bytes, pos: usize, end: End) -> Result<Head, Par
     let (sl_end, mut next) = next_line(data, pos, end)?.ok_or(ParseError::new(ErrorKind::Incomplete, pos))?;
     let start = split_start_line(data, pos, sl_end);
     let is_response = looks_like_response(&data[pos..]);
-    let mark = |e: ParseError| if is_response { e.in_response() } else { e };
+    let mark = |e: ParseError| mark_response(e, is_response);
 
     let mut headers = Headers::with_capacity(16);
     let mut content_length = ContentLength::Absent;
@@ -171,7 +189,7 @@ pub(crate) fn parse_head(data: &Bytes, pos: usize, end: End) -> Result<Head, Par
         }
         headers.push(h);
     }
-    Ok(Head { start, start_offset: pos, headers, body_start, content_length })
+    Ok(Head { start, start_offset: pos, headers, body_start, content_length, is_response })
 }
 
 /// Several Content-Length rows are tolerated only if they agree; a value that is not a
@@ -245,7 +263,7 @@ fn unfold(v: &[u8]) -> Vec<u8> {
 }
 
 /// A Status-Line starts with the version; a method is a token and cannot contain `/`.
-fn looks_like_response(line: &[u8]) -> bool {
+pub(crate) fn looks_like_response(line: &[u8]) -> bool {
     line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/")
 }
 
@@ -309,19 +327,16 @@ impl RawMessage {
     /// the data, negative, or given twice with different values is an error.
     pub fn parse_datagram(data: Bytes) -> Result<RawMessage, ParseError> {
         let head = parse_head(&data, 0, End::Datagram)?;
-        let resp = looks_like_response(&data[head.start_offset..]);
-        let mark = |e: ParseError| if resp { e.in_response() } else { e };
         let body = match head.content_length {
             ContentLength::Absent => data.slice(head.body_start.min(data.len())..),
             ContentLength::Value(n) => {
                 let avail = data.len() - head.body_start.min(data.len());
                 if n > avail {
-                    let off = cl_offset(&head.headers);
-                    return Err(mark(ParseError::new(ErrorKind::BadContentLength, off)));
+                    return Err(head.error(ErrorKind::BadContentLength, cl_offset(&head.headers)));
                 }
                 data.slice(head.body_start..head.body_start + n)
             }
-            ContentLength::Bad(off) => return Err(mark(ParseError::new(ErrorKind::BadContentLength, off))),
+            ContentLength::Bad(off) => return Err(head.error(ErrorKind::BadContentLength, off)),
         };
         Ok(RawMessage::from_head(head, body))
     }

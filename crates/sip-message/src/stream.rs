@@ -88,12 +88,12 @@ impl StreamDecoder {
             }
             let Some(head_len) = self.find_head_end() else {
                 if self.buf.len() > self.max_len {
-                    return Err(self.fail(ParseError::new(ErrorKind::TooLarge, self.max_len)));
+                    return Err(self.fail_too_large());
                 }
                 return Ok(None);
             };
             if head_len > self.max_len {
-                return Err(self.fail(ParseError::new(ErrorKind::TooLarge, self.max_len)));
+                return Err(self.fail_too_large());
             }
             let bytes = self.buf.split_to(head_len).freeze();
             self.scanned = 0;
@@ -101,12 +101,12 @@ impl StreamDecoder {
             let len = match head.content_length {
                 ContentLength::Value(n) => n,
                 ContentLength::Absent => {
-                    return Err(self.fail(ParseError::new(ErrorKind::MissingContentLength, head_len)));
+                    return Err(self.fail(head.error(ErrorKind::MissingContentLength, head_len)));
                 }
-                ContentLength::Bad(off) => return Err(self.fail(ParseError::new(ErrorKind::BadContentLength, off))),
+                ContentLength::Bad(off) => return Err(self.fail(head.error(ErrorKind::BadContentLength, off))),
             };
             if len > self.max_len - head_len {
-                return Err(self.fail(ParseError::new(ErrorKind::TooLarge, head_len)));
+                return Err(self.fail(head.error(ErrorKind::TooLarge, head_len)));
             }
             self.pending = Some((head, len));
         }
@@ -121,6 +121,14 @@ impl StreamDecoder {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The head has not ended within the bound (it may never end).
+    fn fail_too_large(&mut self) -> ParseError {
+        let start = parse::skip_leading_crlf(&self.buf, 0);
+        let e = ParseError::new(ErrorKind::TooLarge, self.max_len);
+        let e = if parse::looks_like_response(&self.buf[start..]) { e.in_response() } else { e };
+        self.fail(e)
     }
 
     fn fail(&mut self, e: ParseError) -> ParseError {
@@ -230,6 +238,15 @@ mod tests {
         let mut d = StreamDecoder::with_max_len(100);
         d.push(&[b'a'; 101]);
         assert_eq!(d.decode().map_err(|e| e.kind()), Err(ErrorKind::TooLarge));
+
+        // A broken response says so: it is dropped, never answered with a 400.
+        let mut d = StreamDecoder::new();
+        d.push(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\r\n");
+        assert!(matches!(d.decode(), Err(e) if e.kind() == ErrorKind::MissingContentLength && e.is_response()));
+        let mut d = StreamDecoder::with_max_len(64);
+        d.push(b"\r\nSIP/2.0 200 OK\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        assert!(matches!(d.decode(), Ok(Some(Frame::Pong))));
+        assert!(matches!(d.decode(), Err(e) if e.kind() == ErrorKind::TooLarge && e.is_response()));
     }
 
     #[test]
