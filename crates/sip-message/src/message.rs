@@ -4,7 +4,7 @@ use crate::error::{ErrorKind, ParseError};
 use crate::header::{Header, HeaderName, Headers};
 use crate::name_addr::{Contacts, NameAddr};
 use crate::parse::{RawMessage, StartLine};
-use crate::scan::{self, split_list, split_ranges};
+use crate::scan::{self, split_ranges};
 use crate::text::Text;
 use crate::uri::{Params, Uri};
 use crate::via::{CSeq, Method, Via};
@@ -235,8 +235,9 @@ macro_rules! common_accessors {
         pub fn vias(&self) -> Result<Vec<Via>, ParseError> {
             let mut out = Vec::with_capacity(self.core.via_count);
             for h in self.headers.get_all(HeaderName::Via) {
-                for item in split_list(&h.value_bytes()) {
-                    out.push(Via::parse(&item).map_err(|_| bad(HeaderName::Via, h.offset()))?);
+                let (buf, vs, _) = h.value_at();
+                for (s, e) in split_ranges(h.value()) {
+                    out.push(Via::parse_at(buf, vs + s, vs + e).map_err(|_| bad(HeaderName::Via, h.offset()))?);
                 }
             }
             Ok(out)
