@@ -1,0 +1,1 @@
+//! sip-core: the sans-IO SIP engine.

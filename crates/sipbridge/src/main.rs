@@ -1,0 +1,2 @@
+//! The sipbridge binary.
+fn main() {}
