@@ -52,7 +52,7 @@ pub use header::{Header, HeaderName, Headers};
 pub use message::{parse_datagram, Frame, MediaType, Message, Request, Response};
 pub use name_addr::{Contacts, NameAddr};
 pub use parse::{RawMessage, StartLine};
-pub use stream::StreamDecoder;
+pub use stream::{RawFrame, StreamDecoder};
 pub use text::Text;
 pub use uri::{Host, Param, Params, SipUri, TelUri, Uri};
 pub use via::{CSeq, Method, Transport, Via};

@@ -341,6 +341,16 @@ impl RawMessage {
         Ok(RawMessage::from_head(head, body))
     }
 
+    /// Frames only the head of a datagram whose body framing is broken (a Content-Length
+    /// that is negative, too large or given twice): the rows are kept and the body is
+    /// whatever follows the empty line. For answering such a request with a 400 that
+    /// copies its Via, From, To, Call-ID and CSeq rows (§8.2.6); never for processing it.
+    pub fn parse_head_rows(data: Bytes) -> Result<RawMessage, ParseError> {
+        let head = parse_head(&data, 0, End::Datagram)?;
+        let body = data.slice(head.body_start.min(data.len())..);
+        Ok(RawMessage::from_head(head, body))
+    }
+
     pub(crate) fn from_head(head: Head, body: Bytes) -> RawMessage {
         RawMessage { start: head.start, start_offset: u32::try_from(head.start_offset).unwrap_or(u32::MAX), headers: head.headers, body }
     }

@@ -10,6 +10,18 @@ use crate::message::{Frame, Message};
 use crate::parse::{self, ContentLength, End, Head, RawMessage};
 use bytes::{Buf, BytesMut};
 
+/// One unit of a stream before the message in it is interpreted
+/// ([`StreamDecoder::decode_raw`]).
+#[derive(Debug, Clone)]
+pub enum RawFrame {
+    /// A framed message.
+    Message(RawMessage),
+    /// A double-CRLF keep-alive (RFC 5626 §4.4.1).
+    Ping,
+    /// A single-CRLF keep-alive answer.
+    Pong,
+}
+
 /// Decodes SIP messages from a byte stream.
 ///
 /// ```
@@ -79,12 +91,27 @@ impl StreamDecoder {
     /// about framing leaves the decoder broken ([`Self::is_broken`]) and every later call
     /// returns the same error.
     pub fn decode(&mut self) -> Result<Option<Frame>, ParseError> {
+        Ok(match self.decode_raw()? {
+            None => None,
+            Some(RawFrame::Message(raw)) => Some(Frame::Message(Message::from_raw(raw)?)),
+            Some(RawFrame::Ping) => Some(Frame::Ping),
+            Some(RawFrame::Pong) => Some(Frame::Pong),
+        })
+    }
+
+    /// Like [`Self::decode`], but a framed message comes back before interpretation, so
+    /// that a server can still answer a request whose headers are broken with a 400 that
+    /// copies its rows. `Err` here is always a framing error (the decoder is broken).
+    pub fn decode_raw(&mut self) -> Result<Option<RawFrame>, ParseError> {
         if let Some(e) = self.broken {
             return Err(e);
         }
         if self.pending.is_none() {
             if let Some(ka) = self.keep_alive() {
-                return Ok(ka);
+                return Ok(ka.map(|f| match f {
+                    Frame::Ping => RawFrame::Ping,
+                    _ => RawFrame::Pong,
+                }));
             }
             let Some(head_len) = self.find_head_end() else {
                 if self.buf.len() > self.max_len {
@@ -117,7 +144,7 @@ impl StreamDecoder {
                     return Ok(None);
                 };
                 let body = self.buf.split_to(len).freeze();
-                Message::from_raw(RawMessage::from_head(head, body)).map(|m| Some(Frame::Message(m)))
+                Ok(Some(RawFrame::Message(RawMessage::from_head(head, body))))
             }
             _ => Ok(None),
         }
