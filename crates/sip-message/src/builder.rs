@@ -450,4 +450,23 @@ mod tests {
         assert!(ok2.to().tag().is_some_and(|t| t.len() == 16));
         assert_eq!(ok2.reason().as_ref(), b"Busy Here");
     }
+
+    #[test]
+    fn stamped_top_via_reaches_the_response() {
+        let wire = b"OPTIONS sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h1;rport;branch=z9hG4bKa, SIP/2.0/TCP h2;branch=z9hG4bKb\r\nVia: SIP/2.0/UDP h3;branch=z9hG4bKc\r\nTo: <sip:b@example.com>\r\nFrom: <sip:a@b>;tag=x\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let Ok(Message::Request(mut req)) = Message::parse(Bytes::from_static(wire)) else { panic!("parse") };
+        let mut via = req.via().clone();
+        via.params_mut().set("received", Some(Bytes::from_static(b"192.0.2.7")));
+        via.params_mut().set("rport", Some(Bytes::from_static(b"4000")));
+        req.set_top_via(via);
+        assert_eq!(req.via().received(), Some("192.0.2.7"));
+        assert_eq!(req.via_count(), 3);
+        let ok = req.reply(200).build(&mut SeededIds::new(1)).expect("200");
+        let vias = ok.vias().expect("vias");
+        assert_eq!(vias.len(), 3);
+        assert_eq!(vias[0].rport(), Some(Some(4000)));
+        assert_eq!(vias[0].received(), Some("192.0.2.7"));
+        assert_eq!(vias[1].branch(), Some("z9hG4bKb"));
+        assert_eq!(vias[2].branch(), Some("z9hG4bKc"));
+    }
 }

@@ -285,6 +285,11 @@ impl Headers {
         Headers::default()
     }
 
+    /// Replaces row `i` by `new` rows (in place, order kept).
+    pub(crate) fn splice_row(&mut self, i: usize, new: Vec<Header>) {
+        self.rows.splice(i..=i, new);
+    }
+
     pub(crate) fn with_capacity(n: usize) -> Headers {
         Headers { rows: Vec::with_capacity(n) }
     }

@@ -414,6 +414,26 @@ impl Request {
         self.uri = uri;
     }
 
+    /// Replaces the top Via value, keeping every other Via value exactly as received: a
+    /// server stamps `received` and `rport` into it (§18.2.1, RFC 3581 §4) so that its
+    /// responses, which copy the Via rows, carry them. A first row holding several values
+    /// is split in two.
+    pub fn set_top_via(&mut self, via: Via) {
+        let Some(i) = self.headers.iter().position(|h| h.name() == HeaderName::Via) else {
+            return; // unreachable for a parsed request: the core requires a Via
+        };
+        let v = self.headers.iter().nth(i).map(Header::value_bytes).unwrap_or_default();
+        let rest = split_ranges(&v).nth(1).map(|(s, _)| s);
+        let mut rows = Vec::with_capacity(2);
+        rows.push(Header::new(HeaderName::Via, via.to_bytes()));
+        if let Some(s) = rest {
+            rows.push(Header::new(HeaderName::Via, v.slice(s..)));
+        }
+        self.headers.splice_row(i, rows);
+        // Only the top value changed and `via` is already typed: no need to extract again.
+        self.core.via = via;
+    }
+
     fn write_start_line(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.method.as_str().as_bytes());
         out.push(b' ');
