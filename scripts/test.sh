@@ -43,7 +43,7 @@ step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "layering: core crates do not depend on tokio"
-for c in sip-message; do
+for c in sip-message sip-core; do
   if cargo tree -p "$c" --edges normal --locked | grep -q '\btokio\b'; then
     echo "$c depends on tokio" >&2
     exit 1

@@ -1,0 +1,722 @@
+//! The endpoint: the engine's front door. It frames and parses what the driver hands
+//! in, answers what it can answer itself (parse errors, §8.2 checks, OPTIONS, CANCEL),
+//! files everything else under a transaction, and hands the layer above one event per
+//! new request or response — never a retransmission.
+
+use crate::timers::TimerConfig;
+use crate::transaction::{
+    build_ack_or_cancel, server_invite::Respond, ClientInvite, ClientNonInvite, Effects, Failure, Key, Machine, MergeKey, MethodKey,
+    ServerInvite, ServerNonInvite, Slab, Transaction, TransactionId, Up,
+};
+use crate::transport::{response_flow, stamp_via, ConnectionId, Flow, Transmit, Transport};
+use crate::{uas, Time};
+use bytes::Bytes;
+use sip_message::{
+    Header, HeaderName, Message, Method, ParseError, RawFrame, RawMessage, Request, Response, SeededIds, StreamDecoder, Via,
+};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+
+/// What the endpoint is and does; built by the binary from `[sip]` and `[timers]`.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// T1, T2, T4.
+    pub timers: TimerConfig,
+    /// `Server` / `User-Agent` value and the Warning agent.
+    pub user_agent: String,
+    /// The methods we implement (Allow, §8.2.1).
+    pub allow: Vec<Method>,
+    /// Option tags we support (Supported, §8.2.2.3).
+    pub supported: Vec<String>,
+    /// Body types we understand (Accept, §8.2.3).
+    pub accept: Vec<String>,
+    /// Our sockets: the first of each transport is used for requests we originate.
+    pub listeners: Vec<(Transport, SocketAddr)>,
+    /// Answer out-of-dialog OPTIONS here (200 with Allow, Accept, Supported, §11.2).
+    pub answer_options: bool,
+    /// §18.1.1: a request larger than this goes over TCP when we listen on TCP.
+    pub udp_mtu: usize,
+    /// The bound on one message on a stream (TCP/TLS), in octets.
+    pub max_stream_message: usize,
+    /// Seed of the engine's generator (branches, tags): fixed seed, identical output.
+    pub seed: u64,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            timers: TimerConfig::default(),
+            user_agent: "sipbridge".into(),
+            allow: vec![Method::Invite, Method::Ack, Method::Cancel, Method::Bye, Method::Options],
+            supported: Vec::new(),
+            accept: vec!["application/sdp".into()],
+            listeners: Vec::new(),
+            answer_options: true,
+            udp_mtu: 1300,
+            max_stream_message: StreamDecoder::DEFAULT_MAX_LEN,
+            seed: 0,
+        }
+    }
+}
+
+impl EndpointConfig {
+    pub(crate) fn allow_header(&self) -> String {
+        self.allow.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The agent in Warning headers (§20.43: host or pseudonym, a token).
+    pub(crate) fn warn_agent(&self) -> &str {
+        let ua = self.user_agent.split_whitespace().next().unwrap_or("sipbridge");
+        if ua.is_empty() {
+            "sipbridge"
+        } else {
+            ua
+        }
+    }
+
+    fn listener(&self, t: Transport) -> Option<SocketAddr> {
+        self.listeners.iter().find(|(lt, _)| *lt == t).map(|(_, a)| *a)
+    }
+}
+
+/// What the endpoint tells the layer above.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A new request (never a retransmission, never ACK or CANCEL): answer it with
+    /// [`Endpoint::respond`] or [`Endpoint::reply`].
+    Request {
+        /// Its server transaction.
+        tx: TransactionId,
+        /// The request, top Via stamped with `received`/`rport`.
+        request: Request,
+        /// Where it came from.
+        source: Flow,
+    },
+    /// An ACK no transaction absorbed: the ACK for a 2xx (§13.2.2.4, RFC 6026), or a stray.
+    Ack {
+        /// The ACK.
+        request: Request,
+        /// Where it came from.
+        source: Flow,
+    },
+    /// A CANCEL matched this INVITE server transaction (§9.2); the CANCEL got its 200.
+    /// The layer above should answer the INVITE with 487.
+    Cancelled {
+        /// The INVITE's transaction.
+        tx: TransactionId,
+    },
+    /// A response to a request we sent (provisional or final; 2xx retransmissions for an
+    /// INVITE too, RFC 6026, so the dialog can ACK each).
+    Response {
+        /// The client transaction.
+        tx: TransactionId,
+        /// The response.
+        response: Response,
+    },
+    /// A request we sent got no response: timeout (Timer B/F) or transport error. Act as
+    /// on a response with [`Failure::status`] (§8.1.3.1: 408 or 503).
+    Failed {
+        /// The client transaction.
+        tx: TransactionId,
+        /// Why.
+        reason: Failure,
+    },
+    /// A server transaction ended badly: no ACK for our final response (Timer H), or the
+    /// response could not be sent.
+    ServerFailed {
+        /// The server transaction.
+        tx: TransactionId,
+        /// Why.
+        reason: Failure,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The transaction has ended, or the handle is stale.
+    #[error("no such transaction")]
+    NoTransaction,
+    /// The transaction is past the point where this may be done (a second final
+    /// response, a CANCEL after the final).
+    #[error("not allowed in the transaction's state {0}")]
+    WrongState(&'static str),
+    /// The message cannot be sent as it is.
+    #[error("invalid message: {0}")]
+    Invalid(&'static str),
+    /// The response could not be built from the request.
+    #[error("cannot build the response: {0}")]
+    Build(ParseError),
+}
+
+/// Counters for metrics and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages received (parsed or not).
+    pub received: u64,
+    /// Retransmitted requests absorbed by a server transaction.
+    pub retransmissions_absorbed: u64,
+    /// Requests answered statelessly because they did not parse.
+    pub parse_errors: u64,
+    /// Responses dropped (unparseable, or matching no client transaction).
+    pub responses_dropped: u64,
+    /// Transactions created.
+    pub transactions: u64,
+}
+
+/// The sans-IO SIP engine.
+///
+/// Drain rule: after every `handle_*` input or command, call [`Endpoint::poll_transmit`]
+/// and [`Endpoint::poll_event`] until both return `None`, then read
+/// [`Endpoint::poll_timeout`] and call [`Endpoint::handle_timeout`] when it is due.
+#[derive(Debug)]
+pub struct Endpoint {
+    config: EndpointConfig,
+    ids: SeededIds,
+    txs: Slab,
+    keys: HashMap<Key, TransactionId>,
+    merges: HashMap<MergeKey, TransactionId>,
+    deadlines: BinaryHeap<Reverse<(Time, TransactionId)>>,
+    streams: HashMap<ConnectionId, StreamDecoder>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    fx: Effects,
+    now: Time,
+    stats: Stats,
+}
+
+impl Endpoint {
+    /// A new engine.
+    pub fn new(config: EndpointConfig) -> Endpoint {
+        let ids = SeededIds::new(config.seed);
+        Endpoint {
+            config,
+            ids,
+            txs: Slab::default(),
+            keys: HashMap::new(),
+            merges: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            streams: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            fx: Effects::default(),
+            now: Time::ZERO,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// The engine's seeded generator, for building requests (branches, tags, Call-IDs).
+    pub fn ids(&mut self) -> &mut SeededIds {
+        &mut self.ids
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Live transactions.
+    pub fn transaction_count(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// The RFC state of a live transaction (`"Proceeding"`, `"Completed"` …).
+    pub fn transaction_state(&self, tx: TransactionId) -> Option<&'static str> {
+        self.txs.get(tx).map(|t| t.machine.state_name())
+    }
+
+    /// The request a live transaction was created for.
+    pub fn transaction_request(&self, tx: TransactionId) -> Option<&Request> {
+        self.txs.get(tx).map(|t| t.machine.request())
+    }
+
+    /// Next instruction for the driver.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event for the layer above.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] must next be called.
+    #[must_use]
+    pub fn poll_timeout(&mut self) -> Option<Time> {
+        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
+            match self.txs.get(id).and_then(|t| t.machine.deadline()) {
+                // A stale entry: the transaction ended or its deadline moved (a newer
+                // entry for the new deadline exists).
+                Some(d) if d == at => return Some(at),
+                _ => {
+                    self.deadlines.pop();
+                }
+            }
+        }
+        None
+    }
+
+    fn advance(&mut self, now: Time) -> Time {
+        // Time never goes backwards.
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let now = self.advance(now);
+        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let due = self.txs.get(id).and_then(|t| t.machine.deadline()).is_some_and(|d| d == at);
+            if due {
+                self.with_tx(id, |m, fx| m.on_timeout(now, fx));
+            }
+        }
+    }
+
+    /// One UDP datagram from `source`.
+    pub fn handle_datagram(&mut self, now: Time, source: Flow, data: Bytes) {
+        let now = self.advance(now);
+        self.stats.received += 1;
+        if !data.is_empty() && data.iter().all(|&c| c == b'\r' || c == b'\n') {
+            return; // a keep-alive: nothing to answer over UDP (RFC 5626 uses STUN there)
+        }
+        match RawMessage::parse_datagram(data.clone()) {
+            Ok(raw) => self.on_raw(now, source, raw),
+            Err(e) if e.is_response() => self.stats.responses_dropped += 1,
+            Err(e) => {
+                // A framing error (Content-Length) still leaves rows to answer with (RFC 4475 `clerr`, `ncl`, `mcl01`).
+                self.stats.parse_errors += 1;
+                if let Ok(raw) = RawMessage::parse_head_rows(data) {
+                    if !raw.is_response() {
+                        self.answer_unparsed(&raw, &e, source);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes received on a TCP/TLS connection (`source.connection` must be set).
+    pub fn handle_stream(&mut self, now: Time, source: Flow, data: &[u8]) {
+        let now = self.advance(now);
+        let Some(conn) = source.connection else { return };
+        let max = self.config.max_stream_message;
+        let decoder = self.streams.entry(conn).or_insert_with(|| StreamDecoder::with_max_len(max));
+        decoder.push(data);
+        loop {
+            let Some(decoder) = self.streams.get_mut(&conn) else { return };
+            match decoder.decode_raw() {
+                Ok(None) => return,
+                Ok(Some(RawFrame::Ping)) => {
+                    // RFC 5626 §4.4.1: answer a double-CRLF ping with a CRLF pong.
+                    self.transmits.push_back(Transmit::Send { flow: source, payload: Bytes::from_static(b"\r\n") });
+                }
+                Ok(Some(RawFrame::Pong)) => {}
+                Ok(Some(RawFrame::Message(raw))) => {
+                    self.stats.received += 1;
+                    self.on_raw(now, source, raw);
+                }
+                Err(e) => {
+                    // §18.3: a framing error on a stream cannot be recovered: close.
+                    self.stats.received += 1;
+                    self.stats.parse_errors += 1;
+                    if !e.is_response() {
+                        tracing::debug!(connection = conn.0, error = %e, "stream framing error; closing the connection");
+                    }
+                    self.streams.remove(&conn);
+                    self.transmits.push_back(Transmit::Close { connection: conn });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The driver closed, or lost, a connection. Client transactions waiting on it fail
+    /// with a transport error (§17.1.1.2); server transactions will reconnect to answer.
+    pub fn handle_connection_closed(&mut self, now: Time, connection: ConnectionId) {
+        let _ = self.advance(now);
+        self.streams.remove(&connection);
+        let ids: Vec<TransactionId> = self
+            .txs
+            .ids()
+            .filter(|id| self.txs.get(*id).is_some_and(|t| !t.machine.is_server() && t.flow.connection == Some(connection)))
+            .collect();
+        for id in ids {
+            self.with_tx(id, |m, fx| m.on_transport_error(fx));
+        }
+    }
+
+    /// The driver could not send to `flow` (ICMP unreachable, connection refused): every
+    /// transaction sending there fails with a transport error.
+    pub fn handle_transport_error(&mut self, now: Time, flow: &Flow) {
+        let _ = self.advance(now);
+        let ids: Vec<TransactionId> = self
+            .txs
+            .ids()
+            .filter(|id| self.txs.get(*id).is_some_and(|t| t.flow.transport == flow.transport && t.flow.remote == flow.remote))
+            .collect();
+        for id in ids {
+            self.with_tx(id, |m, fx| m.on_transport_error(fx));
+        }
+    }
+
+    fn on_raw(&mut self, now: Time, source: Flow, raw: RawMessage) {
+        let is_response = raw.is_response();
+        // Keep the rows only when we may need them for a 400: cloning is cheap (Bytes).
+        let rows = if is_response { None } else { Some(raw.clone()) };
+        match Message::from_raw(raw) {
+            Ok(Message::Request(req)) => self.on_request(now, source, req),
+            Ok(Message::Response(resp)) => self.on_response(now, resp),
+            Err(_) if is_response => self.stats.responses_dropped += 1,
+            Err(e) => {
+                self.stats.parse_errors += 1;
+                if let Some(raw) = rows {
+                    self.answer_unparsed(&raw, &e, source);
+                }
+            }
+        }
+    }
+
+    /// A stateless error answer to a request that did not parse, sent where its top Via
+    /// says when that Via parses, else back to the source.
+    fn answer_unparsed(&mut self, raw: &RawMessage, e: &ParseError, source: Flow) {
+        if raw.start_line().is_ok_and(|s| matches!(s, sip_message::StartLine::Request { method, .. } if method.as_ref() == b"ACK")) {
+            return; // an ACK is never answered
+        }
+        let flow = raw
+            .headers()
+            .get(HeaderName::Via)
+            .and_then(|h| Via::parse(&h.value_bytes()).ok())
+            .map_or(source, |v| response_flow(&v, &source));
+        let payload = uas::error_response(raw, e, &self.config, &mut self.ids);
+        tracing::debug!(remote = %source.remote, error = %e, "unparseable request answered statelessly");
+        self.transmits.push_back(Transmit::Send { flow, payload });
+    }
+
+    fn on_request(&mut self, now: Time, source: Flow, mut req: Request) {
+        if let Some(v) = stamp_via(req.via(), &source) {
+            req.set_top_via(v);
+        }
+        let key = Key::server(&req);
+        if matches!(req.method(), Method::Ack) {
+            return self.on_ack(now, source, req, key);
+        }
+        if let Some(&id) = self.keys.get(&key) {
+            // §17.2.3: a retransmission: the transaction answers it, nobody above hears of it.
+            self.stats.retransmissions_absorbed += 1;
+            self.with_tx(id, |m, fx| match m {
+                Machine::ServerInvite(s) => s.on_retransmission(fx),
+                Machine::ServerNonInvite(s) => s.on_retransmission(fx),
+                _ => {}
+            });
+            return;
+        }
+        if matches!(req.method(), Method::Cancel) {
+            return self.on_cancel(now, source, req, key);
+        }
+        let merge = MergeKey::of(&req);
+        let merged = merge.as_ref().is_some_and(|m| self.merges.contains_key(m));
+        let rejection = if merged {
+            // §8.2.2.2: same From tag, Call-ID and CSeq as a request in progress, other branch.
+            Some(uas::Rejection { status: 482, headers: Vec::new() })
+        } else {
+            uas::check(&req, &self.config)
+        };
+        let answer_here =
+            rejection.is_some() || (self.config.answer_options && matches!(req.method(), Method::Options) && req.to().tag().is_none());
+        let id = self.new_server_tx(now, source, req.clone(), key, if merged { None } else { merge });
+        match rejection {
+            Some(r) => {
+                let _ = self.reply(now, id, r.status, r.headers);
+            }
+            None if answer_here => {
+                let _ = self.reply(now, id, 200, self.capability_headers());
+            }
+            None => self.events.push_back(Event::Request { tx: id, request: req, source }),
+        }
+    }
+
+    fn capability_headers(&self) -> Vec<Header> {
+        let mut h = vec![
+            Header::new(HeaderName::Allow, Bytes::from(self.config.allow_header())),
+            Header::new(HeaderName::Accept, Bytes::from(self.config.accept.join(", "))),
+            Header::new(HeaderName::AcceptEncoding, Bytes::from_static(b"identity")),
+            Header::new(HeaderName::AcceptLanguage, Bytes::from_static(b"en")),
+        ];
+        if !self.config.supported.is_empty() {
+            h.push(Header::new(HeaderName::Supported, Bytes::from(self.config.supported.join(", "))));
+        }
+        h
+    }
+
+    fn new_server_tx(&mut self, now: Time, source: Flow, req: Request, key: Key, merge: Option<MergeKey>) -> TransactionId {
+        let reliable = source.transport.is_reliable();
+        let flow = response_flow(req.via(), &source);
+        let timers = self.config.timers;
+        let machine = if matches!(req.method(), Method::Invite) {
+            Machine::ServerInvite(ServerInvite::new(now, req, timers, reliable))
+        } else {
+            Machine::ServerNonInvite(ServerNonInvite::new(req, timers, reliable))
+        };
+        self.insert(Transaction { machine, flow, key, merge_key: merge, cancel_pending: false, internal: false })
+    }
+
+    fn insert(&mut self, t: Transaction) -> TransactionId {
+        self.stats.transactions += 1;
+        let key = t.key.clone();
+        let merge = t.merge_key.clone();
+        let deadline = t.machine.deadline();
+        let id = self.txs.insert(t);
+        self.keys.insert(key, id);
+        if let Some(m) = merge {
+            self.merges.insert(m, id);
+        }
+        if let Some(d) = deadline {
+            self.deadlines.push(Reverse((d, id)));
+        }
+        id
+    }
+
+    fn on_ack(&mut self, now: Time, source: Flow, req: Request, key: Key) {
+        if let Some(&id) = self.keys.get(&key) {
+            let absorbed = match self.txs.get_mut(id).map(|t| (&mut t.machine, key.is_2543())) {
+                // RFC 2543 matching also needs the To tag of our response (§17.2.3).
+                Some((Machine::ServerInvite(s), is_2543)) if !is_2543 || s.to_tag.as_deref() == req.to().tag() => s.on_ack(now),
+                _ => false,
+            };
+            if absorbed {
+                self.stats.retransmissions_absorbed += 1;
+                self.with_tx(id, |_, _| {});
+                return;
+            }
+        }
+        self.events.push_back(Event::Ack { request: req, source });
+    }
+
+    /// §9.2: a CANCEL matching an INVITE server transaction gets 200 and the INVITE is
+    /// reported cancelled; one matching nothing gets 481.
+    fn on_cancel(&mut self, now: Time, source: Flow, req: Request, key: Key) {
+        let invite = self.keys.get(&key.with_method(MethodKey::Invite)).copied();
+        let id = self.new_server_tx(now, source, req, key, None);
+        match invite {
+            Some(inv) => {
+                let _ = self.reply(now, id, 200, Vec::new());
+                if self.txs.get(inv).is_some_and(|t| matches!(&t.machine, Machine::ServerInvite(s) if s.is_proceeding())) {
+                    self.events.push_back(Event::Cancelled { tx: inv });
+                }
+            }
+            None => {
+                let _ = self.reply(now, id, 481, Vec::new());
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Time, resp: Response) {
+        let Some(key) = Key::client(resp.via(), &resp.cseq().method) else {
+            self.stats.responses_dropped += 1;
+            return;
+        };
+        let Some(&id) = self.keys.get(&key) else {
+            // §18.1.2 / §17.1.3: a response matching no client transaction is dropped.
+            self.stats.responses_dropped += 1;
+            return;
+        };
+        let provisional = resp.status() < 200;
+        self.with_tx(id, |m, fx| match m {
+            Machine::ClientInvite(c) => c.on_response(now, resp, fx),
+            Machine::ClientNonInvite(c) => c.on_response(now, resp, fx),
+            _ => {}
+        });
+        // §9.1: a CANCEL asked for before any provisional goes out with the first one.
+        let pending = self.txs.get_mut(id).is_some_and(|t| std::mem::take(&mut t.cancel_pending));
+        if pending && provisional {
+            let _ = self.cancel(now, id);
+        }
+    }
+
+    /// Runs `f` on a transaction's machine, then routes its effects: messages to the
+    /// transaction's flow, news upward, the new deadline into the index, and the
+    /// transaction out of every map once it is Terminated.
+    fn with_tx(&mut self, id: TransactionId, f: impl FnOnce(&mut Machine, &mut Effects)) {
+        let mut fx = std::mem::take(&mut self.fx);
+        let Some(t) = self.txs.get_mut(id) else {
+            self.fx = fx;
+            return;
+        };
+        f(&mut t.machine, &mut fx);
+        let flow = t.flow;
+        let internal = t.internal;
+        for payload in fx.send.drain(..) {
+            self.transmits.push_back(Transmit::Send { flow, payload });
+        }
+        for up in fx.up.drain(..) {
+            if internal {
+                continue;
+            }
+            self.events.push_back(match up {
+                Up::Response(response) => Event::Response { tx: id, response },
+                Up::Failed(reason) => Event::Failed { tx: id, reason },
+                Up::ServerFailed(reason) => Event::ServerFailed { tx: id, reason },
+            });
+        }
+        self.fx = fx;
+        self.settle(id);
+    }
+
+    fn settle(&mut self, id: TransactionId) {
+        let Some(t) = self.txs.get(id) else { return };
+        if t.machine.is_terminated() {
+            if let Some(t) = self.txs.remove(id) {
+                if self.keys.get(&t.key) == Some(&id) {
+                    self.keys.remove(&t.key);
+                }
+                if let Some(m) = t.merge_key {
+                    if self.merges.get(&m) == Some(&id) {
+                        self.merges.remove(&m);
+                    }
+                }
+            }
+        } else if let Some(d) = t.machine.deadline() {
+            self.deadlines.push(Reverse((d, id)));
+        }
+    }
+
+    /// Sends a response on a server transaction. A final response to an INVITE must carry
+    /// a To tag; 2xx retransmissions in Accepted are allowed (RFC 6026 §8.7).
+    pub fn respond(&mut self, now: Time, tx: TransactionId, response: Response) -> Result<(), CommandError> {
+        let now = self.advance(now);
+        let t = self.txs.get(tx).ok_or(CommandError::NoTransaction)?;
+        if !t.machine.is_server() {
+            return Err(CommandError::Invalid("not a server transaction"));
+        }
+        let status = response.status();
+        let to_tag = response.to().tag().map(str::to_owned);
+        let wire = response.to_bytes();
+        let mut result = Ok(());
+        self.with_tx(tx, |m, fx| {
+            let r = match m {
+                Machine::ServerInvite(s) => s.respond(now, status, wire, to_tag, fx),
+                Machine::ServerNonInvite(s) => s.respond(now, status, wire, fx),
+                _ => Respond::Refused,
+            };
+            if r == Respond::Refused {
+                result = Err(CommandError::WrongState(m.state_name()));
+            }
+        });
+        result
+    }
+
+    /// Builds the response to a server transaction's request (§8.2.6: our To tag on
+    /// finals, `Server`, the given extra rows) and sends it.
+    pub fn reply(&mut self, now: Time, tx: TransactionId, status: u16, headers: Vec<Header>) -> Result<(), CommandError> {
+        let t = self.txs.get(tx).ok_or(CommandError::NoTransaction)?;
+        let mut b = t.machine.request().reply(status);
+        for h in headers {
+            b = b.header(h);
+        }
+        b = b.header(Header::new(HeaderName::Server, Bytes::from(self.config.user_agent.clone())));
+        let response = b.build(&mut self.ids).map_err(CommandError::Build)?;
+        self.respond(now, tx, response)
+    }
+
+    /// Starts a client transaction for `request` towards `flow` (§17.1). The request's
+    /// top Via must carry a fresh `z9hG4bK` branch (the builders draw one). A UDP request
+    /// larger than the MTU goes over TCP when we listen on TCP (§18.1.1).
+    pub fn send_request(&mut self, now: Time, mut request: Request, mut flow: Flow) -> Result<TransactionId, CommandError> {
+        let now = self.advance(now);
+        if matches!(request.method(), Method::Ack) {
+            return Err(CommandError::Invalid("ACK is not a transaction: use send_stateless"));
+        }
+        if !request.via().has_rfc3261_branch() {
+            return Err(CommandError::Invalid("the top Via needs a z9hG4bK branch"));
+        }
+        if flow.transport == Transport::Udp && request.to_bytes().len() > self.config.udp_mtu {
+            if let Some(tcp) = self.config.listener(Transport::Tcp) {
+                flow = Flow { transport: Transport::Tcp, local: tcp, remote: flow.remote, connection: None };
+                let v = request.via();
+                let branch = v.branch().unwrap_or_default().to_owned();
+                request.set_top_via(Via::new(Transport::Tcp.to_message(), v.host().clone(), v.port(), &branch));
+            }
+        }
+        let key = Key::client(request.via(), request.method()).ok_or(CommandError::Invalid("no branch"))?;
+        if self.keys.contains_key(&key) {
+            return Err(CommandError::Invalid("a transaction with this branch exists"));
+        }
+        let reliable = flow.transport.is_reliable();
+        let timers = self.config.timers;
+        let mut fx = std::mem::take(&mut self.fx);
+        let machine = if matches!(request.method(), Method::Invite) {
+            Machine::ClientInvite(ClientInvite::start(now, request, timers, reliable, &mut fx))
+        } else {
+            Machine::ClientNonInvite(ClientNonInvite::start(now, request, timers, reliable, &mut fx))
+        };
+        let id = self.insert(Transaction { machine, flow, key, merge_key: None, cancel_pending: false, internal: false });
+        for payload in fx.send.drain(..) {
+            self.transmits.push_back(Transmit::Send { flow, payload });
+        }
+        self.fx = fx;
+        Ok(id)
+    }
+
+    /// Cancels a pending INVITE client transaction (§9.1): the CANCEL goes out now if a
+    /// provisional has arrived, else as soon as one does. Its outcome is not reported;
+    /// the INVITE's own final response (487, or a 2xx that won the race) is.
+    pub fn cancel(&mut self, now: Time, tx: TransactionId) -> Result<(), CommandError> {
+        let now = self.advance(now);
+        let t = self.txs.get_mut(tx).ok_or(CommandError::NoTransaction)?;
+        let Machine::ClientInvite(c) = &t.machine else {
+            return Err(CommandError::Invalid("only an INVITE client transaction can be cancelled"));
+        };
+        if !c.is_calling_or_proceeding() {
+            return Err(CommandError::WrongState(t.machine.state_name()));
+        }
+        if !c.has_provisional() {
+            t.cancel_pending = true;
+            return Ok(());
+        }
+        let wire = build_ack_or_cancel(c.request(), Method::Cancel, None);
+        let flow = t.flow;
+        let request = match Message::parse(wire) {
+            Ok(Message::Request(r)) => r,
+            _ => return Err(CommandError::Invalid("CANCEL did not build")),
+        };
+        let Some(key) = Key::client(request.via(), request.method()) else {
+            return Err(CommandError::Invalid("no branch"));
+        };
+        if self.keys.contains_key(&key) {
+            return Ok(()); // already cancelling
+        }
+        let mut fx = std::mem::take(&mut self.fx);
+        let machine =
+            Machine::ClientNonInvite(ClientNonInvite::start(now, request, self.config.timers, flow.transport.is_reliable(), &mut fx));
+        let _ = self.insert(Transaction { machine, flow, key, merge_key: None, cancel_pending: false, internal: true });
+        for payload in fx.send.drain(..) {
+            self.transmits.push_back(Transmit::Send { flow, payload });
+        }
+        self.fx = fx;
+        Ok(())
+    }
+
+    /// Sends a message outside any transaction (the ACK for a 2xx, §13.2.2.4).
+    pub fn send_stateless(&mut self, flow: Flow, payload: Bytes) {
+        self.transmits.push_back(Transmit::Send { flow, payload });
+    }
+
+    /// The host and port to put in a Via sent-by for `transport` (§18.1.1).
+    pub fn sent_by(&self, transport: Transport) -> Option<SocketAddr> {
+        self.config.listener(transport)
+    }
+}
