@@ -103,7 +103,7 @@ pub(crate) fn error_response(raw: &RawMessage, err: &ParseError, cfg: &EndpointC
     for h in raw.headers().iter().filter(|h| copy.contains(&h.name())) {
         let value = String::from_utf8_lossy(h.value());
         let _ = write!(s, "{}: {value}", h.name().as_str());
-        if h.name() == HeaderName::To && !value.to_ascii_lowercase().contains(";tag=") {
+        if h.name() == HeaderName::To && !has_tag(&h.value_bytes()) {
             let _ = write!(s, ";tag={}", ids.tag());
         }
         s.push_str("\r\n");
@@ -115,4 +115,15 @@ pub(crate) fn error_response(raw: &RawMessage, err: &ParseError, cfg: &EndpointC
     let why: String = err.to_string().chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).collect();
     let _ = write!(s, "Warning: 399 {} \"{why}\"\r\nServer: {}\r\nContent-Length: 0\r\n\r\n", cfg.warn_agent(), cfg.user_agent);
     Bytes::from(s)
+}
+
+/// Whether a To value already has a tag, read leniently when it does not parse.
+fn has_tag(v: &Bytes) -> bool {
+    match sip_message::NameAddr::parse(v) {
+        Ok(na) => na.tag().is_some(),
+        Err(_) => {
+            let squeezed: String = String::from_utf8_lossy(v).chars().filter(|c| !c.is_whitespace()).collect();
+            squeezed.to_ascii_lowercase().contains(";tag=")
+        }
+    }
 }
