@@ -10,14 +10,26 @@ fn sipbridge(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sipbridge")).args(args).output().unwrap()
 }
 
-/// A config file in a directory of this test process's own, so parallel test runs and
-/// other users of the temp dir do not collide.
-fn write_config(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sipbridge-cli-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+/// A config file named for this test process, so parallel runs do not collide; removed
+/// when dropped.
+struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    fn new(name: &str, text: &str) -> ConfigFile {
+        let path = std::env::temp_dir().join(format!("sipbridge-cli-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        ConfigFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -26,11 +38,11 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn check_config_prints_the_effective_config() {
-    let path = write_config(
+    let file = ConfigFile::new(
         "good.toml",
         "[sip]\ndomain = \"pbx.cli.test\"\n\n[[endpoint]]\nname = \"alice\"\nsecret = \"hunter2\"\ndirectmedia = \"update,nonat\"\n",
     );
-    let out = sipbridge(&["check-config", path.to_str().unwrap()]);
+    let out = sipbridge(&["check-config", file.path()]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{}", text(&out.stderr));
     for line in [
@@ -49,12 +61,12 @@ fn check_config_prints_the_effective_config() {
 
 #[test]
 fn check_config_on_a_bad_file_names_key_and_line() {
-    let path = write_config("bad.toml", "[sip]\ndomain = \"pbx.cli.test\"\n\n[timers]\nt1_ms = 500\nt3_ms = 900\n");
-    let out = sipbridge(&["check-config", path.to_str().unwrap()]);
+    let file = ConfigFile::new("bad.toml", "[sip]\ndomain = \"pbx.cli.test\"\n\n[timers]\nt1_ms = 500\nt3_ms = 900\n");
+    let out = sipbridge(&["check-config", file.path()]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
-    assert!(stderr.contains(&format!("{}:6:1: timers.t3_ms: unknown key `t3_ms`", path.display())), "{stderr}");
+    assert!(stderr.contains(&format!("{}:6:1: timers.t3_ms: unknown key `t3_ms`", file.path())), "{stderr}");
 }
 
 #[test]
@@ -104,8 +116,8 @@ fn show_is_not_available_yet() {
 #[test]
 fn run_loads_the_config_before_failing() {
     // Until the server is wired, running fails; but a bad --config must fail first, on the config.
-    let path = write_config("run-bad.toml", "[sip]\nlisten = [\"sctp:0.0.0.0:5060\"]\n");
-    let out = sipbridge(&["--config", path.to_str().unwrap()]);
+    let file = ConfigFile::new("run-bad.toml", "[sip]\nlisten = [\"sctp:0.0.0.0:5060\"]\n");
+    let out = sipbridge(&["--config", file.path()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("sip.listen[0]: invalid listen address"), "{}", text(&out.stderr));
     let out = sipbridge(&["--sip-debug"]);
