@@ -1,0 +1,7 @@
+//! sipbridge, the binary crate's library half: config loading, the command line and the
+//! server entry point. It is a library so that integration tests and the future
+//! `import-sip-conf` tool can use the config types without spawning the binary.
+
+pub mod cli;
+pub mod config;
+pub mod run;
