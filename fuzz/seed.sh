@@ -5,6 +5,8 @@
 #   bash fuzz/seed.sh            # from the repo root (or from anywhere)
 #
 # - datagram: each message as is, one datagram per file.
+# - endpoint: each message as a datagram op, repeated, answered, and sent again over
+#   TCP (see fuzz_targets/endpoint.rs for the op encoding).
 # - stream:   the target reads its first bytes as the cutting pattern (see
 #   fuzz_targets/stream.rs), so each message is written with a few prefixes:
 #   0x00 (one-byte chunks), 0x01 0x07 (8-byte chunks), 0x03 0x10 0x00 0x3f
@@ -24,7 +26,7 @@ if [ "${#files[@]}" -eq 0 ]; then
     exit 1
 fi
 
-mkdir -p "$here/corpus/datagram" "$here/corpus/stream"
+mkdir -p "$here/corpus/datagram" "$here/corpus/stream" "$here/corpus/endpoint"
 for f in "${files[@]}"; do
     name="$(basename "$f" .dat)"
     cp "$f" "$here/corpus/datagram/rfc4475-$name"
@@ -33,6 +35,11 @@ for f in "${files[@]}"; do
     { printf '\x03\x10\x00\x3f'; cat "$f"; } > "$here/corpus/stream/rfc4475-$name-mix"
     { printf '\x40\x00'; cat "$f"; } > "$here/corpus/stream/rfc4475-$name-max256"
     { printf '\x02\x04\x20'; cat "$f"; printf '\r\n\r\n\r\n'; cat "$f"; } > "$here/corpus/stream/rfc4475-$name-two"
+    # endpoint: op 0 (datagram, 2-byte length), twice (a retransmission), then answer
+    # (op 4), jump the clock (op 2), and the same message over TCP (op 1) in one chunk.
+    len=$(stat -c %s "$f")
+    hi=$(printf '\\x%02x' $((len >> 8 & 255))); lo=$(printf '\\x%02x' $((len & 255)))
+    { printf "\x00$hi$lo"; cat "$f"; printf "\x00$hi$lo"; cat "$f"; printf '\x04\x64\x02\x0a'; printf "\x01\x01$hi$lo"; cat "$f"; printf '\x04\x40\x02\xff'; } > "$here/corpus/endpoint/rfc4475-$name"
 done
 echo "seed.sh: ${#files[@]} messages from $src -> $here/corpus/{datagram,stream}"
-echo "  datagram: $(ls "$here/corpus/datagram" | wc -l) files, stream: $(ls "$here/corpus/stream" | wc -l) files"
+echo "  datagram: $(ls "$here/corpus/datagram" | wc -l) files, stream: $(ls "$here/corpus/stream" | wc -l) files, endpoint: $(ls "$here/corpus/endpoint" | wc -l) files"
