@@ -16,6 +16,11 @@ use sip_message::{
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// The transaction maps hash keys the peer chooses (branches, tags), so the hash is keyed:
+/// foldhash seeded from the engine seed, which the binary draws from the OS at start.
+/// Deterministic for a fixed seed, as the sans-IO rules ask; much cheaper than SipHash.
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 use std::net::SocketAddr;
 
 /// What the endpoint is and does; built by the binary from `[sip]` and `[timers]`.
@@ -175,8 +180,8 @@ pub struct Endpoint {
     config: EndpointConfig,
     ids: SeededIds,
     txs: Slab,
-    keys: HashMap<Key, TransactionId>,
-    merges: HashMap<MergeKey, TransactionId>,
+    keys: Map<Key, TransactionId>,
+    merges: Map<MergeKey, TransactionId>,
     deadlines: BinaryHeap<Reverse<(Time, TransactionId)>>,
     streams: HashMap<ConnectionId, StreamDecoder>,
     transmits: VecDeque<Transmit>,
@@ -190,12 +195,13 @@ impl Endpoint {
     /// A new engine.
     pub fn new(config: EndpointConfig) -> Endpoint {
         let ids = SeededIds::new(config.seed);
+        let seed = config.seed;
         Endpoint {
             config,
             ids,
             txs: Slab::default(),
-            keys: HashMap::new(),
-            merges: HashMap::new(),
+            keys: Map::with_hasher(foldhash::fast::FixedState::with_seed(seed ^ 0x5eed_4a54)),
+            merges: Map::with_hasher(foldhash::fast::FixedState::with_seed(seed ^ 0x6d65_7267)),
             deadlines: BinaryHeap::new(),
             streams: HashMap::new(),
             transmits: VecDeque::new(),
