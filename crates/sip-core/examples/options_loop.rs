@@ -17,7 +17,12 @@ fn main() {
         })
         .collect();
     let mut ep = Endpoint::new(EndpointConfig::default());
-    let src = Flow { transport: Transport::Udp, local: "127.0.0.1:5060".parse().expect("addr"), remote: "127.0.0.1:5070".parse().expect("addr"), connection: None };
+    let src = Flow {
+        transport: Transport::Udp,
+        local: "127.0.0.1:5060".parse().expect("addr"),
+        remote: "127.0.0.1:5070".parse().expect("addr"),
+        connection: None,
+    };
     let mut sent = 0usize;
     for m in msgs {
         ep.handle_datagram(Time::ZERO, src, m);
