@@ -438,6 +438,9 @@ impl Endpoint {
         let rejection = if merged {
             // §8.2.2.2: same From tag, Call-ID and CSeq as a request in progress, other branch.
             Some(uas::Rejection { status: 482, headers: Vec::new() })
+        } else if self.came_through_us(&req) {
+            // §16.3 item 4 in spirit: a request that already passed through us has looped.
+            Some(uas::Rejection { status: 482, headers: Vec::new() })
         } else {
             uas::check(&req, &self.config)
         };
@@ -455,6 +458,21 @@ impl Endpoint {
         }
     }
 
+    /// Whether a Via below the top one is ours: the request left us and came back.
+    /// Only looked at when there are several Via values (the common case has one).
+    fn came_through_us(&self, req: &Request) -> bool {
+        if req.via_count() < 2 || self.config.listeners.is_empty() {
+            return false;
+        }
+        let Ok(vias) = req.vias() else { return false };
+        vias.iter().skip(1).any(|v| {
+            let Some(ip) = v.host().ip() else { return false };
+            self.config.listeners.iter().any(|(t, a)| {
+                a.ip() == ip && v.port().unwrap_or(t.default_port()) == a.port() && v.transport().as_str().eq_ignore_ascii_case(t.as_str())
+            })
+        })
+    }
+
     fn capability_headers(&self) -> Vec<Header> {
         let mut h = vec![
             Header::new(HeaderName::Allow, Bytes::from(self.config.allow_header())),
@@ -462,9 +480,8 @@ impl Endpoint {
             Header::new(HeaderName::AcceptEncoding, Bytes::from_static(b"identity")),
             Header::new(HeaderName::AcceptLanguage, Bytes::from_static(b"en")),
         ];
-        if !self.config.supported.is_empty() {
-            h.push(Header::new(HeaderName::Supported, Bytes::from(self.config.supported.join(", "))));
-        }
+        // §11.2: Supported is listed even when empty (the grammar allows no option tags).
+        h.push(Header::new(HeaderName::Supported, Bytes::from(self.config.supported.join(", "))));
         h
     }
 

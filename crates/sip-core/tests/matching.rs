@@ -268,3 +268,34 @@ fn cancel_waits_for_a_provisional_then_goes_out_with_the_invite_branch() {
     assert_eq!(cancel.cseq().seq, req.cseq().seq);
     assert_eq!(cancel.to().tag(), None, "To as in the INVITE");
 }
+
+#[test]
+fn a_request_that_already_passed_through_us_is_a_loop() {
+    let mut ep = ep();
+    let looped = invite_text(";branch=z9hG4bKl1", "").replace(
+        "Via: SIP/2.0/UDP 192.0.2.5:5062;branch=z9hG4bKl1\r\n",
+        "Via: SIP/2.0/UDP 192.0.2.5:5062;branch=z9hG4bKl1\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKours\r\n",
+    );
+    let (t, ev) = feed(&mut ep, 0, &looped);
+    assert!(ev.is_empty());
+    assert_eq!(responses(&t)[0].status(), 482);
+    // A Via of someone else below the top is fine.
+    let proxied = looped.replace("127.0.0.1:5060;branch=z9hG4bKours", "192.0.2.99:5060;branch=z9hG4bKproxy");
+    let (_, ev) = feed(&mut ep, 10, &proxied.replace("z9hG4bKl1", "z9hG4bKl2").replace("tag=a1", "tag=a2"));
+    assert_eq!(ev.len(), 1);
+}
+
+#[test]
+fn options_lists_allow_accept_and_supported() {
+    let mut ep = ep();
+    let opt = "OPTIONS sip:sipbridge@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.5:5062;branch=z9hG4bKo1\r\nFrom: <sip:a@192.0.2.5>;tag=1\r\nTo: <sip:sipbridge@127.0.0.1>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let (t, ev) = feed(&mut ep, 0, opt);
+    assert!(ev.is_empty());
+    let r = &responses(&t)[0];
+    assert_eq!(r.status(), 200);
+    let allow: Vec<_> = r.headers().values(sip_message::HeaderName::Allow).collect();
+    assert_eq!(allow, ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS"].map(|m| Bytes::from_static(m.as_bytes())));
+    assert!(r.headers().get(sip_message::HeaderName::Accept).is_some_and(|h| h.value() == b"application/sdp"));
+    assert!(r.headers().get(sip_message::HeaderName::Supported).is_some());
+    assert!(r.to().tag().is_some());
+}
