@@ -1,6 +1,6 @@
 //! The layer above the engine, as the driver sees it.
 
-use sip_core::{Endpoint, Event, Time};
+use sip_core::{ConnectionId, Endpoint, Event, Time};
 
 /// What the application (call layer, registrar, policy) implements. Every method runs on
 /// the engine task with the endpoint borrowed mutably, so it answers by calling
@@ -18,6 +18,13 @@ pub trait Application {
     /// One command from the channel.
     fn on_command(&mut self, now: Time, endpoint: &mut Endpoint, command: Self::Command) {
         let _ = (now, endpoint, command);
+    }
+
+    /// A TCP/TLS connection is gone (closed by the peer, by the engine, for idleness or
+    /// an error), after the endpoint was told. For state bound to a connection, such as
+    /// a registration that can only be reached over it (RFC 5626 flows).
+    fn on_connection_closed(&mut self, now: Time, endpoint: &mut Endpoint, connection: ConnectionId) {
+        let _ = (now, endpoint, connection);
     }
 
     /// The application's own next deadline (registration expiry, a call timer), folded

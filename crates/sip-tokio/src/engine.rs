@@ -333,10 +333,14 @@ impl<A: Application> Engine<A> {
             }
             Input::Closed { id, reason } => self.remove(now, id, &reason),
             Input::ConnectFailed { id, reason } => {
-                if let Some(flow) = self.conns.get(&id).map(|c| c.flow) {
+                if let Some((flow, accepted)) = self.conns.get(&id).map(|c| (c.flow, c.counted)) {
                     tracing::debug!(connection = id.0, remote = %flow.remote, %reason, "connection failed");
                     self.remove(now, id, &reason);
-                    self.endpoint.handle_transport_error(now, &Flow { connection: None, ..flow });
+                    // A failed TLS accept concerns no transaction; a failed connect of
+                    // ours fails those that were sending to that peer.
+                    if !accepted {
+                        self.endpoint.handle_transport_error(now, &Flow { connection: None, ..flow });
+                    }
                 }
             }
         }
@@ -394,7 +398,7 @@ impl<A: Application> Engine<A> {
     }
 
     /// Takes a connection out of every table (its `Drop` stops its tasks) and tells the
-    /// engine it is gone.
+    /// engine, then the application, that it is gone. Callers drain afterwards.
     fn remove(&mut self, now: Time, id: ConnectionId, reason: &str) {
         let Some(conn) = self.conns.remove(&id) else { return };
         let key = (conn.flow.transport, conn.flow.remote);
@@ -416,6 +420,7 @@ impl<A: Application> Engine<A> {
             self.next_sweep = None;
         }
         self.endpoint.handle_connection_closed(now, id);
+        self.app.on_connection_closed(now, &mut self.endpoint, id);
     }
 
     fn sweep_idle(&mut self, now: Time) {

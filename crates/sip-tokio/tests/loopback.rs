@@ -4,7 +4,7 @@
 //! later, a reconnect retry) or bound a wait for something that must not come.
 
 use sip_core::sip_message::{Host, Method, NameAddr, RequestBuilder, Uri};
-use sip_core::{Endpoint, EndpointConfig, Event, Flow, Time, TimerConfig, TransactionId, Transport};
+use sip_core::{ConnectionId, Endpoint, EndpointConfig, Event, Flow, Time, TimerConfig, TransactionId, Transport};
 use sip_tokio::{Application, DriverConfig, DriverError, TlsConfig, TlsFiles};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,47 +30,83 @@ struct Counting {
     last_request_tx: Option<TransactionId>,
     /// Statuses of responses to requests we sent, in order.
     responses: Vec<u16>,
-    notify: Option<mpsc::UnboundedSender<u16>>,
+    /// Hold requests unanswered until [`Command::ReleaseHeld`].
+    hold: bool,
+    held: Vec<TransactionId>,
+    notify: Option<mpsc::UnboundedSender<Seen>>,
 }
 
-/// Commands from a test: send an OPTIONS from `local` to `remote`.
+/// What the application tells a test that waits for it.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Request,
+    Response(u16),
+    Closed,
+}
+
+/// Commands from a test.
 #[derive(Debug)]
-struct SendOptions {
-    transport: Transport,
-    local: SocketAddr,
-    remote: SocketAddr,
+enum Command {
+    /// Send an OPTIONS from `local` to `remote`.
+    SendOptions { transport: Transport, local: SocketAddr, remote: SocketAddr },
+    /// Answer the held requests with 404.
+    ReleaseHeld,
+}
+
+impl Counting {
+    fn tell(&self, seen: Seen) {
+        if let Some(n) = &self.notify {
+            let _ = n.send(seen);
+        }
+    }
 }
 
 impl Application for Counting {
-    type Command = SendOptions;
+    type Command = Command;
 
     fn on_event(&mut self, now: Time, endpoint: &mut Endpoint, event: Event) {
         match event {
             Event::Request { tx, .. } => {
                 self.requests += 1;
                 self.last_request_tx = Some(tx);
-                endpoint.reply(now, tx, 404, Vec::new()).expect("a fresh server transaction takes a final response");
+                if self.hold {
+                    self.held.push(tx);
+                } else {
+                    endpoint.reply(now, tx, 404, Vec::new()).expect("a fresh server transaction takes a final response");
+                }
+                self.tell(Seen::Request);
             }
             Event::Ack { .. } => self.acks += 1,
             Event::Response { response, .. } => {
                 self.responses.push(response.status());
-                if let Some(n) = &self.notify {
-                    let _ = n.send(response.status());
-                }
+                self.tell(Seen::Response(response.status()));
             }
             _ => self.other += 1,
         }
     }
 
-    fn on_command(&mut self, now: Time, endpoint: &mut Endpoint, c: SendOptions) {
-        let uri = Uri::parse_str(&format!("sip:peer@{}", c.remote)).expect("a literal URI parses");
-        let from = NameAddr::new(Uri::parse_str(&format!("sip:test@{}", c.local)).expect("a literal URI parses"));
+    fn on_connection_closed(&mut self, _: Time, _: &mut Endpoint, _: ConnectionId) {
+        self.tell(Seen::Closed);
+    }
+
+    fn on_command(&mut self, now: Time, endpoint: &mut Endpoint, c: Command) {
+        let (transport, local, remote) = match c {
+            Command::SendOptions { transport, local, remote } => (transport, local, remote),
+            Command::ReleaseHeld => {
+                for tx in self.held.drain(..) {
+                    endpoint.reply(now, tx, 404, Vec::new()).expect("a held server transaction takes a final response");
+                }
+                return;
+            }
+        };
+        let uri = Uri::parse_str(&format!("sip:peer@{remote}")).expect("a literal URI parses");
+        let from = NameAddr::new(Uri::parse_str(&format!("sip:test@{local}")).expect("a literal URI parses"));
         let request = RequestBuilder::new(Method::Options, uri)
             .from(from)
-            .via(c.transport.to_message(), Host::from(c.local.ip()), Some(c.local.port()))
+            .via(transport.to_message(), Host::from(local.ip()), Some(local.port()))
             .build(endpoint.ids())
             .expect("From and Via are given");
-        let flow = Flow { transport: c.transport, local: c.local, remote: c.remote, connection: None };
+        let flow = Flow { transport, local, remote, connection: None };
         endpoint.send_request(now, request, flow).expect("a fresh branch starts a client transaction");
     }
 }
@@ -79,7 +115,7 @@ impl Application for Counting {
 struct Running {
     addrs: Vec<(Transport, SocketAddr)>,
     stop: oneshot::Sender<()>,
-    commands: mpsc::Sender<SendOptions>,
+    commands: mpsc::Sender<Command>,
     task: JoinHandle<(Endpoint, Counting)>,
 }
 
@@ -127,8 +163,12 @@ fn options(transport: &str, phone: SocketAddr, id: &str) -> String {
 }
 
 fn invite(phone: SocketAddr, id: &str) -> String {
+    invite_over("UDP", phone, id)
+}
+
+fn invite_over(transport: &str, phone: SocketAddr, id: &str) -> String {
     format!(
-        "INVITE sip:nobody@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {phone};branch=z9hG4bK{id}\r\nMax-Forwards: 70\r\n\
+        "INVITE sip:nobody@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{transport} {phone};branch=z9hG4bK{id}\r\nMax-Forwards: 70\r\n\
          From: <sip:phone@127.0.0.1>;tag=f{id}\r\nTo: <sip:nobody@127.0.0.1>\r\nCall-ID: {id}@phone\r\nCSeq: 1 INVITE\r\n\
          Contact: <sip:phone@{phone}>\r\nContent-Length: 0\r\n\r\n"
     )
@@ -302,7 +342,7 @@ async fn tls_handshake_with_an_untrusted_certificate_fails_and_the_driver_goes_o
     let dir = TempDir::new("tls-untrusted");
     let files = test_certificate(&dir);
     let tls = TlsConfig::from_files(&files).expect("the test certificate loads");
-    let config = DriverConfig { listen: loopback(&[Transport::Tls]), tls: Some(tls), ..DriverConfig::default() };
+    let config = DriverConfig { listen: loopback(&[Transport::Tls]), tls: Some(tls.clone()), ..DriverConfig::default() };
     let driver = start(config, EndpointConfig::default(), Counting::default()).await;
 
     // A phone that trusts another certificate refuses ours.
@@ -312,6 +352,14 @@ async fn tls_handshake_with_an_untrusted_certificate_fails_and_the_driver_goes_o
     let tcp = TcpStream::connect(driver.addr(Transport::Tls)).await.expect("connect");
     let refused = timeout(WAIT, connector.connect(name.clone(), tcp)).await.expect("the handshake ends in time");
     assert!(refused.is_err(), "an untrusted certificate must fail the handshake");
+
+    // A phone that trusts it is served as usual.
+    let connector = tokio_rustls::TlsConnector::from(tls.client.clone());
+    let tcp = TcpStream::connect(driver.addr(Transport::Tls)).await.expect("connect");
+    let me = tcp.local_addr().expect("a connected socket has an address");
+    let mut conn = timeout(WAIT, connector.connect(name, tcp)).await.expect("handshake in time").expect("the handshake succeeds");
+    let resp = exchange(&mut conn, &options("TLS", me, "s2")).await.expect("a response over TLS");
+    assert_eq!(status(&resp), 200, "{resp}");
     driver.stop().await;
 }
 
@@ -474,10 +522,10 @@ async fn requests_we_send_open_connections_over_tcp_and_tls() {
     let client = start(config, EndpointConfig::default(), Counting { notify: Some(notify), ..Counting::default() }).await;
 
     for transport in [Transport::Tcp, Transport::Tls] {
-        let command = SendOptions { transport, local: client.addr(transport), remote: server.addr(transport) };
+        let command = Command::SendOptions { transport, local: client.addr(transport), remote: server.addr(transport) };
         client.commands.send(command).await.expect("the client driver runs");
-        let status = timeout(WAIT, responses.recv()).await.expect("a response in time").expect("the client driver runs");
-        assert_eq!(status, 200, "OPTIONS over {transport}");
+        let seen = timeout(WAIT, responses.recv()).await.expect("a response in time").expect("the client driver runs");
+        assert_eq!(seen, Seen::Response(200), "OPTIONS over {transport}");
     }
     let (_, app) = client.stop().await;
     assert_eq!(app.responses, vec![200, 200]);
@@ -513,5 +561,29 @@ async fn garbage_datagrams_do_not_stop_the_driver() {
             break;
         }
     }
+    driver.stop().await;
+}
+
+#[tokio::test]
+async fn a_response_whose_connection_is_gone_goes_on_a_new_one_to_the_via() {
+    let (notify, mut seen) = mpsc::unbounded_channel();
+    let app = Counting { hold: true, notify: Some(notify), ..Counting::default() };
+    let config = DriverConfig { listen: loopback(&[Transport::Tcp]), sip_debug: true, ..DriverConfig::default() };
+    let driver = start(config, EndpointConfig::default(), app).await;
+    // The phone listens where its Via says (§18.2.2: sent-by port), and calls from elsewhere.
+    let phone = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("loopback port 0 binds");
+    let via = phone.local_addr().expect("a bound listener has an address");
+
+    let mut conn = TcpStream::connect(driver.addr(Transport::Tcp)).await.expect("connect");
+    conn.write_all(invite_over("TCP", via, "r1").as_bytes()).await.expect("write");
+    assert_eq!(timeout(WAIT, seen.recv()).await.expect("the INVITE arrives in time"), Some(Seen::Request));
+    drop(conn);
+    assert_eq!(timeout(WAIT, seen.recv()).await.expect("the close is noticed in time"), Some(Seen::Closed));
+
+    driver.commands.send(Command::ReleaseHeld).await.expect("the driver runs");
+    let (mut back, _) = timeout(WAIT, phone.accept()).await.expect("the driver connects back in time").expect("accept");
+    let resp = read_message(&mut back, &mut Vec::new()).await.expect("the response on the new connection");
+    assert_eq!(status(&resp), 404, "{resp}");
+    assert_eq!(header(&resp, "Call-ID"), Some("r1@phone"));
     driver.stop().await;
 }
