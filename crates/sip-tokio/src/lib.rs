@@ -33,8 +33,9 @@
 //!   gone, or none, goes on the newest open connection to the same peer and transport,
 //!   else on a new one (§18.1.1, §18.2.2). Reads go to `handle_stream` with the
 //!   connection's id; EOF, errors, `Transmit::Close`, the idle timeout and a write queue
-//!   overflow all end in `handle_connection_closed`; a connect or handshake failure also
-//!   in `handle_transport_error`.
+//!   overflow all end in `handle_connection_closed`, then
+//!   [`Application::on_connection_closed`]; a connect or handshake failure of a
+//!   connection we opened also in `handle_transport_error`.
 //! - Limits: [`DriverConfig::max_connections_per_source`] accepted connections per remote
 //!   IP; [`DriverConfig::idle_timeout`] without traffic either way.
 //! - `sip_debug`: every datagram, stream chunk and outgoing message is logged whole at
