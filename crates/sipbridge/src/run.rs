@@ -1,13 +1,109 @@
-//! Running the server.
+//! Running the server: logging, sockets, the engine, and shutdown on SIGTERM / Ctrl-C.
 
-use crate::config::Config;
+use crate::config::{self, Config};
+use crate::policy;
+use anyhow::Context as _;
+use sip_core::{Endpoint, Event, Time, Transport};
+use sip_tokio::{Application, DriverConfig, TlsConfig, TlsFiles};
+use std::hash::{BuildHasher, Hasher};
+use tracing_subscriber::EnvFilter;
 
-/// Run the server with `config` until it is told to stop. `sip_debug` is the
+/// Runs the server with `config` until SIGTERM or Ctrl-C. `sip_debug` is the
 /// `--sip-debug` flag, which turns on `[log].sip_debug` whatever the file says.
-///
-/// A placeholder until the driver lands: it refuses to start rather than pretend to
-/// serve, so that `sipbridge` without a subcommand fails visibly.
 pub fn run(config: Config, sip_debug: bool) -> anyhow::Result<()> {
-    let _sip_debug = sip_debug || config.log.sip_debug;
-    anyhow::bail!("server not wired yet")
+    let sip_debug = sip_debug || config.log.sip_debug;
+    init_logging(&config.log.level, sip_debug)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the tokio runtime")?;
+    runtime.block_on(serve(config, sip_debug, shutdown_signal()))
+}
+
+/// Logging to stderr. `RUST_LOG`, when set, wins over `[log] level`; `sip_debug` adds the
+/// `sip` target (whole messages in and out) at info.
+fn init_logging(level: &str, sip_debug: bool) -> anyhow::Result<()> {
+    let mut filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::try_new(&v).with_context(|| format!("RUST_LOG={v}"))?,
+        _ => EnvFilter::try_new(level).with_context(|| format!("[log] level = {level:?}"))?,
+    };
+    if sip_debug {
+        filter = filter.add_directive("sip=info".parse().context("sip=info")?);
+    }
+    // A second initialisation (tests calling run twice) keeps the first subscriber.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGTERM handler; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// The driver configuration for `config`: listeners and TLS files.
+pub fn driver_config(config: &Config, sip_debug: bool) -> anyhow::Result<DriverConfig> {
+    let listen = config.sip.listen.iter().map(|l| (transport(l.transport), l.addr)).collect();
+    let tls = match &config.tls {
+        Some(t) => Some(
+            TlsConfig::from_files(&TlsFiles { certificate: t.certificate.clone(), private_key: t.private_key.clone(), trust: None })
+                .context("[tls]")?,
+        ),
+        None => None,
+    };
+    Ok(DriverConfig { listen, tls, sip_debug, ..DriverConfig::default() })
+}
+
+fn transport(t: config::Transport) -> Transport {
+    match t {
+        config::Transport::Udp => Transport::Udp,
+        config::Transport::Tcp => Transport::Tcp,
+        config::Transport::Tls => Transport::Tls,
+    }
+}
+
+/// A seed from the OS (std's `RandomState` keys come from it), so that branches, tags and
+/// the transaction-map hash differ from run to run.
+fn os_seed() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(u64::from(std::process::id()));
+    h.finish()
+}
+
+/// Binds, then serves until `shutdown` completes.
+pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let bound = sip_tokio::bind(driver_config(&config, sip_debug)?).await?;
+    let mut ec = policy::endpoint_config(&config, os_seed());
+    ec.listeners = bound.local_addrs().to_vec();
+    for (t, a) in &ec.listeners {
+        tracing::info!(transport = %t, address = %a, "listening");
+    }
+    let endpoint = Endpoint::new(ec);
+    let (endpoint, _) = bound.run(endpoint, App, shutdown).await;
+    let s = endpoint.stats();
+    tracing::info!(received = s.received, transactions = s.transactions, parse_errors = s.parse_errors, "stopped");
+    Ok(())
+}
+
+/// The layer above the engine in this build: [`policy::on_event`].
+struct App;
+
+impl Application for App {
+    type Command = ();
+
+    fn on_event(&mut self, now: Time, endpoint: &mut Endpoint, event: Event) {
+        policy::on_event(now, endpoint, event);
+    }
 }
