@@ -4,7 +4,7 @@
 //! Parts are kept as they were received (escaped); `*_decoded` accessors undo `%HH`
 //! escapes, as URI comparison (§19.1.4) requires.
 
-use crate::scan::{self, is_header_char, is_host_char, is_paramchar, is_password_char, is_user_char, unescape, Cursor};
+use crate::scan::{self, unescape, Cursor};
 use crate::text::Text;
 use bytes::Bytes;
 use std::fmt;
@@ -90,11 +90,11 @@ impl Iterator for WireIter<'_> {
     type Item = WireItem;
     fn next(&mut self) -> Option<Self::Item> {
         let b = self.b;
-        let start = self.pos + memchr::memchr(b';', b.get(self.pos..)?)? + 1;
+        let start = self.pos + scan::memchr(b';', b.get(self.pos..)?)? + 1;
         // The item ends at the next `;`; only a quoted value or an IPv6 reference can
         // hide one, and those need the slow walk.
         let rest = &b[start..];
-        let end = match memchr::memchr3(b';', b'"', b'[', rest) {
+        let end = match scan::memchr3(b';', b'"', b'[', rest) {
             None => b.len(),
             Some(i) if rest[i] == b';' => start + i,
             Some(_) => item_end(b, start),
@@ -104,7 +104,7 @@ impl Iterator for WireIter<'_> {
             let (a, z) = scan::trim(&b[s..e]);
             (s + a, s + z)
         };
-        Some(match memchr::memchr(b'=', &b[start..end]) {
+        Some(match scan::memchr(b'=', &b[start..end]) {
             Some(eq) => (trimmed(start, start + eq), Some(trimmed(start + eq + 1, end))),
             None => (trimmed(start, end), None),
         })
@@ -262,11 +262,7 @@ impl Params {
     /// the first byte that is not `;` (after white space). Values are tokens, quoted
     /// strings, IPv6 references or (for URI parameters) `paramchar` runs. The checked
     /// text is kept as it is (see [`Params`]).
-    pub(crate) fn parse(
-        c: &mut Cursor<'_>,
-        name_ok: impl Fn(u8) -> bool + Copy,
-        value_ok: impl Fn(u8) -> bool + Copy,
-    ) -> Result<Params, usize> {
+    pub(crate) fn parse(c: &mut Cursor<'_>, name_class: u8, value_class: u8) -> Result<Params, usize> {
         let first = c.pos;
         let mut last = c.pos;
         loop {
@@ -280,7 +276,7 @@ impl Params {
             }
             c.pos += 1;
             c.skip_ws();
-            let (ns, ne) = c.skip_while(name_ok);
+            let (ns, ne) = c.skip_class(name_class);
             if ne == ns {
                 return Err(c.pos);
             }
@@ -297,7 +293,7 @@ impl Params {
                         c.pos = e + 1;
                         (s, c.pos)
                     }
-                    _ => c.skip_while(value_ok),
+                    _ => c.skip_class(value_class),
                 };
                 if ve == vs {
                     return Err(c.pos);
@@ -361,7 +357,7 @@ impl Host {
             let v6 = std::str::from_utf8(&b[1..b.len() - 1]).ok()?;
             return v6.parse().ok().map(Host::Ipv6);
         }
-        if b.is_empty() || !b.iter().all(|&c| is_host_char(c)) {
+        if b.is_empty() || !scan::all_class(b, scan::HOST) {
             return None;
         }
         // Only a host starting with a digit can be a dotted quad; `parse_ipv4` turns
@@ -522,16 +518,16 @@ impl SipUri {
     fn parse_rest(secure: bool, b: &Bytes, start: usize, end: usize) -> Result<SipUri, usize> {
         let (mut user, mut password) = (None, None);
         let mut pos = start;
-        if let Some(at) = memchr::memchr(b'@', &b[start..end]).map(|i| start + i) {
+        if let Some(at) = scan::memchr(b'@', &b[start..end]).map(|i| start + i) {
             let info = &b[start..at];
             let colon = info.iter().position(|&c| c == b':');
             let ue = colon.map_or(at, |c| start + c);
-            if ue == start || !b[start..ue].iter().all(|&c| is_user_char(c)) {
+            if ue == start || !scan::all_class(&b[start..ue], scan::USER) {
                 return Err(start);
             }
             user = Some(Text::from_checked(b.slice(start..ue)));
             if colon.is_some() {
-                if !b[ue + 1..at].iter().all(|&c| is_password_char(c)) {
+                if !scan::all_class(&b[ue + 1..at], scan::PASSWORD) {
                     return Err(ue + 1);
                 }
                 password = Some(Text::from_checked(b.slice(ue + 1..at)));
@@ -541,9 +537,9 @@ impl SipUri {
         // host
         let hs = pos;
         if pos < end && b[pos] == b'[' {
-            pos = memchr::memchr(b']', &b[pos..end]).ok_or(pos)? + pos + 1;
+            pos = scan::memchr(b']', &b[pos..end]).ok_or(pos)? + pos + 1;
         } else {
-            pos = memchr::memchr3(b':', b';', b'?', &b[pos..end]).map_or(end, |i| pos + i);
+            pos = scan::memchr3(b':', b';', b'?', &b[pos..end]).map_or(end, |i| pos + i);
         }
         let host = Host::parse_at(b, hs, pos).ok_or(hs)?;
         let mut port = None;
@@ -556,11 +552,11 @@ impl SipUri {
             port = Some(scan::parse_u64(&b[ps..pos]).and_then(|p| u16::try_from(p).ok()).ok_or(ps)?);
         }
         let mut c = Cursor::range(b, pos, end);
-        let params = Params::parse(&mut c, is_paramchar, is_paramchar)?;
+        let params = Params::parse(&mut c, scan::PARAM, scan::PARAM)?;
         let mut headers = None;
         if c.peek() == Some(b'?') {
             let hs = c.pos + 1;
-            if hs >= end || !b[hs..end].iter().all(|&c| is_header_char(c)) {
+            if hs >= end || !scan::all_class(&b[hs..end], scan::HNAME) {
                 return Err(hs);
             }
             headers = Some(Text::from_checked(b.slice(hs..end)));
@@ -639,7 +635,7 @@ impl Uri {
 
     /// Parses `b[s..e]` in place (no intermediate slice); the error is relative to `s`.
     pub(crate) fn parse_at(b: &Bytes, s: usize, e: usize) -> Result<Uri, usize> {
-        let colon = memchr::memchr(b':', &b[s..e]).ok_or(0usize)? + s;
+        let colon = scan::memchr(b':', &b[s..e]).ok_or(0usize)? + s;
         let scheme = &b[s..colon];
         if scheme.is_empty()
             || !scheme[0].is_ascii_alphabetic()
@@ -662,7 +658,7 @@ impl Uri {
             if number.is_empty() {
                 return Err(colon + 1 - s);
             }
-            let params = Params::parse(&mut c, is_paramchar, is_paramchar).map_err(|o| o - s)?;
+            let params = Params::parse(&mut c, scan::PARAM, scan::PARAM).map_err(|o| o - s)?;
             if !c.at_end() {
                 return Err(c.pos - s);
             }
