@@ -360,14 +360,32 @@ impl Host {
         if b.is_empty() || !scan::all_class(b, scan::HOST) {
             return None;
         }
+        Some(Host::from_host_chars(buf, s, e))
+    }
+
+    /// `buf[s..e]`, already known to be a non-empty run of host characters: an IPv4
+    /// address or a domain name.
+    fn from_host_chars(buf: &Bytes, s: usize, e: usize) -> Host {
         // Only a host starting with a digit can be a dotted quad; `parse_ipv4` turns
         // anything else (`3com.example`) down quickly, and it stays a domain name.
-        if b[0].is_ascii_digit() {
-            if let Some(ip) = parse_ipv4(b) {
-                return Some(Host::Ipv4(ip));
+        if buf[s].is_ascii_digit() {
+            if let Some(ip) = parse_ipv4(&buf[s..e]) {
+                return Host::Ipv4(ip);
             }
         }
-        Some(Host::Domain(Text::from_checked(buf.slice(s..e))))
+        Host::Domain(Text::from_checked(buf.slice(s..e)))
+    }
+
+    /// The host at the start of `buf[s..end]`, up to the first byte that is not a host
+    /// character, or an IPv6 reference `[...]`: the host and where it ends. `None` if
+    /// there is none or it does not parse; the caller checks what follows.
+    pub(crate) fn parse_prefix(buf: &Bytes, s: usize, end: usize) -> Option<(Host, usize)> {
+        if buf.get(s) == Some(&b'[') {
+            let e = scan::memchr(b']', buf.get(s..end)?)? + s + 1;
+            return Some((Host::parse_at(buf, s, e)?, e));
+        }
+        let e = s + scan::run_long(buf.get(s..end)?, scan::HOST);
+        (e > s).then(|| (Host::from_host_chars(buf, s, e), e))
     }
 
     /// The address, when the host is an IP literal.
@@ -393,19 +411,36 @@ impl Host {
     }
 }
 
-/// Dotted-quad IPv4 (`IPv4address`, §25.1), as `Ipv4Addr::from_str` reads it (no
-/// leading zeros), without the UTF-8 round trip. Anything else is a domain name.
+/// Dotted-quad IPv4 (`IPv4address`, §25.1), as `Ipv4Addr::from_str` reads it (four
+/// parts of one to three digits, at most 255, no leading zeros), in one pass and without
+/// the UTF-8 round trip. Anything else is a domain name.
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10);
     let mut octets = [0u8; 4];
-    let mut parts = b.split(|&c| c == b'.');
-    for o in &mut octets {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
-            return None;
+    let mut i = 0;
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
         }
-        *o = u8::try_from(scan::parse_u64(p)?).ok()?;
+        let first = digit(i)?;
+        let mut v = u32::from(first);
+        i += 1;
+        // A leading zero is the whole part (`01` is refused by what must follow it).
+        if first != 0 {
+            for _ in 0..2 {
+                match digit(i) {
+                    Some(d) => v = v * 10 + u32::from(d),
+                    None => break,
+                }
+                i += 1;
+            }
+        }
+        *o = u8::try_from(v).ok()?;
     }
-    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+    (i == b.len()).then_some(Ipv4Addr::from(octets))
 }
 
 impl From<IpAddr> for Host {
@@ -515,18 +550,26 @@ impl SipUri {
     }
 
     /// Parses `b[start..end]`, the text after `sip:` / `sips:`; errors are absolute offsets.
-    fn parse_rest(secure: bool, b: &Bytes, start: usize, end: usize) -> Result<SipUri, usize> {
+    fn parse_rest(secure: bool, b: &Bytes, start: usize, end: usize) -> Result<Uri, usize> {
         let (mut user, mut password) = (None, None);
         let mut pos = start;
-        if let Some(at) = scan::memchr(b'@', &b[start..end]).map(|i| start + i) {
-            let info = &b[start..at];
-            let colon = info.iter().position(|&c| c == b':');
-            let ue = colon.map_or(at, |c| start + c);
-            if ue == start || !scan::all_class(&b[start..ue], scan::USER) {
+        // userinfo: everything before the first `@`, if there is one. The user part
+        // cannot hold `@` or `:`, so one run of user characters usually finds the `@`
+        // (or, for a URI without one, runs to the end of the parameters).
+        let ue = start + scan::run_long(&b[start..end], scan::USER);
+        let at = match b.get(ue) {
+            Some(b'@') if ue < end => Some(ue),
+            _ if ue < end => scan::memchr(b'@', &b[ue..end]).map(|i| ue + i),
+            _ => None,
+        };
+        if let Some(at) = at {
+            // `user [":" password] "@"`: the user part ends at the first `:` or at `@`.
+            let colon = ue < at && b[ue] == b':';
+            if ue == start || (ue < at && !colon) {
                 return Err(start);
             }
             user = Some(Text::from_checked(b.slice(start..ue)));
-            if colon.is_some() {
+            if colon {
                 if !scan::all_class(&b[ue + 1..at], scan::PASSWORD) {
                     return Err(ue + 1);
                 }
@@ -534,14 +577,13 @@ impl SipUri {
             }
             pos = at + 1;
         }
-        // host
+        // host: it must end at the port, the parameters, the headers or the end.
         let hs = pos;
-        if pos < end && b[pos] == b'[' {
-            pos = scan::memchr(b']', &b[pos..end]).ok_or(pos)? + pos + 1;
-        } else {
-            pos = scan::memchr3(b':', b';', b'?', &b[pos..end]).map_or(end, |i| pos + i);
+        let (host, he) = Host::parse_prefix(b, hs, end).ok_or(hs)?;
+        if b[hs] != b'[' && he < end && !matches!(b[he], b':' | b';' | b'?') {
+            return Err(hs);
         }
-        let host = Host::parse_at(b, hs, pos).ok_or(hs)?;
+        pos = he;
         let mut port = None;
         if pos < end && b[pos] == b':' {
             let ps = pos + 1;
@@ -565,7 +607,7 @@ impl SipUri {
         if !c.at_end() {
             return Err(c.pos);
         }
-        Ok(SipUri { secure, user, password, host, port, params, headers })
+        Ok(Uri::Sip(SipUri { secure, user, password, host, port, params, headers }))
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
@@ -635,17 +677,20 @@ impl Uri {
 
     /// Parses `b[s..e]` in place (no intermediate slice); the error is relative to `s`.
     pub(crate) fn parse_at(b: &Bytes, s: usize, e: usize) -> Result<Uri, usize> {
-        let colon = scan::memchr(b':', &b[s..e]).ok_or(0usize)? + s;
+        // Nearly every URI is `sip:`; its scheme needs no further check.
+        let sip_prefix = e >= s + 4 && b.get(s..s + 4).is_some_and(|p| p.eq_ignore_ascii_case(b"sip:"));
+        let colon = if sip_prefix { s + 3 } else { scan::memchr(b':', &b[s..e]).ok_or(0usize)? + s };
         let scheme = &b[s..colon];
-        if scheme.is_empty()
-            || !scheme[0].is_ascii_alphabetic()
-            || !scheme.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        if !sip_prefix
+            && (scheme.is_empty()
+                || !scheme[0].is_ascii_alphabetic()
+                || !scheme.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))
         {
             return Err(0);
         }
-        if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+        if sip_prefix || scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
             let secure = scheme.len() == 4;
-            return SipUri::parse_rest(secure, b, colon + 1, e).map(Uri::Sip).map_err(|o| o - s);
+            return SipUri::parse_rest(secure, b, colon + 1, e).map_err(|o| o - s);
         }
         // Every other scheme: printable ASCII, no white space (RFC 3986 characters).
         let rest = &b[colon + 1..e];
@@ -785,6 +830,31 @@ mod tests {
         assert_eq!(na.tag(), Some("7"));
         assert!(na.params().get("q").is_some_and(|p| p.value().is_none()));
         assert_eq!(na.params().len(), 3);
+    }
+
+    #[test]
+    fn ipv4_like_std() {
+        for s in [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.4a",
+            "1234.1.1.1",
+            "10.0.0.10",
+            "199.99.9.0",
+            "3com.example",
+            "",
+        ] {
+            assert_eq!(parse_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok(), "{s}");
+        }
     }
 
     #[test]
