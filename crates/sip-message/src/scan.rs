@@ -121,7 +121,7 @@ pub(crate) const fn is_ws(c: u8) -> bool {
 }
 
 pub(crate) fn all_token(b: &[u8]) -> bool {
-    !b.is_empty() && all_class(b, TOKEN)
+    !b.is_empty() && run(b, TOKEN) == b.len()
 }
 
 /// Trims SP/HT at both ends.

@@ -262,46 +262,60 @@ impl Params {
     /// the first byte that is not `;` (after white space). Values are tokens, quoted
     /// strings, IPv6 references or (for URI parameters) `paramchar` runs. The checked
     /// text is kept as it is (see [`Params`]).
+    #[inline]
     pub(crate) fn parse(c: &mut Cursor<'_>, name_class: u8, value_class: u8) -> Result<Params, usize> {
+        // Most lists are empty: the value ends, or `>`, `,` or `?` follows.
+        match c.peek() {
+            Some(b';' | b' ' | b'\t') => Params::parse_list(c, name_class, value_class),
+            _ => Ok(Params::new()),
+        }
+    }
+
+    /// The list itself, read with a local index over the value (the cursor is written
+    /// once, at the end).
+    fn parse_list(c: &mut Cursor<'_>, name_class: u8, value_class: u8) -> Result<Params, usize> {
+        let b: &[u8] = c.buf.get(..c.end).unwrap_or_default();
+        let ws = |mut i: usize| {
+            while b.get(i).is_some_and(|&x| scan::is_ws(x)) {
+                i += 1;
+            }
+            i
+        };
         let first = c.pos;
-        let mut last = c.pos;
+        let mut last = first;
+        let mut i = first;
         loop {
-            c.skip_ws();
-            if c.peek() != Some(b';') {
+            i = ws(i);
+            if b.get(i) != Some(&b';') {
                 c.pos = last;
                 if last == first {
                     return Ok(Params::new());
                 }
                 return Ok(Params(Store::Wire(c.buf.slice(first..last))));
             }
-            c.pos += 1;
-            c.skip_ws();
-            let (ns, ne) = c.skip_class(name_class);
-            if ne == ns {
-                return Err(c.pos);
+            i = ws(i + 1);
+            let ne = i + scan::run(b.get(i..).unwrap_or_default(), name_class);
+            if ne == i {
+                return Err(i);
             }
-            last = c.pos;
-            c.skip_ws();
-            if c.peek() == Some(b'=') {
-                c.pos += 1;
-                c.skip_ws();
-                let (vs, ve) = match c.peek() {
-                    Some(b'"') => c.skip_quoted().ok_or(c.pos)?,
-                    Some(b'[') => {
-                        let s = c.pos;
-                        let e = scan::find(c.buf, s, b']').filter(|&e| e < c.end).ok_or(s)?;
-                        c.pos = e + 1;
-                        (s, c.pos)
+            last = ne;
+            let eq = ws(ne);
+            if b.get(eq) == Some(&b'=') {
+                let vs = ws(eq + 1);
+                let ve = match b.get(vs) {
+                    Some(b'"') => {
+                        c.pos = vs;
+                        c.skip_quoted().ok_or(vs)?.1
                     }
-                    _ => c.skip_class(value_class),
+                    Some(b'[') => scan::memchr(b']', &b[vs..]).ok_or(vs)? + vs + 1,
+                    _ => vs + scan::run_long(b.get(vs..).unwrap_or_default(), value_class),
                 };
                 if ve == vs {
-                    return Err(c.pos);
+                    return Err(vs);
                 }
-                last = c.pos;
-            } else {
-                c.pos = last;
+                last = ve;
             }
+            i = last;
         }
     }
 }
@@ -409,6 +423,13 @@ impl Host {
             }
         }
     }
+}
+
+/// Whether `p` is `sip:` in any case: one compare of the four bytes, with the letters
+/// folded to lower case (`|0x20` maps only `S`, `I`, `P` onto `s`, `i`, `p`; the colon
+/// is compared exactly).
+fn is_sip_colon(p: [u8; 4]) -> bool {
+    u32::from_le_bytes(p) | 0x0020_2020 == u32::from_le_bytes(*b"sip:")
 }
 
 /// Dotted-quad IPv4 (`IPv4address`, §25.1), as `Ipv4Addr::from_str` reads it (four
@@ -556,7 +577,7 @@ impl SipUri {
         // userinfo: everything before the first `@`, if there is one. The user part
         // cannot hold `@` or `:`, so one run of user characters usually finds the `@`
         // (or, for a URI without one, runs to the end of the parameters).
-        let ue = start + scan::run_long(&b[start..end], scan::USER);
+        let ue = start + scan::run(&b[start..end], scan::USER);
         let at = match b.get(ue) {
             Some(b'@') if ue < end => Some(ue),
             _ if ue < end => scan::memchr(b'@', &b[ue..end]).map(|i| ue + i),
@@ -678,7 +699,7 @@ impl Uri {
     /// Parses `b[s..e]` in place (no intermediate slice); the error is relative to `s`.
     pub(crate) fn parse_at(b: &Bytes, s: usize, e: usize) -> Result<Uri, usize> {
         // Nearly every URI is `sip:`; its scheme needs no further check.
-        let sip_prefix = e >= s + 4 && b.get(s..s + 4).is_some_and(|p| p.eq_ignore_ascii_case(b"sip:"));
+        let sip_prefix = e >= s + 4 && b.get(s..s + 4).and_then(|p| <[u8; 4]>::try_from(p).ok()).is_some_and(is_sip_colon);
         let colon = if sip_prefix { s + 3 } else { scan::memchr(b':', &b[s..e]).ok_or(0usize)? + s };
         let scheme = &b[s..colon];
         if !sip_prefix
@@ -830,6 +851,16 @@ mod tests {
         assert_eq!(na.tag(), Some("7"));
         assert!(na.params().get("q").is_some_and(|p| p.value().is_none()));
         assert_eq!(na.params().len(), 3);
+    }
+
+    #[test]
+    fn sip_colon_any_case() {
+        for p in [b"sip:", b"SIP:", b"sIp:", b"SiP:"] {
+            assert!(is_sip_colon(*p));
+        }
+        for p in [b"sip\x1a", b"sips", b"tel:", b"sjp:", b"sip;", b"\x13ip:", b"si\x10:"] {
+            assert!(!is_sip_colon(*p), "{p:?}");
+        }
     }
 
     #[test]
