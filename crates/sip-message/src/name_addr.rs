@@ -83,8 +83,8 @@ impl NameAddr {
         // Display name: quoted string, or tokens up to '<' (RFC 4475 lwsdisp: no LWS
         // needed before '<'), or nothing.
         if c.peek() == Some(b'"') {
-            let (qs, qe) = c.skip_quoted().ok_or(c.pos)?;
-            display_name = Some(scan::unquote_at(v, qs, qe));
+            let (qs, qe, escaped) = c.skip_quoted().ok_or(c.pos)?;
+            display_name = Some(scan::unquote_at(v, qs, qe, escaped));
             c.skip_ws();
             if c.peek() != Some(b'<') {
                 return Err(c.pos);

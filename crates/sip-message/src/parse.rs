@@ -298,9 +298,7 @@ fn split_start_line(data: &Bytes, s: usize, e: usize) -> Result<StartLine, Parse
             continue;
         }
         let ps = i;
-        while i < line.len() && line[i] != b' ' {
-            i += 1;
-        }
+        i = scan::memchr(b' ', &line[i..]).map_or(line.len(), |p| i + p);
         if n == 3 {
             // A fourth part: white space inside the Request-URI (RFC 4475 `lwsruri`).
             return Err(ParseError::new(ErrorKind::BadRequestUri, s + ps));

@@ -213,33 +213,50 @@ impl<'a> Cursor<'a> {
         (r.1 > r.0).then_some(r)
     }
 
-    /// The range of a quoted string including its quotes; `None` if unterminated
-    /// (RFC 3261 §25.1: `quoted-pair = "\\" (%x00-09 / %x0B-0C / %x0E-7F)`).
-    pub fn skip_quoted(&mut self) -> Option<(usize, usize)> {
+    /// The range of a quoted string including its quotes, and whether it holds a
+    /// quoted-pair; `None` if unterminated (RFC 3261 §25.1: `quoted-pair = "\\"
+    /// (%x00-09 / %x0B-0C / %x0E-7F)`).
+    pub fn skip_quoted(&mut self) -> Option<(usize, usize, bool)> {
         let s = self.pos;
-        if self.peek() != Some(b'"') {
+        let b = self.buf.get(..self.end)?;
+        if b.get(s) != Some(&b'"') {
             return None;
         }
-        let mut i = self.pos + 1;
-        while i < self.end {
-            match self.buf[i] {
-                b'\\' => i += 2,
+        let mut i = s + 1;
+        let mut escaped = false;
+        loop {
+            i += b.get(i..)?.iter().position(|&c| QUOTED_STOP[c as usize])?;
+            match b[i] {
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
                 b'"' => {
                     self.pos = i + 1;
-                    return Some((s, self.pos));
+                    return Some((s, self.pos, escaped));
                 }
-                b'\r' | b'\n' => return None,
-                _ => i += 1,
+                _ => return None, // CR or LF
             }
         }
-        None
     }
 }
 
-/// `unquote` of `b[s..e]`, slicing only the inner text when nothing is escaped.
-pub(crate) fn unquote_at(b: &Bytes, s: usize, e: usize) -> Bytes {
-    let inner = &b[s + 1..e - 1];
-    if !inner.contains(&b'\\') {
+/// The bytes that end a run of `qdtext` inside a quoted string: the closing quote, the
+/// start of a quoted-pair, and CR/LF (which make it unterminated).
+const QUOTED_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
+/// `unquote` of the quoted string `b[s..e]` (as found by [`Cursor::skip_quoted`], which
+/// tells whether it holds a quoted-pair), slicing only the inner text when nothing is
+/// escaped.
+pub(crate) fn unquote_at(b: &Bytes, s: usize, e: usize, escaped: bool) -> Bytes {
+    if !escaped {
         return b.slice(s + 1..e - 1);
     }
     unquote(&b.slice(s..e))
