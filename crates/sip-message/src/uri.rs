@@ -377,6 +377,12 @@ impl Host {
         Some(Host::from_host_chars(buf, s, e))
     }
 
+    /// `buf[s..e]`, already known to be a run of host characters: `None` if it is
+    /// empty, else an IPv4 address or a domain name.
+    pub(crate) fn from_host_run(buf: &Bytes, s: usize, e: usize) -> Option<Host> {
+        (e > s).then(|| Host::from_host_chars(buf, s, e))
+    }
+
     /// `buf[s..e]`, already known to be a non-empty run of host characters: an IPv4
     /// address or a domain name.
     fn from_host_chars(buf: &Bytes, s: usize, e: usize) -> Host {

@@ -169,12 +169,14 @@ impl Via {
             return Err(c.pos); // LWS is required before sent-by
         }
         let hs = c.pos;
-        if c.peek() == Some(b'[') {
+        let host = if c.peek() == Some(b'[') {
             c.pos = scan::find(v, hs, b']').filter(|&x| x < c.end).ok_or(hs)? + 1;
+            Host::parse_at(v, hs, c.pos).ok_or(hs)?
         } else {
-            c.skip_class(scan::HOST);
-        }
-        let host = Host::parse_at(v, hs, c.pos).ok_or(hs)?;
+            // The run of host characters is the host: no second pass to check them.
+            let (_, he) = c.skip_class(scan::HOST);
+            Host::from_host_run(v, hs, he).ok_or(hs)?
+        };
         let mut port = None;
         let save = c.pos;
         if c.eat(b':') {
