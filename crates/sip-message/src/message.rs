@@ -38,7 +38,7 @@ impl MediaType {
         }
         c.skip_ws();
         let sub = c.skip_token().ok_or(c.pos)?;
-        let params = Params::parse(&mut c, scan::is_token, scan::is_token)?;
+        let params = Params::parse(&mut c, scan::TOKEN, scan::TOKEN)?;
         c.skip_ws();
         if !c.at_end() {
             return Err(c.pos);
@@ -97,8 +97,8 @@ fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
 
 /// Call-ID = word [ "@" word ] (§25.1).
 fn is_call_id(v: &[u8]) -> bool {
-    let words = |w: &[u8]| !w.is_empty() && w.iter().all(|&c| scan::is_word(c));
-    match memchr::memchr(b'@', v) {
+    let words = |w: &[u8]| !w.is_empty() && scan::all_class(w, scan::WORD);
+    match scan::memchr(b'@', v) {
         None => words(v),
         Some(at) => words(&v[..at]) && words(&v[at + 1..]),
     }

@@ -1,7 +1,7 @@
 //! `name-addr` / `addr-spec` with header parameters (From, To, Contact, Route,
 //! Record-Route, Reply-To …), RFC 3261 §20.10, §25.1.
 
-use crate::scan::{self, is_gen_value, is_token, is_ws, Cursor};
+use crate::scan::{self, is_token, is_ws, Cursor};
 use crate::uri::{Params, Uri};
 use bytes::Bytes;
 use std::fmt;
@@ -83,8 +83,8 @@ impl NameAddr {
         // Display name: quoted string, or tokens up to '<' (RFC 4475 lwsdisp: no LWS
         // needed before '<'), or nothing.
         if c.peek() == Some(b'"') {
-            let (qs, qe) = c.skip_quoted().ok_or(c.pos)?;
-            display_name = Some(scan::unquote_at(v, qs, qe));
+            let (qs, qe, escaped) = c.skip_quoted().ok_or(c.pos)?;
+            display_name = Some(scan::unquote_at(v, qs, qe, escaped));
             c.skip_ws();
             if c.peek() != Some(b'<') {
                 return Err(c.pos);
@@ -121,7 +121,7 @@ impl NameAddr {
             }
             uri = Uri::parse_at(v, ss, se).map_err(|e| s + e)?;
         }
-        let params = Params::parse(&mut c, is_token, is_gen_value)?;
+        let params = Params::parse(&mut c, scan::TOKEN, scan::GEN_VALUE)?;
         c.skip_ws();
         if !c.at_end() {
             return Err(c.pos);

@@ -7,7 +7,7 @@
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::{Header, HeaderName, Headers, ValueAt};
-use crate::scan::{self, is_token, is_ws};
+use crate::scan::{self, is_ws};
 use crate::text::Text;
 use bytes::Bytes;
 
@@ -217,7 +217,7 @@ fn parse_row(data: &Bytes, ls: usize, le: usize, folded: bool) -> Result<Header,
     };
     // The name ends at the colon (white space before it is allowed, §7.3.1 HCOLON).
     let bad = || ParseError::new(ErrorKind::BadHeaderLine, ls);
-    let colon = memchr::memchr(b':', row).ok_or_else(bad)?;
+    let colon = scan::memchr(b':', row).ok_or_else(bad)?;
     let mut name_end = colon;
     while name_end > 0 && is_ws(row[name_end - 1]) {
         name_end -= 1;
@@ -225,7 +225,7 @@ fn parse_row(data: &Bytes, ls: usize, le: usize, folded: bool) -> Result<Header,
     let name_bytes = &row[..name_end];
     let name = HeaderName::from_bytes(name_bytes);
     // Known names are tokens by construction; only an extension name needs the check.
-    if name_end == 0 || (name == HeaderName::Other && !name_bytes.iter().all(|&c| is_token(c))) {
+    if name_end == 0 || (name == HeaderName::Other && !scan::all_class(name_bytes, scan::TOKEN)) {
         return Err(bad());
     }
     let other_name = (name == HeaderName::Other)
@@ -298,9 +298,7 @@ fn split_start_line(data: &Bytes, s: usize, e: usize) -> Result<StartLine, Parse
             continue;
         }
         let ps = i;
-        while i < line.len() && line[i] != b' ' {
-            i += 1;
-        }
+        i = scan::memchr(b' ', &line[i..]).map_or(line.len(), |p| i + p);
         if n == 3 {
             // A fourth part: white space inside the Request-URI (RFC 4475 `lwsruri`).
             return Err(ParseError::new(ErrorKind::BadRequestUri, s + ps));

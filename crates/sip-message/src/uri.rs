@@ -4,7 +4,7 @@
 //! Parts are kept as they were received (escaped); `*_decoded` accessors undo `%HH`
 //! escapes, as URI comparison (§19.1.4) requires.
 
-use crate::scan::{self, is_header_char, is_host_char, is_paramchar, is_password_char, is_user_char, unescape, Cursor};
+use crate::scan::{self, unescape, Cursor};
 use crate::text::Text;
 use bytes::Bytes;
 use std::fmt;
@@ -90,11 +90,11 @@ impl Iterator for WireIter<'_> {
     type Item = WireItem;
     fn next(&mut self) -> Option<Self::Item> {
         let b = self.b;
-        let start = self.pos + memchr::memchr(b';', b.get(self.pos..)?)? + 1;
+        let start = self.pos + scan::memchr(b';', b.get(self.pos..)?)? + 1;
         // The item ends at the next `;`; only a quoted value or an IPv6 reference can
         // hide one, and those need the slow walk.
         let rest = &b[start..];
-        let end = match memchr::memchr3(b';', b'"', b'[', rest) {
+        let end = match scan::memchr3(b';', b'"', b'[', rest) {
             None => b.len(),
             Some(i) if rest[i] == b';' => start + i,
             Some(_) => item_end(b, start),
@@ -104,7 +104,7 @@ impl Iterator for WireIter<'_> {
             let (a, z) = scan::trim(&b[s..e]);
             (s + a, s + z)
         };
-        Some(match memchr::memchr(b'=', &b[start..end]) {
+        Some(match scan::memchr(b'=', &b[start..end]) {
             Some(eq) => (trimmed(start, start + eq), Some(trimmed(start + eq + 1, end))),
             None => (trimmed(start, end), None),
         })
@@ -262,50 +262,60 @@ impl Params {
     /// the first byte that is not `;` (after white space). Values are tokens, quoted
     /// strings, IPv6 references or (for URI parameters) `paramchar` runs. The checked
     /// text is kept as it is (see [`Params`]).
-    pub(crate) fn parse(
-        c: &mut Cursor<'_>,
-        name_ok: impl Fn(u8) -> bool + Copy,
-        value_ok: impl Fn(u8) -> bool + Copy,
-    ) -> Result<Params, usize> {
+    #[inline]
+    pub(crate) fn parse(c: &mut Cursor<'_>, name_class: u8, value_class: u8) -> Result<Params, usize> {
+        // Most lists are empty: the value ends, or `>`, `,` or `?` follows.
+        match c.peek() {
+            Some(b';' | b' ' | b'\t') => Params::parse_list(c, name_class, value_class),
+            _ => Ok(Params::new()),
+        }
+    }
+
+    /// The list itself, read with a local index over the value (the cursor is written
+    /// once, at the end).
+    fn parse_list(c: &mut Cursor<'_>, name_class: u8, value_class: u8) -> Result<Params, usize> {
+        let b: &[u8] = c.buf.get(..c.end).unwrap_or_default();
+        let ws = |mut i: usize| {
+            while b.get(i).is_some_and(|&x| scan::is_ws(x)) {
+                i += 1;
+            }
+            i
+        };
         let first = c.pos;
-        let mut last = c.pos;
+        let mut last = first;
+        let mut i = first;
         loop {
-            c.skip_ws();
-            if c.peek() != Some(b';') {
+            i = ws(i);
+            if b.get(i) != Some(&b';') {
                 c.pos = last;
                 if last == first {
                     return Ok(Params::new());
                 }
                 return Ok(Params(Store::Wire(c.buf.slice(first..last))));
             }
-            c.pos += 1;
-            c.skip_ws();
-            let (ns, ne) = c.skip_while(name_ok);
-            if ne == ns {
-                return Err(c.pos);
+            i = ws(i + 1);
+            let ne = i + scan::run(b.get(i..).unwrap_or_default(), name_class);
+            if ne == i {
+                return Err(i);
             }
-            last = c.pos;
-            c.skip_ws();
-            if c.peek() == Some(b'=') {
-                c.pos += 1;
-                c.skip_ws();
-                let (vs, ve) = match c.peek() {
-                    Some(b'"') => c.skip_quoted().ok_or(c.pos)?,
-                    Some(b'[') => {
-                        let s = c.pos;
-                        let e = scan::find(c.buf, s, b']').filter(|&e| e < c.end).ok_or(s)?;
-                        c.pos = e + 1;
-                        (s, c.pos)
+            last = ne;
+            let eq = ws(ne);
+            if b.get(eq) == Some(&b'=') {
+                let vs = ws(eq + 1);
+                let ve = match b.get(vs) {
+                    Some(b'"') => {
+                        c.pos = vs;
+                        c.skip_quoted().ok_or(vs)?.1
                     }
-                    _ => c.skip_while(value_ok),
+                    Some(b'[') => scan::memchr(b']', &b[vs..]).ok_or(vs)? + vs + 1,
+                    _ => vs + scan::run_long(b.get(vs..).unwrap_or_default(), value_class),
                 };
                 if ve == vs {
-                    return Err(c.pos);
+                    return Err(vs);
                 }
-                last = c.pos;
-            } else {
-                c.pos = last;
+                last = ve;
             }
+            i = last;
         }
     }
 }
@@ -361,17 +371,41 @@ impl Host {
             let v6 = std::str::from_utf8(&b[1..b.len() - 1]).ok()?;
             return v6.parse().ok().map(Host::Ipv6);
         }
-        if b.is_empty() || !b.iter().all(|&c| is_host_char(c)) {
+        if b.is_empty() || !scan::all_class(b, scan::HOST) {
             return None;
         }
+        Some(Host::from_host_chars(buf, s, e))
+    }
+
+    /// `buf[s..e]`, already known to be a run of host characters: `None` if it is
+    /// empty, else an IPv4 address or a domain name.
+    pub(crate) fn from_host_run(buf: &Bytes, s: usize, e: usize) -> Option<Host> {
+        (e > s).then(|| Host::from_host_chars(buf, s, e))
+    }
+
+    /// `buf[s..e]`, already known to be a non-empty run of host characters: an IPv4
+    /// address or a domain name.
+    fn from_host_chars(buf: &Bytes, s: usize, e: usize) -> Host {
         // Only a host starting with a digit can be a dotted quad; `parse_ipv4` turns
         // anything else (`3com.example`) down quickly, and it stays a domain name.
-        if b[0].is_ascii_digit() {
-            if let Some(ip) = parse_ipv4(b) {
-                return Some(Host::Ipv4(ip));
+        if buf[s].is_ascii_digit() {
+            if let Some(ip) = parse_ipv4(&buf[s..e]) {
+                return Host::Ipv4(ip);
             }
         }
-        Some(Host::Domain(Text::from_checked(buf.slice(s..e))))
+        Host::Domain(Text::from_checked(buf.slice(s..e)))
+    }
+
+    /// The host at the start of `buf[s..end]`, up to the first byte that is not a host
+    /// character, or an IPv6 reference `[...]`: the host and where it ends. `None` if
+    /// there is none or it does not parse; the caller checks what follows.
+    pub(crate) fn parse_prefix(buf: &Bytes, s: usize, end: usize) -> Option<(Host, usize)> {
+        if buf.get(s) == Some(&b'[') {
+            let e = scan::memchr(b']', buf.get(s..end)?)? + s + 1;
+            return Some((Host::parse_at(buf, s, e)?, e));
+        }
+        let e = s + scan::run_long(buf.get(s..end)?, scan::HOST);
+        (e > s).then(|| (Host::from_host_chars(buf, s, e), e))
     }
 
     /// The address, when the host is an IP literal.
@@ -397,19 +431,43 @@ impl Host {
     }
 }
 
-/// Dotted-quad IPv4 (`IPv4address`, §25.1), as `Ipv4Addr::from_str` reads it (no
-/// leading zeros), without the UTF-8 round trip. Anything else is a domain name.
+/// Whether `p` is `sip:` in any case: one compare of the four bytes, with the letters
+/// folded to lower case (`|0x20` maps only `S`, `I`, `P` onto `s`, `i`, `p`; the colon
+/// is compared exactly).
+fn is_sip_colon(p: [u8; 4]) -> bool {
+    u32::from_le_bytes(p) | 0x0020_2020 == u32::from_le_bytes(*b"sip:")
+}
+
+/// Dotted-quad IPv4 (`IPv4address`, §25.1), as `Ipv4Addr::from_str` reads it (four
+/// parts of one to three digits, at most 255, no leading zeros), in one pass and without
+/// the UTF-8 round trip. Anything else is a domain name.
 fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d < 10);
     let mut octets = [0u8; 4];
-    let mut parts = b.split(|&c| c == b'.');
-    for o in &mut octets {
-        let p = parts.next()?;
-        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p[0] == b'0') {
-            return None;
+    let mut i = 0;
+    for (k, o) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
         }
-        *o = u8::try_from(scan::parse_u64(p)?).ok()?;
+        let first = digit(i)?;
+        let mut v = u32::from(first);
+        i += 1;
+        // A leading zero is the whole part (`01` is refused by what must follow it).
+        if first != 0 {
+            for _ in 0..2 {
+                match digit(i) {
+                    Some(d) => v = v * 10 + u32::from(d),
+                    None => break,
+                }
+                i += 1;
+            }
+        }
+        *o = u8::try_from(v).ok()?;
     }
-    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+    (i == b.len()).then_some(Ipv4Addr::from(octets))
 }
 
 impl From<IpAddr> for Host {
@@ -519,33 +577,40 @@ impl SipUri {
     }
 
     /// Parses `b[start..end]`, the text after `sip:` / `sips:`; errors are absolute offsets.
-    fn parse_rest(secure: bool, b: &Bytes, start: usize, end: usize) -> Result<SipUri, usize> {
+    fn parse_rest(secure: bool, b: &Bytes, start: usize, end: usize) -> Result<Uri, usize> {
         let (mut user, mut password) = (None, None);
         let mut pos = start;
-        if let Some(at) = memchr::memchr(b'@', &b[start..end]).map(|i| start + i) {
-            let info = &b[start..at];
-            let colon = info.iter().position(|&c| c == b':');
-            let ue = colon.map_or(at, |c| start + c);
-            if ue == start || !b[start..ue].iter().all(|&c| is_user_char(c)) {
+        // userinfo: everything before the first `@`, if there is one. The user part
+        // cannot hold `@` or `:`, so one run of user characters usually finds the `@`
+        // (or, for a URI without one, runs to the end of the parameters).
+        let ue = start + scan::run(&b[start..end], scan::USER);
+        let at = match b.get(ue) {
+            Some(b'@') if ue < end => Some(ue),
+            _ if ue < end => scan::memchr(b'@', &b[ue..end]).map(|i| ue + i),
+            _ => None,
+        };
+        if let Some(at) = at {
+            // `user [":" password] "@"`: the user part ends at the first `:` or at `@`.
+            let colon = ue < at && b[ue] == b':';
+            if ue == start || (ue < at && !colon) {
                 return Err(start);
             }
             user = Some(Text::from_checked(b.slice(start..ue)));
-            if colon.is_some() {
-                if !b[ue + 1..at].iter().all(|&c| is_password_char(c)) {
+            if colon {
+                if !scan::all_class(&b[ue + 1..at], scan::PASSWORD) {
                     return Err(ue + 1);
                 }
                 password = Some(Text::from_checked(b.slice(ue + 1..at)));
             }
             pos = at + 1;
         }
-        // host
+        // host: it must end at the port, the parameters, the headers or the end.
         let hs = pos;
-        if pos < end && b[pos] == b'[' {
-            pos = memchr::memchr(b']', &b[pos..end]).ok_or(pos)? + pos + 1;
-        } else {
-            pos = memchr::memchr3(b':', b';', b'?', &b[pos..end]).map_or(end, |i| pos + i);
+        let (host, he) = Host::parse_prefix(b, hs, end).ok_or(hs)?;
+        if b[hs] != b'[' && he < end && !matches!(b[he], b':' | b';' | b'?') {
+            return Err(hs);
         }
-        let host = Host::parse_at(b, hs, pos).ok_or(hs)?;
+        pos = he;
         let mut port = None;
         if pos < end && b[pos] == b':' {
             let ps = pos + 1;
@@ -556,11 +621,11 @@ impl SipUri {
             port = Some(scan::parse_u64(&b[ps..pos]).and_then(|p| u16::try_from(p).ok()).ok_or(ps)?);
         }
         let mut c = Cursor::range(b, pos, end);
-        let params = Params::parse(&mut c, is_paramchar, is_paramchar)?;
+        let params = Params::parse(&mut c, scan::PARAM, scan::PARAM)?;
         let mut headers = None;
         if c.peek() == Some(b'?') {
             let hs = c.pos + 1;
-            if hs >= end || !b[hs..end].iter().all(|&c| is_header_char(c)) {
+            if hs >= end || !scan::all_class(&b[hs..end], scan::HNAME) {
                 return Err(hs);
             }
             headers = Some(Text::from_checked(b.slice(hs..end)));
@@ -569,7 +634,7 @@ impl SipUri {
         if !c.at_end() {
             return Err(c.pos);
         }
-        Ok(SipUri { secure, user, password, host, port, params, headers })
+        Ok(Uri::Sip(SipUri { secure, user, password, host, port, params, headers }))
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
@@ -639,17 +704,20 @@ impl Uri {
 
     /// Parses `b[s..e]` in place (no intermediate slice); the error is relative to `s`.
     pub(crate) fn parse_at(b: &Bytes, s: usize, e: usize) -> Result<Uri, usize> {
-        let colon = memchr::memchr(b':', &b[s..e]).ok_or(0usize)? + s;
+        // Nearly every URI is `sip:`; its scheme needs no further check.
+        let sip_prefix = e >= s + 4 && b.get(s..s + 4).and_then(|p| <[u8; 4]>::try_from(p).ok()).is_some_and(is_sip_colon);
+        let colon = if sip_prefix { s + 3 } else { scan::memchr(b':', &b[s..e]).ok_or(0usize)? + s };
         let scheme = &b[s..colon];
-        if scheme.is_empty()
-            || !scheme[0].is_ascii_alphabetic()
-            || !scheme.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        if !sip_prefix
+            && (scheme.is_empty()
+                || !scheme[0].is_ascii_alphabetic()
+                || !scheme.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))
         {
             return Err(0);
         }
-        if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+        if sip_prefix || scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
             let secure = scheme.len() == 4;
-            return SipUri::parse_rest(secure, b, colon + 1, e).map(Uri::Sip).map_err(|o| o - s);
+            return SipUri::parse_rest(secure, b, colon + 1, e).map_err(|o| o - s);
         }
         // Every other scheme: printable ASCII, no white space (RFC 3986 characters).
         let rest = &b[colon + 1..e];
@@ -662,7 +730,7 @@ impl Uri {
             if number.is_empty() {
                 return Err(colon + 1 - s);
             }
-            let params = Params::parse(&mut c, is_paramchar, is_paramchar).map_err(|o| o - s)?;
+            let params = Params::parse(&mut c, scan::PARAM, scan::PARAM).map_err(|o| o - s)?;
             if !c.at_end() {
                 return Err(c.pos - s);
             }
@@ -789,6 +857,41 @@ mod tests {
         assert_eq!(na.tag(), Some("7"));
         assert!(na.params().get("q").is_some_and(|p| p.value().is_none()));
         assert_eq!(na.params().len(), 3);
+    }
+
+    #[test]
+    fn sip_colon_any_case() {
+        for p in [b"sip:", b"SIP:", b"sIp:", b"SiP:"] {
+            assert!(is_sip_colon(*p));
+        }
+        for p in [b"sip\x1a", b"sips", b"tel:", b"sjp:", b"sip;", b"\x13ip:", b"si\x10:"] {
+            assert!(!is_sip_colon(*p), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn ipv4_like_std() {
+        for s in [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.",
+            ".1.2.3",
+            "1.2.3.4a",
+            "1234.1.1.1",
+            "10.0.0.10",
+            "199.99.9.0",
+            "3com.example",
+            "",
+        ] {
+            assert_eq!(parse_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok(), "{s}");
+        }
     }
 
     #[test]

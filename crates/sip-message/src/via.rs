@@ -1,6 +1,6 @@
 //! The Via header (RFC 3261 §20.42, §18.2.1, RFC 3581 rport), CSeq (§20.16) and methods.
 
-use crate::scan::{self, is_gen_value, is_token, Cursor};
+use crate::scan::{self, Cursor};
 use crate::text::Text;
 use crate::uri::{Host, Params};
 use bytes::Bytes;
@@ -169,12 +169,14 @@ impl Via {
             return Err(c.pos); // LWS is required before sent-by
         }
         let hs = c.pos;
-        if c.peek() == Some(b'[') {
+        let host = if c.peek() == Some(b'[') {
             c.pos = scan::find(v, hs, b']').filter(|&x| x < c.end).ok_or(hs)? + 1;
+            Host::parse_at(v, hs, c.pos).ok_or(hs)?
         } else {
-            c.skip_while(scan::is_host_char);
-        }
-        let host = Host::parse_at(v, hs, c.pos).ok_or(hs)?;
+            // The run of host characters is the host: no second pass to check them.
+            let (_, he) = c.skip_class(scan::HOST);
+            Host::from_host_run(v, hs, he).ok_or(hs)?
+        };
         let mut port = None;
         let save = c.pos;
         if c.eat(b':') {
@@ -182,7 +184,7 @@ impl Via {
             let (ps, pe) = c.skip_while(|ch| ch.is_ascii_digit());
             port = Some(scan::parse_u64(&v[ps..pe]).and_then(|n| u16::try_from(n).ok()).ok_or(save)?);
         }
-        let params = Params::parse(&mut c, is_token, is_gen_value)?;
+        let params = Params::parse(&mut c, scan::TOKEN, scan::GEN_VALUE)?;
         c.skip_ws();
         if !c.at_end() {
             return Err(c.pos);
@@ -347,7 +349,7 @@ impl CSeq {
         if c.pos == before {
             return Err(c.pos);
         }
-        let (ms, me) = c.skip_while(is_token);
+        let (ms, me) = c.skip_class(scan::TOKEN);
         let method = Method::from_range(v, ms, me).ok_or(c.pos)?;
         c.skip_ws();
         if !c.at_end() {
