@@ -14,9 +14,9 @@ export SIPBRIDGE_SHARED=$shared
 
 step() { printf '\n=== %s\n' "$*"; }
 
-# Debian packages the tests need (none yet beyond the toolchain; SIPp and baresip join
-# when the server and interop tests arrive).
-need_pkgs=()
+# Debian packages the tests need: SIPp (sip-tester) drives the built binary in
+# crates/sipbridge/tests/e2e.rs.
+need_pkgs=(sip-tester)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -43,7 +43,7 @@ step "clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "layering: core crates do not depend on tokio"
-for c in sip-message sip-core; do
+for c in sip-message sip-core testkit; do
   if cargo tree -p "$c" --edges normal --locked | grep -q '\btokio\b'; then
     echo "$c depends on tokio" >&2
     exit 1

@@ -114,13 +114,17 @@ fn show_is_not_available_yet() {
 }
 
 #[test]
-fn run_loads_the_config_before_failing() {
-    // Until the server is wired, running fails; but a bad --config must fail first, on the config.
+fn run_fails_clearly_on_a_bad_config_or_a_taken_address() {
+    // A bad --config fails on the config, before any socket is bound.
     let file = ConfigFile::new("run-bad.toml", "[sip]\nlisten = [\"sctp:0.0.0.0:5060\"]\n");
     let out = sipbridge(&["--config", file.path()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("sip.listen[0]: invalid listen address"), "{}", text(&out.stderr));
-    let out = sipbridge(&["--sip-debug"]);
+    // An address already in use is named in the error, and the exit status is 1.
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let file = ConfigFile::new("run-taken.toml", &format!("[sip]\nlisten = [\"udp:{addr}\"]\n"));
+    let out = sipbridge(&["--sip-debug", "--config", file.path()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("server not wired yet"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(&addr.to_string()), "{}", text(&out.stderr));
 }
