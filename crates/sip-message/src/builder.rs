@@ -4,9 +4,11 @@
 //! so that with a seeded source every built message is byte-identical from run to run.
 //! What is built here is printed canonically: full header names, one space after `:`.
 
-use crate::error::ParseError;
+use crate::error::{ErrorKind, ParseError};
 use crate::header::{Header, HeaderName, Headers};
+use crate::message::{Core, MediaType};
 use crate::message::{Request, Response};
+use crate::name_addr::Contacts;
 use crate::name_addr::NameAddr;
 use crate::uri::{Host, Uri};
 use crate::via::{CSeq, Method, Transport, Via};
@@ -350,8 +352,10 @@ impl ResponseBuilder<'_> {
                 h.push(Header::new(name, row.value_bytes()));
             }
         }
+        let mut to = None;
         if let Some(row) = req.headers().get(HeaderName::To) {
             let value = if req.to().tag().is_some() || self.status == 100 {
+                to = Some(req.to().clone());
                 row.value_bytes()
             } else {
                 let tag = self.to_tag.unwrap_or_else(|| ids.tag());
@@ -368,9 +372,40 @@ impl ResponseBuilder<'_> {
                 h.push(Header::new(HeaderName::Timestamp, ts.value_bytes()));
             }
         }
+        let extra_core = self.tail.extra.iter().any(|x| Core::is_core(x.name()));
+        let content_type = self.tail.body.as_ref().map(|(ct, _)| Bytes::from(ct.clone()));
         let body = self.tail.append_to(&mut h);
         let reason = self.reason.unwrap_or_else(|| Bytes::from_static(reason_phrase(self.status).as_bytes()));
-        Response::from_parts(self.status, reason, h, body)
+        if extra_core {
+            return Response::from_parts(self.status, reason, h, body);
+        }
+        // The copied rows are the request's, already typed: only the To (tag added) and a
+        // Content-Type need parsing, not the whole header section again.
+        let to = match to {
+            Some(t) => t,
+            None => match h.get(HeaderName::To) {
+                Some(row) => NameAddr::parse(&row.value_bytes()).map_err(|_| ParseError::new(ErrorKind::BadHeader(HeaderName::To), 0))?,
+                None => return Response::from_parts(self.status, reason, h, body),
+            },
+        };
+        let content_type = match content_type {
+            Some(ct) => Some(MediaType::parse(&ct).map_err(|_| ParseError::new(ErrorKind::BadHeader(HeaderName::ContentType), 0))?),
+            None => None,
+        };
+        let core = Core {
+            via: req.via().clone(),
+            via_count: req.via_count(),
+            from: req.from().clone(),
+            to,
+            call_id: req.call_id().clone(),
+            cseq: req.cseq().clone(),
+            max_forwards: None,
+            contacts: Contacts::None,
+            routes: Vec::new(),
+            record_routes: Vec::new(),
+            content_type,
+        };
+        Response::from_core(self.status, reason, h, body, core)
     }
 }
 

@@ -470,6 +470,33 @@ impl Response {
         Ok(Response { status, reason, headers, body, core })
     }
 
+    /// A response whose core the builder already knows (it copied the request's rows).
+    pub(crate) fn from_core(status: u16, reason: Bytes, headers: Headers, body: Bytes, core: Core) -> Result<Response, ParseError> {
+        if !(100..=699).contains(&status) {
+            return Err(ParseError::new(ErrorKind::BadStatusCode, 0));
+        }
+        #[cfg(debug_assertions)]
+        {
+            // Every debug build (all tests) checks the shortcut against a full extraction.
+            let full = Core::extract(&headers).expect("the copied rows form a valid core");
+            assert!(
+                full.via == core.via
+                    && full.via_count == core.via_count
+                    && full.from == core.from
+                    && full.to == core.to
+                    && full.call_id == core.call_id
+                    && full.cseq == core.cseq
+                    && full.content_type == core.content_type
+                    && full.max_forwards.is_none()
+                    && matches!(full.contacts, Contacts::None)
+                    && full.routes.is_empty()
+                    && full.record_routes.is_empty(),
+                "the response core the builder derived differs from the extracted one"
+            );
+        }
+        Ok(Response { status, reason, headers, body, core })
+    }
+
     /// Status code, 100–699.
     pub fn status(&self) -> u16 {
         self.status
