@@ -12,7 +12,7 @@ use crate::transport::{response_flow, stamp_via, ConnectionId, Flow, Transmit, T
 use crate::{uas, Time};
 use bytes::Bytes;
 use sip_message::{
-    Header, HeaderName, Message, Method, ParseError, RawFrame, RawMessage, Request, Response, SeededIds, StreamDecoder, Via,
+    Header, HeaderName, IdSource, Message, Method, ParseError, RawFrame, RawMessage, Request, Response, SeededIds, StreamDecoder, Via,
 };
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -46,6 +46,10 @@ pub struct EndpointConfig {
     pub max_stream_message: usize,
     /// Seed of the engine's generator (branches, tags): fixed seed, identical output.
     pub seed: u64,
+    /// How long an INVITE server transaction waits for the layer above to answer before
+    /// the endpoint answers 500 itself (a safety net: the call layer's own no-answer
+    /// timer should always come first). Non-INVITE requests wait 64·T1.
+    pub unanswered_invite_limit: std::time::Duration,
 }
 
 impl Default for EndpointConfig {
@@ -61,6 +65,7 @@ impl Default for EndpointConfig {
             udp_mtu: 1300,
             max_stream_message: StreamDecoder::DEFAULT_MAX_LEN,
             seed: 0,
+            unanswered_invite_limit: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -193,7 +198,12 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// A new engine.
-    pub fn new(config: EndpointConfig) -> Endpoint {
+    pub fn new(mut config: EndpointConfig) -> Endpoint {
+        // Zero intervals would make retransmission timers fire in a loop.
+        let ms = std::time::Duration::from_millis(1);
+        config.timers.t1 = config.timers.t1.max(ms);
+        config.timers.t2 = config.timers.t2.max(config.timers.t1);
+        config.timers.t4 = config.timers.t4.max(ms);
         let ids = SeededIds::new(config.seed);
         let seed = config.seed;
         Endpoint {
@@ -288,6 +298,7 @@ impl Endpoint {
             self.deadlines.pop();
             let due = self.txs.get(id).and_then(|t| t.machine.deadline()).is_some_and(|d| d == at);
             if due {
+                // Every machine moves its deadline when it fires (with_tx files the new one).
                 self.with_tx(id, |m, fx| m.on_timeout(now, fx));
             }
         }
@@ -385,7 +396,7 @@ impl Endpoint {
         let rows = if is_response { None } else { Some(raw.clone()) };
         match Message::from_raw(raw) {
             Ok(Message::Request(req)) => self.on_request(now, source, req),
-            Ok(Message::Response(resp)) => self.on_response(now, resp),
+            Ok(Message::Response(resp)) => self.on_response(now, source, resp),
             Err(_) if is_response => self.stats.responses_dropped += 1,
             Err(e) => {
                 self.stats.parse_errors += 1;
@@ -413,10 +424,12 @@ impl Endpoint {
     }
 
     fn on_request(&mut self, now: Time, source: Flow, mut req: Request) {
+        // The key comes from the Via as the client sent it: a NAT rebinding its port must
+        // not turn a retransmission into a new (merged) request.
+        let key = Key::server(&req);
         if let Some(v) = stamp_via(req.via(), &source) {
             req.set_top_via(v);
         }
-        let key = Key::server(&req);
         if matches!(req.method(), Method::Ack) {
             return self.on_ack(now, source, req, key);
         }
@@ -435,7 +448,10 @@ impl Endpoint {
         }
         let merge = MergeKey::of(&req);
         let merged = merge.as_ref().is_some_and(|m| self.merges.contains_key(m));
-        let rejection = if merged {
+        let rejection = if let Some(r) = uas::check_method(&req, &self.config) {
+            // §8.2.1 comes first.
+            Some(r)
+        } else if merged {
             // §8.2.2.2: same From tag, Call-ID and CSeq as a request in progress, other branch.
             Some(uas::Rejection { status: 482, headers: Vec::new() })
         } else if self.came_through_us(&req) {
@@ -458,18 +474,22 @@ impl Endpoint {
         }
     }
 
-    /// Whether a Via below the top one is ours: the request left us and came back.
-    /// Only looked at when there are several Via values (the common case has one).
+    /// Whether the request is one we sent that came back unchanged: a Via below the top
+    /// carries the branch of one of our live client transactions for the same
+    /// Request-URI (a loop). A request that merely passed through us before — a spiral,
+    /// a hairpinned call with a new Request-URI — is not refused; Max-Forwards ends real
+    /// loops of those. Only looked at when there are several Via values.
     fn came_through_us(&self, req: &Request) -> bool {
-        if req.via_count() < 2 || self.config.listeners.is_empty() {
+        if req.via_count() < 2 {
             return false;
         }
         let Ok(vias) = req.vias() else { return false };
         vias.iter().skip(1).any(|v| {
-            let Some(ip) = v.host().ip() else { return false };
-            self.config.listeners.iter().any(|(t, a)| {
-                a.ip() == ip && v.port().unwrap_or(t.default_port()) == a.port() && v.transport().as_str().eq_ignore_ascii_case(t.as_str())
-            })
+            let Some(key) = Key::client(v, req.method()) else { return false };
+            self.keys
+                .get(&key)
+                .and_then(|id| self.txs.get(*id))
+                .is_some_and(|t| !t.machine.is_server() && t.machine.request().uri() == req.uri())
         })
     }
 
@@ -490,11 +510,11 @@ impl Endpoint {
         let flow = response_flow(req.via(), &source);
         let timers = self.config.timers;
         let machine = if matches!(req.method(), Method::Invite) {
-            Machine::ServerInvite(ServerInvite::new(now, req, timers, reliable))
+            Machine::ServerInvite(ServerInvite::new(now, req, timers, reliable, self.config.unanswered_invite_limit))
         } else {
-            Machine::ServerNonInvite(ServerNonInvite::new(req, timers, reliable))
+            Machine::ServerNonInvite(ServerNonInvite::new(now, req, timers, reliable))
         };
-        self.insert(Transaction { machine, flow, key, merge_key: merge, cancel_pending: false, internal: false })
+        self.insert(Transaction { machine, flow, key, merge_key: merge, cancel_pending: false, internal: false, local_tag: None })
     }
 
     fn insert(&mut self, t: Transaction) -> TransactionId {
@@ -515,14 +535,15 @@ impl Endpoint {
 
     fn on_ack(&mut self, now: Time, source: Flow, req: Request, key: Key) {
         if let Some(&id) = self.keys.get(&key) {
-            let absorbed = match self.txs.get_mut(id).map(|t| (&mut t.machine, key.is_2543())) {
+            let is_2543 = key.is_2543();
+            let mut absorbed = false;
+            self.with_tx(id, |m, _| match m {
                 // RFC 2543 matching also needs the To tag of our response (§17.2.3).
-                Some((Machine::ServerInvite(s), is_2543)) if !is_2543 || s.to_tag.as_deref() == req.to().tag() => s.on_ack(now),
-                _ => false,
-            };
+                Machine::ServerInvite(s) if !is_2543 || s.to_tag.as_deref() == req.to().tag() => absorbed = s.on_ack(now),
+                _ => {}
+            });
             if absorbed {
                 self.stats.retransmissions_absorbed += 1;
-                self.with_tx(id, |_, _| {});
                 return;
             }
         }
@@ -547,7 +568,13 @@ impl Endpoint {
         }
     }
 
-    fn on_response(&mut self, now: Time, resp: Response) {
+    fn on_response(&mut self, now: Time, source: Flow, resp: Response) {
+        // §17.1.3: the CSeq method must match; ACK has no responses (and must not be
+        // taken for the INVITE it would key as).
+        if resp.cseq().method == Method::Ack {
+            self.stats.responses_dropped += 1;
+            return;
+        }
         let Some(key) = Key::client(resp.via(), &resp.cseq().method) else {
             self.stats.responses_dropped += 1;
             return;
@@ -558,6 +585,15 @@ impl Endpoint {
             return;
         };
         let provisional = resp.status() < 200;
+        if source.connection.is_some() {
+            // The driver opened the connection for our request: remember it, so ACK and
+            // CANCEL use it and its loss fails the transaction (§17.1.1.2).
+            if let Some(t) = self.txs.get_mut(id) {
+                if t.flow.connection.is_none() && t.flow.transport == source.transport {
+                    t.flow.connection = source.connection;
+                }
+            }
+        }
         self.with_tx(id, |m, fx| match m {
             Machine::ClientInvite(c) => c.on_response(now, resp, fx),
             Machine::ClientNonInvite(c) => c.on_response(now, resp, fx),
@@ -579,12 +615,15 @@ impl Endpoint {
             self.fx = fx;
             return;
         };
+        let before = t.machine.deadline();
         f(&mut t.machine, &mut fx);
+        let changed = t.machine.deadline() != before;
         let flow = t.flow;
         let internal = t.internal;
         for payload in fx.send.drain(..) {
             self.transmits.push_back(Transmit::Send { flow, payload });
         }
+        let mut unanswered = false;
         for up in fx.up.drain(..) {
             if internal {
                 continue;
@@ -593,13 +632,25 @@ impl Endpoint {
                 Up::Response(response) => Event::Response { tx: id, response },
                 Up::Failed(reason) => Event::Failed { tx: id, reason },
                 Up::ServerFailed(reason) => Event::ServerFailed { tx: id, reason },
+                Up::Unanswered => {
+                    unanswered = true;
+                    Event::ServerFailed { tx: id, reason: Failure::Unanswered }
+                }
             });
         }
         self.fx = fx;
-        self.settle(id);
+        self.settle(id, changed);
+        if unanswered {
+            tracing::warn!(%id, "the layer above never answered an INVITE; answering 500");
+            let now = self.now;
+            let _ = self.reply(now, id, 500, Vec::new());
+        }
     }
 
-    fn settle(&mut self, id: TransactionId) {
+    /// Files the transaction's deadline when it changed (unchanged deadlines already have
+    /// an entry; pushing again per absorbed retransmission would grow the heap), and
+    /// removes a Terminated transaction from every map.
+    fn settle(&mut self, id: TransactionId, changed: bool) {
         let Some(t) = self.txs.get(id) else { return };
         if t.machine.is_terminated() {
             if let Some(t) = self.txs.remove(id) {
@@ -612,7 +663,7 @@ impl Endpoint {
                     }
                 }
             }
-        } else if let Some(d) = t.machine.deadline() {
+        } else if let Some(d) = t.machine.deadline().filter(|_| changed) {
             self.deadlines.push(Reverse((d, id)));
         }
     }
@@ -645,8 +696,19 @@ impl Endpoint {
     /// Builds the response to a server transaction's request (§8.2.6: our To tag on
     /// finals, `Server`, the given extra rows) and sends it.
     pub fn reply(&mut self, now: Time, tx: TransactionId, status: u16, headers: Vec<Header>) -> Result<(), CommandError> {
+        // One To tag per server transaction, so a 180 and the 200 after it agree (§12.1.1).
+        let tag = match self.txs.get(tx).ok_or(CommandError::NoTransaction)?.local_tag.clone() {
+            Some(t) => t,
+            None => {
+                let t = self.ids.tag();
+                if let Some(x) = self.txs.get_mut(tx) {
+                    x.local_tag = Some(t.clone());
+                }
+                t
+            }
+        };
         let t = self.txs.get(tx).ok_or(CommandError::NoTransaction)?;
-        let mut b = t.machine.request().reply(status);
+        let mut b = t.machine.request().reply(status).to_tag(&tag);
         for h in headers {
             b = b.header(h);
         }
@@ -686,7 +748,7 @@ impl Endpoint {
         } else {
             Machine::ClientNonInvite(ClientNonInvite::start(now, request, timers, reliable, &mut fx))
         };
-        let id = self.insert(Transaction { machine, flow, key, merge_key: None, cancel_pending: false, internal: false });
+        let id = self.insert(Transaction { machine, flow, key, merge_key: None, cancel_pending: false, internal: false, local_tag: None });
         for payload in fx.send.drain(..) {
             self.transmits.push_back(Transmit::Send { flow, payload });
         }
@@ -725,7 +787,12 @@ impl Endpoint {
         let mut fx = std::mem::take(&mut self.fx);
         let machine =
             Machine::ClientNonInvite(ClientNonInvite::start(now, request, self.config.timers, flow.transport.is_reliable(), &mut fx));
-        let _ = self.insert(Transaction { machine, flow, key, merge_key: None, cancel_pending: false, internal: true });
+        let _ = self.insert(Transaction { machine, flow, key, merge_key: None, cancel_pending: false, internal: true, local_tag: None });
+        self.with_tx(tx, |m, _| {
+            if let Machine::ClientInvite(c) = m {
+                c.on_cancel_sent(now);
+            }
+        });
         for payload in fx.send.drain(..) {
             self.transmits.push_back(Transmit::Send { flow, payload });
         }

@@ -26,12 +26,20 @@ impl Rejection {
 
 /// §8.2.1–§8.2.3, in the RFC's order: method, Request-URI scheme, Require, body type;
 /// plus an INVITE whose Accept rules out any session description (RFC 4475 `sdp01`).
+/// §8.2.1: an unknown method gets 501, a known one we do not do gets 405; both with Allow.
+pub(crate) fn check_method(req: &sip_message::Request, cfg: &EndpointConfig) -> Option<Rejection> {
+    let method = req.method();
+    if cfg.allow.contains(method) {
+        return None;
+    }
+    let status = if matches!(method, Method::Extension(_)) { 501 } else { 405 };
+    Some(Rejection::new(status).with(HeaderName::Allow, cfg.allow_header()))
+}
+
 pub(crate) fn check(req: &sip_message::Request, cfg: &EndpointConfig) -> Option<Rejection> {
     let method = req.method();
-    // §8.2.1: an unknown method gets 501, a known one we do not do gets 405; both with Allow.
-    if !cfg.allow.contains(method) {
-        let status = if matches!(method, Method::Extension(_)) { 501 } else { 405 };
-        return Some(Rejection::new(status).with(HeaderName::Allow, cfg.allow_header()));
+    if let Some(r) = check_method(req, cfg) {
+        return Some(r);
     }
     // §8.2.2.1: a Request-URI scheme we do not take gets 416.
     if !matches!(req.uri(), Uri::Sip(_) | Uri::Tel(_)) {

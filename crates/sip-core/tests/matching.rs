@@ -270,19 +270,29 @@ fn cancel_waits_for_a_provisional_then_goes_out_with_the_invite_branch() {
 }
 
 #[test]
-fn a_request_that_already_passed_through_us_is_a_loop() {
+fn a_request_we_sent_that_comes_back_is_a_loop_but_a_hairpin_is_not() {
     let mut ep = ep();
-    let looped = invite_text(";branch=z9hG4bKl1", "").replace(
-        "Via: SIP/2.0/UDP 192.0.2.5:5062;branch=z9hG4bKl1\r\n",
-        "Via: SIP/2.0/UDP 192.0.2.5:5062;branch=z9hG4bKl1\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKours\r\n",
-    );
-    let (t, ev) = feed(&mut ep, 0, &looped);
-    assert!(ev.is_empty());
+    let ours = RequestBuilder::new(Method::Invite, Uri::parse_str("sip:bob@192.0.2.5:5062").expect("uri"))
+        .from(NameAddr::new(Uri::parse_str("sip:sipbridge@127.0.0.1").expect("uri")))
+        .via(sip_message::Transport::Udp, Host::Ipv4([127, 0, 0, 1].into()), Some(5060))
+        .build(ep.ids())
+        .expect("invite");
+    ep.send_request(Time::ZERO, ours.clone(), udp()).expect("sent");
+    let _ = drain(&mut ep);
+    // A proxy at 192.0.2.5 sends it straight back: its Via on top of ours, same R-URI.
+    let text = String::from_utf8(ours.to_bytes().to_vec()).expect("utf8");
+    let back = text.replacen("Via: ", "Via: SIP/2.0/UDP 192.0.2.5:5062;branch=z9hG4bKproxy1\r\nVia: ", 1);
+    // The same request retargeted to another user (a spiral through us) is not a loop.
+    let hairpin = back.replacen("INVITE sip:bob@192.0.2.5:5062", "INVITE sip:carol@127.0.0.1", 1).replace("z9hG4bKproxy1", "z9hG4bKproxy2");
+    let (_, ev) = feed(&mut ep, 10, &hairpin);
+    assert_eq!(ev.len(), 1, "a spiral is not a loop");
+    // Sent back unchanged, it is (482, and the layer above never hears of it).
+    let mut ep2 = self::ep();
+    ep2.send_request(Time::ZERO, ours, udp()).expect("sent");
+    let _ = drain(&mut ep2);
+    let (t, ev) = feed(&mut ep2, 10, &back);
+    assert!(ev.is_empty(), "{ev:?}");
     assert_eq!(responses(&t)[0].status(), 482);
-    // A Via of someone else below the top is fine.
-    let proxied = looped.replace("127.0.0.1:5060;branch=z9hG4bKours", "192.0.2.99:5060;branch=z9hG4bKproxy");
-    let (_, ev) = feed(&mut ep, 10, &proxied.replace("z9hG4bKl1", "z9hG4bKl2").replace("tag=a1", "tag=a2"));
-    assert_eq!(ev.len(), 1);
 }
 
 #[test]
@@ -298,4 +308,102 @@ fn options_lists_allow_accept_and_supported() {
     assert!(r.headers().get(sip_message::HeaderName::Accept).is_some_and(|h| h.value() == b"application/sdp"));
     assert!(r.headers().get(sip_message::HeaderName::Supported).is_some());
     assert!(r.to().tag().is_some());
+}
+
+#[test]
+fn an_invite_the_layer_above_never_answers_gets_500_at_the_limit() {
+    let mut ep = Endpoint::new(EndpointConfig { unanswered_invite_limit: std::time::Duration::from_secs(60), ..Default::default() });
+    let (_, ev) = feed(&mut ep, 0, &invite_text(";branch=z9hG4bKu1", ""));
+    let tx = request_tx(&ev);
+    ep.handle_timeout(Time::from_millis(200));
+    let (t, _) = drain(&mut ep);
+    assert_eq!(responses(&t)[0].status(), 100);
+    assert_eq!(ep.poll_timeout(), Some(Time::from_millis(60_000)));
+    ep.handle_timeout(Time::from_millis(60_000));
+    let (t, ev) = drain(&mut ep);
+    assert_eq!(responses(&t)[0].status(), 500);
+    assert!(matches!(ev[..], [Event::ServerFailed { tx: t, reason: Failure::Unanswered }] if t == tx));
+    assert_eq!(ep.transaction_state(tx), Some("Completed"));
+    // And a non-INVITE nobody answers ends after 64·T1 without a word.
+    let bye = invite_text(";branch=z9hG4bKu2", "").replace("INVITE", "BYE").replace("tag=a1", "tag=a9");
+    let (_, ev) = feed(&mut ep, 61_000, &bye);
+    let bye_tx = request_tx(&ev);
+    ep.handle_timeout(Time::from_millis(61_000 + 32_000));
+    let (t, ev) = drain(&mut ep);
+    assert!(t.iter().all(|x| x.payload().is_none_or(|p| !p.starts_with(b"SIP/2.0 5"))));
+    assert!(ev.iter().any(|e| matches!(e, Event::ServerFailed { tx, reason: Failure::Unanswered } if *tx == bye_tx)));
+    assert_eq!(ep.transaction_state(bye_tx), None);
+}
+
+#[test]
+fn a_cancelled_invite_without_final_ends_64_t1_after_the_cancel() {
+    let mut ep = ep();
+    let req = RequestBuilder::new(Method::Invite, Uri::parse_str("sip:bob@192.0.2.5:5062").expect("uri"))
+        .from(NameAddr::new(Uri::parse_str("sip:sipbridge@127.0.0.1").expect("uri")))
+        .via(sip_message::Transport::Udp, Host::Ipv4([127, 0, 0, 1].into()), Some(5060))
+        .build(ep.ids())
+        .expect("invite");
+    let tx = ep.send_request(Time::ZERO, req.clone(), udp()).expect("sent");
+    let ringing = req.reply(180).to_tag("b").build(&mut sip_message::SeededIds::new(1)).expect("180").to_bytes();
+    ep.handle_datagram(Time::from_millis(100), udp(), ringing);
+    let _ = drain(&mut ep);
+    ep.cancel(Time::from_millis(1000), tx).expect("cancel");
+    let _ = drain(&mut ep);
+    let mut last = Vec::new();
+    while let Some(at) = ep.poll_timeout() {
+        ep.handle_timeout(at);
+        last.extend(drain(&mut ep).1.into_iter().map(|e| (at, e)));
+    }
+    assert!(
+        matches!(last[..], [(at, Event::Failed { tx: t, reason: Failure::Cancelled })] if t == tx && at == Time::from_millis(33_000)),
+        "{last:?}"
+    );
+    assert_eq!(ep.transaction_count(), 0);
+}
+
+#[test]
+fn a_tcp_client_transaction_learns_its_connection_and_fails_when_it_closes() {
+    let mut ep = ep();
+    let req = options(&mut ep, 0);
+    let to = Flow { transport: Transport::Tcp, connection: None, ..udp() };
+    let tx = ep.send_request(Time::ZERO, req.clone(), to).expect("sent");
+    let _ = drain(&mut ep);
+    let trying = req.reply(100).build(&mut sip_message::SeededIds::new(1)).expect("100").to_bytes();
+    ep.handle_stream(Time::from_millis(5), tcp(9), &trying);
+    let _ = drain(&mut ep);
+    ep.handle_connection_closed(Time::from_millis(10), ConnectionId(9));
+    let (_, ev) = drain(&mut ep);
+    assert!(matches!(ev[..], [Event::Failed { tx: t, reason: Failure::Transport }] if t == tx), "{ev:?}");
+}
+
+#[test]
+fn a_response_with_cseq_ack_is_dropped() {
+    let mut ep = ep();
+    let req = RequestBuilder::new(Method::Invite, Uri::parse_str("sip:bob@192.0.2.5:5062").expect("uri"))
+        .from(NameAddr::new(Uri::parse_str("sip:sipbridge@127.0.0.1").expect("uri")))
+        .via(sip_message::Transport::Udp, Host::Ipv4([127, 0, 0, 1].into()), Some(5060))
+        .build(ep.ids())
+        .expect("invite");
+    let tx = ep.send_request(Time::ZERO, req.clone(), udp()).expect("sent");
+    let _ = drain(&mut ep);
+    let busy = String::from_utf8(req.reply(486).to_tag("b").build(&mut sip_message::SeededIds::new(1)).expect("486").to_bytes().to_vec())
+        .expect("utf8")
+        .replace(" INVITE\r\n", " ACK\r\n");
+    let (t, ev) = feed(&mut ep, 10, &busy);
+    assert!(t.is_empty() && ev.is_empty());
+    assert_eq!(ep.transaction_state(tx), Some("Calling"));
+}
+
+#[test]
+fn provisional_and_final_replies_share_one_to_tag() {
+    let mut ep = ep();
+    let (_, ev) = feed(&mut ep, 0, &invite_text(";branch=z9hG4bKt1", ""));
+    let tx = request_tx(&ev);
+    ep.reply(Time::ZERO, tx, 180, vec![]).expect("180");
+    ep.reply(Time::ZERO, tx, 486, vec![]).expect("486");
+    let (t, _) = drain(&mut ep);
+    let r = responses(&t);
+    assert_eq!(r.len(), 2);
+    assert!(r[0].to().tag().is_some());
+    assert_eq!(r[0].to().tag(), r[1].to().tag());
 }

@@ -49,8 +49,10 @@ pub(crate) enum State {
     /// INVITE sent, nothing heard. Timer A (UDP only) and Timer B.
     Calling { retransmit: Option<Retransmit>, timeout_at: Time },
     /// A provisional response arrived; the TU decides how long to wait (Timer C is a
-    /// proxy timer, the B2BUA has its own no-answer timer).
-    Proceeding,
+    /// proxy timer, the B2BUA has its own no-answer timer). Once we have sent a CANCEL,
+    /// `cancelled_until` is 64·T1 later: no final by then and the INVITE counts as
+    /// cancelled (§9.1).
+    Proceeding { cancelled_until: Option<Time> },
     /// A 300–699 arrived and was ACKed; retransmissions of it are ACKed again until Timer D.
     Completed { until: Time },
     /// A 2xx arrived (RFC 6026 §8.4); further 2xx go to the TU (the dialog ACKs them) until Timer M.
@@ -85,28 +87,31 @@ impl ClientInvite {
 
     /// Whether a provisional response has been received (CANCEL may be sent, §9.1).
     pub fn has_provisional(&self) -> bool {
-        matches!(self.state, State::Proceeding)
+        matches!(self.state, State::Proceeding { .. })
     }
 
     pub fn is_calling_or_proceeding(&self) -> bool {
-        matches!(self.state, State::Calling { .. } | State::Proceeding)
+        matches!(self.state, State::Calling { .. } | State::Proceeding { .. })
     }
 
     pub fn on_response(&mut self, now: Time, response: Response, fx: &mut Effects) {
         let status = response.status();
         match (&self.state, status) {
             // §17.1.1.2: 1xx in Calling or Proceeding → Proceeding, passed up.
-            (State::Calling { .. } | State::Proceeding, 100..=199) => {
-                self.state = State::Proceeding;
+            (State::Calling { .. }, 100..=199) => {
+                self.state = State::Proceeding { cancelled_until: None };
+                fx.up.push(Up::Response(response));
+            }
+            (State::Proceeding { .. }, 100..=199) => {
                 fx.up.push(Up::Response(response));
             }
             // RFC 6026 §8.4: 2xx in Calling or Proceeding → Accepted, passed up.
-            (State::Calling { .. } | State::Proceeding, 200..=299) => {
+            (State::Calling { .. } | State::Proceeding { .. }, 200..=299) => {
                 self.state = State::Accepted { until: now + self.timers.t1x64() };
                 fx.up.push(Up::Response(response));
             }
             // §17.1.1.2: 300-699 → ACK, Completed, passed up; Timer D 32 s (UDP) or 0.
-            (State::Calling { .. } | State::Proceeding, _) => {
+            (State::Calling { .. } | State::Proceeding { .. }, _) => {
                 let ack = build_ack_or_cancel(&self.request, Method::Ack, Some(&response));
                 fx.send.push(ack.clone());
                 self.ack = Some(ack);
@@ -140,6 +145,11 @@ impl ClientInvite {
                     self.state = State::Calling { retransmit: Some(r.next(now, None)), timeout_at };
                 }
             }
+            // §9.1: no final response 64·T1 after our CANCEL: the INVITE is cancelled.
+            State::Proceeding { cancelled_until: Some(until) } if now >= until => {
+                self.state = State::Terminated;
+                fx.up.push(Up::Failed(Failure::Cancelled));
+            }
             // Timer D (§17.1.1.2) and Timer M (RFC 6026 §8.4) end the transaction.
             State::Completed { until } | State::Accepted { until } if now >= until => self.state = State::Terminated,
             _ => {}
@@ -147,6 +157,13 @@ impl ClientInvite {
     }
 
     /// §17.1.1.2: a transport error in Calling or Proceeding informs the TU.
+    /// Our CANCEL went out (§9.1): start the 64·T1 wait for the INVITE's final response.
+    pub fn on_cancel_sent(&mut self, now: Time) {
+        if let State::Proceeding { cancelled_until: c @ None } = &mut self.state {
+            *c = Some(now + self.timers.t1x64());
+        }
+    }
+
     pub fn on_transport_error(&mut self, fx: &mut Effects) {
         if self.is_calling_or_proceeding() {
             fx.up.push(Up::Failed(Failure::Transport));
@@ -158,7 +175,8 @@ impl ClientInvite {
         match &self.state {
             State::Calling { retransmit, timeout_at } => Some(retransmit.map_or(*timeout_at, |r| r.at.min(*timeout_at))),
             State::Completed { until } | State::Accepted { until } => Some(*until),
-            State::Proceeding | State::Terminated => None,
+            State::Proceeding { cancelled_until } => *cancelled_until,
+            State::Terminated => None,
         }
     }
 

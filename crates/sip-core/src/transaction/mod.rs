@@ -39,6 +39,12 @@ pub enum Failure {
     Timeout(Timer),
     /// The transport reported an error (§17.1.1.2, §17.1.2.2, §17.2.4).
     Transport,
+    /// Client: our CANCEL went out and no final response came within 64·T1 (§9.1); the
+    /// INVITE counts as cancelled.
+    Cancelled,
+    /// Server: the layer above never answered the request within its limit; the endpoint
+    /// answered it with 500 (INVITE) or let it go (non-INVITE, the client gave up long ago).
+    Unanswered,
 }
 
 impl Failure {
@@ -47,6 +53,8 @@ impl Failure {
         match self {
             Failure::Timeout(_) => 408,
             Failure::Transport => 503,
+            Failure::Cancelled => 487,
+            Failure::Unanswered => 500,
         }
     }
 }
@@ -67,6 +75,9 @@ pub(crate) enum Up {
     Response(Response),
     Failed(Failure),
     ServerFailed(Failure),
+    /// The server transaction's limit for an answer from the TU passed (INVITE: the
+    /// endpoint answers 500 itself).
+    Unanswered,
 }
 
 // The RFC's names for the four machines.
@@ -103,7 +114,7 @@ impl Machine {
             Machine::ClientInvite(m) => m.on_timeout(now, fx),
             Machine::ClientNonInvite(m) => m.on_timeout(now, fx),
             Machine::ServerInvite(m) => m.on_timeout(now, fx),
-            Machine::ServerNonInvite(m) => m.on_timeout(now),
+            Machine::ServerNonInvite(m) => m.on_timeout(now, fx),
         }
     }
 
@@ -134,7 +145,7 @@ impl Machine {
         match self {
             Machine::ClientInvite(m) => match m.state {
                 client_invite::State::Calling { .. } => "Calling",
-                client_invite::State::Proceeding => "Proceeding",
+                client_invite::State::Proceeding { .. } => "Proceeding",
                 client_invite::State::Completed { .. } => "Completed",
                 client_invite::State::Accepted { .. } => "Accepted",
                 client_invite::State::Terminated => "Terminated",
@@ -153,8 +164,8 @@ impl Machine {
                 server_invite::State::Terminated => "Terminated",
             },
             Machine::ServerNonInvite(m) => match m.state {
-                server_non_invite::State::Trying => "Trying",
-                server_non_invite::State::Proceeding => "Proceeding",
+                server_non_invite::State::Trying { .. } => "Trying",
+                server_non_invite::State::Proceeding { .. } => "Proceeding",
                 server_non_invite::State::Completed { .. } => "Completed",
                 server_non_invite::State::Terminated => "Terminated",
             },
@@ -174,6 +185,8 @@ pub(crate) struct Transaction {
     pub cancel_pending: bool,
     /// Internal transactions (our CANCELs) report nothing upward.
     pub internal: bool,
+    /// Server: our To tag, drawn at the first response that needs one.
+    pub local_tag: Option<String>,
 }
 
 /// The method part of a key: ACK matches the INVITE (§17.2.3), CANCEL has its own.
@@ -221,7 +234,8 @@ impl Key {
         let via = req.via();
         if via.has_rfc3261_branch() {
             let mut sent_by = via.host().to_string().to_ascii_lowercase();
-            let _ = write!(sent_by, ":{}", via.port().unwrap_or(0));
+            let port = via.port().unwrap_or(if via.transport().as_str().eq_ignore_ascii_case("TLS") { 5061 } else { 5060 });
+            let _ = write!(sent_by, ":{port}");
             return Key::Server { branch: via.branch().unwrap_or_default().into(), sent_by: sent_by.into(), method };
         }
         let mut text = req.uri().to_string();

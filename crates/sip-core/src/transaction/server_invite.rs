@@ -54,8 +54,9 @@ pub(crate) const TRYING_AFTER: Duration = Duration::from_millis(200);
 /// The state, with the deadlines that belong to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum State {
-    /// INVITE passed up; `trying_at` is when the server sends 100 itself.
-    Proceeding { trying_at: Option<Time> },
+    /// INVITE passed up; `trying_at` is when the server sends 100 itself, `give_up_at`
+    /// when the endpoint stops waiting for the TU and answers 500 itself.
+    Proceeding { trying_at: Option<Time>, give_up_at: Time },
     /// A 300–699 was sent: Timer G retransmits it (UDP), Timer H gives up on the ACK.
     Completed { retransmit: Option<Retransmit>, timeout_at: Time },
     /// The ACK arrived; its retransmissions are absorbed until Timer I.
@@ -87,8 +88,8 @@ pub(crate) struct ServerInvite {
 }
 
 impl ServerInvite {
-    pub fn new(now: Time, request: Request, timers: TimerConfig, reliable: bool) -> ServerInvite {
-        let state = State::Proceeding { trying_at: Some(now + TRYING_AFTER) };
+    pub fn new(now: Time, request: Request, timers: TimerConfig, reliable: bool, limit: Duration) -> ServerInvite {
+        let state = State::Proceeding { trying_at: Some(now + TRYING_AFTER), give_up_at: now + limit };
         ServerInvite { request, last_response: None, to_tag: None, timers, reliable, state }
     }
 
@@ -129,8 +130,8 @@ impl ServerInvite {
     pub fn respond(&mut self, now: Time, status: u16, wire: Bytes, to_tag: Option<String>, fx: &mut Effects) -> Respond {
         match (&self.state, status) {
             // §17.2.1: a provisional from the TU in Proceeding is sent and remembered.
-            (State::Proceeding { .. }, 100..=199) => {
-                self.state = State::Proceeding { trying_at: None };
+            (State::Proceeding { give_up_at, .. }, 100..=199) => {
+                self.state = State::Proceeding { trying_at: None, give_up_at: *give_up_at };
             }
             // RFC 6026 §8.5: a 2xx from the TU in Proceeding → Accepted, Timer L.
             (State::Proceeding { .. }, 200..=299) => {
@@ -154,9 +155,14 @@ impl ServerInvite {
 
     pub fn on_timeout(&mut self, now: Time, fx: &mut Effects) {
         match self.state.clone() {
-            State::Proceeding { trying_at: Some(at) } if now >= at => {
+            State::Proceeding { give_up_at, .. } if now >= give_up_at => {
+                // The TU never answered: the endpoint answers for it (a 500), so the
+                // transaction ends the RFC way (Completed, Timers G and H).
+                fx.up.push(Up::Unanswered);
+            }
+            State::Proceeding { trying_at: Some(at), give_up_at } if now >= at => {
                 // §17.2.1: the TU has not answered within 200 ms: send 100 Trying.
-                self.state = State::Proceeding { trying_at: None };
+                self.state = State::Proceeding { trying_at: None, give_up_at };
                 if let Ok(trying) = self.request.reply(100).build(&mut SeededIds::new(0)) {
                     let wire = trying.to_bytes();
                     fx.send.push(wire.clone());
@@ -183,7 +189,8 @@ impl ServerInvite {
 
     /// §17.2.4: a response could not be sent; inform the TU.
     pub fn on_transport_error(&mut self, fx: &mut Effects) {
-        if !matches!(self.state, State::Terminated) {
+        // Only while something is outstanding: an answer to send, or an ACK to wait for.
+        if matches!(self.state, State::Proceeding { .. } | State::Completed { .. }) {
             fx.up.push(Up::ServerFailed(Failure::Transport));
         }
         self.state = State::Terminated;
@@ -191,7 +198,7 @@ impl ServerInvite {
 
     pub fn deadline(&self) -> Option<Time> {
         match &self.state {
-            State::Proceeding { trying_at } => *trying_at,
+            State::Proceeding { trying_at, give_up_at } => Some(trying_at.map_or(*give_up_at, |t| t.min(*give_up_at))),
             State::Completed { retransmit, timeout_at } => Some(retransmit.map_or(*timeout_at, |r| r.at.min(*timeout_at))),
             State::Confirmed { until } | State::Accepted { until } => Some(*until),
             State::Terminated => None,

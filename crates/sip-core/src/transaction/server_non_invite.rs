@@ -54,10 +54,11 @@ use std::time::Duration;
 /// The state, with the deadline that belongs to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum State {
-    /// Request passed up, nothing sent: retransmissions are absorbed.
-    Trying,
+    /// Request passed up, nothing sent: retransmissions are absorbed. `give_up_at`
+    /// (64·T1, when the client's Timer F has fired) ends a request the TU never answers.
+    Trying { give_up_at: Time },
     /// A provisional was sent: retransmissions get it again.
-    Proceeding,
+    Proceeding { give_up_at: Time },
     /// The final was sent: retransmissions get it again until Timer J.
     Completed { until: Time },
     /// Done.
@@ -74,8 +75,9 @@ pub(crate) struct ServerNonInvite {
 }
 
 impl ServerNonInvite {
-    pub fn new(request: Request, timers: TimerConfig, reliable: bool) -> ServerNonInvite {
-        ServerNonInvite { request, last_response: None, timers, reliable, state: State::Trying }
+    pub fn new(now: Time, request: Request, timers: TimerConfig, reliable: bool) -> ServerNonInvite {
+        let state = State::Trying { give_up_at: now + timers.t1x64() };
+        ServerNonInvite { request, last_response: None, timers, reliable, state }
     }
 
     pub fn request(&self) -> &Request {
@@ -84,7 +86,7 @@ impl ServerNonInvite {
 
     /// §17.2.2: retransmissions get the last response again (none yet: absorbed).
     pub fn on_retransmission(&mut self, fx: &mut Effects) {
-        if matches!(self.state, State::Proceeding | State::Completed { .. }) {
+        if matches!(self.state, State::Proceeding { .. } | State::Completed { .. }) {
             if let Some(r) = &self.last_response {
                 fx.send.push(r.clone());
             }
@@ -94,9 +96,11 @@ impl ServerNonInvite {
     pub fn respond(&mut self, now: Time, status: u16, wire: Bytes, fx: &mut Effects) -> Respond {
         match (&self.state, status) {
             // §17.2.2: 1xx from the TU in Trying or Proceeding → Proceeding.
-            (State::Trying | State::Proceeding, 100..=199) => self.state = State::Proceeding,
+            (State::Trying { give_up_at } | State::Proceeding { give_up_at }, 100..=199) => {
+                self.state = State::Proceeding { give_up_at: *give_up_at };
+            }
             // §17.2.2: 200-699 → Completed; Timer J is 64·T1 (UDP) or 0.
-            (State::Trying | State::Proceeding, 200..=699) => {
+            (State::Trying { .. } | State::Proceeding { .. }, 200..=699) => {
                 let j = if self.reliable { Duration::ZERO } else { self.timers.t1x64() };
                 self.state = State::Completed { until: now + j };
             }
@@ -107,18 +111,22 @@ impl ServerNonInvite {
         Respond::Sent
     }
 
-    pub fn on_timeout(&mut self, now: Time) {
-        // §17.2.2: Timer J fires in Completed → Terminated.
-        if let State::Completed { until } = self.state {
-            if now >= until {
+    pub fn on_timeout(&mut self, now: Time, fx: &mut Effects) {
+        match self.state {
+            // §17.2.2: Timer J fires in Completed → Terminated.
+            State::Completed { until } if now >= until => self.state = State::Terminated,
+            // The TU never answered and the client gave up (Timer F) long ago.
+            State::Trying { give_up_at } | State::Proceeding { give_up_at } if now >= give_up_at => {
                 self.state = State::Terminated;
+                fx.up.push(Up::ServerFailed(Failure::Unanswered));
             }
+            _ => {}
         }
     }
 
     /// §17.2.4: a response could not be sent; inform the TU.
     pub fn on_transport_error(&mut self, fx: &mut Effects) {
-        if matches!(self.state, State::Trying | State::Proceeding) {
+        if matches!(self.state, State::Trying { .. } | State::Proceeding { .. }) {
             fx.up.push(Up::ServerFailed(Failure::Transport));
         }
         self.state = State::Terminated;
@@ -126,8 +134,8 @@ impl ServerNonInvite {
 
     pub fn deadline(&self) -> Option<Time> {
         match self.state {
-            State::Completed { until } => Some(until),
-            _ => None,
+            State::Completed { until } | State::Trying { give_up_at: until } | State::Proceeding { give_up_at: until } => Some(until),
+            State::Terminated => None,
         }
     }
 
