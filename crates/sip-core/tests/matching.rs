@@ -171,6 +171,15 @@ fn unmatched_responses_are_dropped_and_counted() {
     assert_eq!(ep.stats().responses_dropped, 1);
 }
 
+/// An INVITE from us to 192.0.2.5:5062.
+fn outgoing_invite(ep: &mut Endpoint) -> Request {
+    RequestBuilder::new(Method::Invite, Uri::parse_str("sip:bob@192.0.2.5:5062").expect("uri"))
+        .from(NameAddr::new(Uri::parse_str("sip:sipbridge@127.0.0.1").expect("uri")))
+        .via(sip_message::Transport::Udp, Host::Ipv4([127, 0, 0, 1].into()), Some(5060))
+        .build(ep.ids())
+        .expect("invite")
+}
+
 fn options(ep: &mut Endpoint, size: usize) -> Request {
     let mut b = RequestBuilder::new(Method::Options, Uri::parse_str("sip:peer@192.0.2.5:5062").expect("uri"))
         .from(NameAddr::new(Uri::parse_str("sip:sipbridge@127.0.0.1").expect("uri")))
@@ -245,11 +254,7 @@ fn transport_error_fails_the_client_transaction_with_503() {
 #[test]
 fn cancel_waits_for_a_provisional_then_goes_out_with_the_invite_branch() {
     let mut ep = ep();
-    let req = RequestBuilder::new(Method::Invite, Uri::parse_str("sip:bob@192.0.2.5:5062").expect("uri"))
-        .from(NameAddr::new(Uri::parse_str("sip:sipbridge@127.0.0.1").expect("uri")))
-        .via(sip_message::Transport::Udp, Host::Ipv4([127, 0, 0, 1].into()), Some(5060))
-        .build(ep.ids())
-        .expect("invite");
+    let req = outgoing_invite(&mut ep);
     let tx = ep.send_request(Time::ZERO, req.clone(), udp()).expect("sent");
     let _ = drain(&mut ep);
     ep.cancel(Time::from_millis(100), tx).expect("cancel accepted");
@@ -272,11 +277,7 @@ fn cancel_waits_for_a_provisional_then_goes_out_with_the_invite_branch() {
 #[test]
 fn a_request_we_sent_that_comes_back_is_a_loop_but_a_hairpin_is_not() {
     let mut ep = ep();
-    let ours = RequestBuilder::new(Method::Invite, Uri::parse_str("sip:bob@192.0.2.5:5062").expect("uri"))
-        .from(NameAddr::new(Uri::parse_str("sip:sipbridge@127.0.0.1").expect("uri")))
-        .via(sip_message::Transport::Udp, Host::Ipv4([127, 0, 0, 1].into()), Some(5060))
-        .build(ep.ids())
-        .expect("invite");
+    let ours = outgoing_invite(&mut ep);
     ep.send_request(Time::ZERO, ours.clone(), udp()).expect("sent");
     let _ = drain(&mut ep);
     // A proxy at 192.0.2.5 sends it straight back: its Via on top of ours, same R-URI.
@@ -338,11 +339,7 @@ fn an_invite_the_layer_above_never_answers_gets_500_at_the_limit() {
 #[test]
 fn a_cancelled_invite_without_final_ends_64_t1_after_the_cancel() {
     let mut ep = ep();
-    let req = RequestBuilder::new(Method::Invite, Uri::parse_str("sip:bob@192.0.2.5:5062").expect("uri"))
-        .from(NameAddr::new(Uri::parse_str("sip:sipbridge@127.0.0.1").expect("uri")))
-        .via(sip_message::Transport::Udp, Host::Ipv4([127, 0, 0, 1].into()), Some(5060))
-        .build(ep.ids())
-        .expect("invite");
+    let req = outgoing_invite(&mut ep);
     let tx = ep.send_request(Time::ZERO, req.clone(), udp()).expect("sent");
     let ringing = req.reply(180).to_tag("b").build(&mut sip_message::SeededIds::new(1)).expect("180").to_bytes();
     ep.handle_datagram(Time::from_millis(100), udp(), ringing);
@@ -379,11 +376,7 @@ fn a_tcp_client_transaction_learns_its_connection_and_fails_when_it_closes() {
 #[test]
 fn a_response_with_cseq_ack_is_dropped() {
     let mut ep = ep();
-    let req = RequestBuilder::new(Method::Invite, Uri::parse_str("sip:bob@192.0.2.5:5062").expect("uri"))
-        .from(NameAddr::new(Uri::parse_str("sip:sipbridge@127.0.0.1").expect("uri")))
-        .via(sip_message::Transport::Udp, Host::Ipv4([127, 0, 0, 1].into()), Some(5060))
-        .build(ep.ids())
-        .expect("invite");
+    let req = outgoing_invite(&mut ep);
     let tx = ep.send_request(Time::ZERO, req.clone(), udp()).expect("sent");
     let _ = drain(&mut ep);
     let busy = String::from_utf8(req.reply(486).to_tag("b").build(&mut sip_message::SeededIds::new(1)).expect("486").to_bytes().to_vec())
