@@ -312,7 +312,9 @@ impl Endpoint {
             return; // a keep-alive: nothing to answer over UDP (RFC 5626 uses STUN there)
         }
         match RawMessage::parse_datagram(data.clone()) {
-            Ok(raw) => self.on_raw(now, source, raw),
+            // The datagram itself can be framed again if the message turns out broken, so
+            // the rows need no copy on the common path.
+            Ok(raw) => self.on_raw(now, source, raw, Some(&data)),
             Err(e) if e.is_response() => self.stats.responses_dropped += 1,
             Err(e) => {
                 // A framing error (Content-Length) still leaves rows to answer with (RFC 4475 `clerr`, `ncl`, `mcl01`).
@@ -344,7 +346,7 @@ impl Endpoint {
                 Ok(Some(RawFrame::Pong)) => {}
                 Ok(Some(RawFrame::Message(raw))) => {
                     self.stats.received += 1;
-                    self.on_raw(now, source, raw);
+                    self.on_raw(now, source, raw, None);
                 }
                 Err(e) => {
                     // §18.3: a framing error on a stream cannot be recovered: close.
@@ -390,16 +392,19 @@ impl Endpoint {
         }
     }
 
-    fn on_raw(&mut self, now: Time, source: Flow, raw: RawMessage) {
+    /// Interprets a framed message. `datagram` is the UDP payload it came from, when there
+    /// is one: a broken request is framed from it again for the 400 (rare), instead of
+    /// copying the rows of every request up front (streams must copy).
+    fn on_raw(&mut self, now: Time, source: Flow, raw: RawMessage, datagram: Option<&Bytes>) {
         let is_response = raw.is_response();
-        // Keep the rows only when we may need them for a 400: cloning is cheap (Bytes).
-        let rows = if is_response { None } else { Some(raw.clone()) };
+        let rows = if is_response || datagram.is_some() { None } else { Some(raw.clone()) };
         match Message::from_raw(raw) {
             Ok(Message::Request(req)) => self.on_request(now, source, req),
             Ok(Message::Response(resp)) => self.on_response(now, source, resp),
             Err(_) if is_response => self.stats.responses_dropped += 1,
             Err(e) => {
                 self.stats.parse_errors += 1;
+                let rows = rows.or_else(|| datagram.and_then(|d| RawMessage::parse_datagram(d.clone()).ok()));
                 if let Some(raw) = rows {
                     self.answer_unparsed(&raw, &e, source);
                 }
@@ -462,16 +467,19 @@ impl Endpoint {
         };
         let answer_here =
             rejection.is_some() || (self.config.answer_options && matches!(req.method(), Method::Options) && req.to().tag().is_none());
-        let id = self.new_server_tx(now, source, req.clone(), key, if merged { None } else { merge });
-        match rejection {
-            Some(r) => {
-                let _ = self.reply(now, id, r.status, r.headers);
-            }
-            None if answer_here => {
-                let _ = self.reply(now, id, 200, self.capability_headers());
-            }
-            None => self.events.push_back(Event::Request { tx: id, request: req, source }),
+        let merge = if merged { None } else { merge };
+        if !answer_here {
+            // The transaction and the layer above each keep the request.
+            let id = self.new_server_tx(now, source, req.clone(), key, merge);
+            self.events.push_back(Event::Request { tx: id, request: req, source });
+            return;
         }
+        let id = self.new_server_tx(now, source, req, key, merge);
+        let (status, headers) = match rejection {
+            Some(r) => (r.status, r.headers),
+            None => (200, self.capability_headers()),
+        };
+        let _ = self.reply(now, id, status, headers);
     }
 
     /// Whether the request is one we sent that came back unchanged: a Via below the top

@@ -233,7 +233,9 @@ impl Key {
     pub fn server_with(req: &Request, method: MethodKey) -> Key {
         let via = req.via();
         if via.has_rfc3261_branch() {
-            let mut sent_by = via.host().to_string().to_ascii_lowercase();
+            let mut sent_by = String::with_capacity(48);
+            let _ = write!(sent_by, "{}", via.host());
+            sent_by.make_ascii_lowercase();
             let port = via.port().unwrap_or(if via.transport().as_str().eq_ignore_ascii_case("TLS") { 5061 } else { 5060 });
             let _ = write!(sent_by, ":{port}");
             return Key::Server { branch: via.branch().unwrap_or_default().into(), sent_by: sent_by.into(), method };
