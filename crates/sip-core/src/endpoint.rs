@@ -194,6 +194,10 @@ pub struct Endpoint {
     fx: Effects,
     now: Time,
     stats: Stats,
+    /// The OPTIONS capability rows and the `Server` row, built once (cloning a built
+    /// header only bumps a reference count).
+    capabilities: Vec<Header>,
+    server: Header,
 }
 
 impl Endpoint {
@@ -206,6 +210,8 @@ impl Endpoint {
         config.timers.t4 = config.timers.t4.max(ms);
         let ids = SeededIds::new(config.seed);
         let seed = config.seed;
+        let capabilities = capability_headers(&config);
+        let server = Header::new(HeaderName::Server, Bytes::from(config.user_agent.clone()));
         Endpoint {
             config,
             ids,
@@ -219,6 +225,8 @@ impl Endpoint {
             fx: Effects::default(),
             now: Time::ZERO,
             stats: Stats::default(),
+            capabilities,
+            server,
         }
     }
 
@@ -477,7 +485,7 @@ impl Endpoint {
         let id = self.new_server_tx(now, source, req, key, merge);
         let (status, headers) = match rejection {
             Some(r) => (r.status, r.headers),
-            None => (200, self.capability_headers()),
+            None => (200, self.capabilities.clone()),
         };
         let _ = self.reply(now, id, status, headers);
     }
@@ -499,18 +507,6 @@ impl Endpoint {
                 .and_then(|id| self.txs.get(*id))
                 .is_some_and(|t| !t.machine.is_server() && t.machine.request().uri() == req.uri())
         })
-    }
-
-    fn capability_headers(&self) -> Vec<Header> {
-        let mut h = vec![
-            Header::new(HeaderName::Allow, Bytes::from(self.config.allow_header())),
-            Header::new(HeaderName::Accept, Bytes::from(self.config.accept.join(", "))),
-            Header::new(HeaderName::AcceptEncoding, Bytes::from_static(b"identity")),
-            Header::new(HeaderName::AcceptLanguage, Bytes::from_static(b"en")),
-        ];
-        // §11.2: Supported is listed even when empty (the grammar allows no option tags).
-        h.push(Header::new(HeaderName::Supported, Bytes::from(self.config.supported.join(", "))));
-        h
     }
 
     fn new_server_tx(&mut self, now: Time, source: Flow, req: Request, key: Key, merge: Option<MergeKey>) -> TransactionId {
@@ -720,7 +716,7 @@ impl Endpoint {
         for h in headers {
             b = b.header(h);
         }
-        b = b.header(Header::new(HeaderName::Server, Bytes::from(self.config.user_agent.clone())));
+        b = b.header(self.server.clone());
         let response = b.build(&mut self.ids).map_err(CommandError::Build)?;
         self.respond(now, tx, response)
     }
@@ -817,4 +813,16 @@ impl Endpoint {
     pub fn sent_by(&self, transport: Transport) -> Option<SocketAddr> {
         self.config.listener(transport)
     }
+}
+
+/// The rows of a 200 to OPTIONS (§11.2): Allow, Accept, Accept-Encoding, Accept-Language,
+/// and Supported, listed even when empty (the grammar allows no option tags).
+fn capability_headers(config: &EndpointConfig) -> Vec<Header> {
+    vec![
+        Header::new(HeaderName::Allow, Bytes::from(config.allow_header())),
+        Header::new(HeaderName::Accept, Bytes::from(config.accept.join(", "))),
+        Header::new(HeaderName::AcceptEncoding, Bytes::from_static(b"identity")),
+        Header::new(HeaderName::AcceptLanguage, Bytes::from_static(b"en")),
+        Header::new(HeaderName::Supported, Bytes::from(config.supported.join(", "))),
+    ]
 }
