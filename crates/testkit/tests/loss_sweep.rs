@@ -128,3 +128,57 @@ fn same_seed_same_run() {
     assert_eq!(run(42), run(42));
     assert_ne!(run(42), run(43));
 }
+
+/// Rings (180 at once), and answers 487 when cancelled (§9.2).
+fn ringing_app() -> testkit::App {
+    Box::new(|now, ep: &mut Endpoint, e: &Event| match e {
+        Event::Request { tx, .. } => ep.reply(now, *tx, 180, vec![]).expect("180"),
+        Event::Cancelled { tx } => ep.reply(now, *tx, 487, vec![]).expect("487"),
+        _ => {}
+    })
+}
+
+#[test]
+fn cancel_sweep() {
+    // Long enough for the server's safety net (unanswered_invite_limit, 300 s) when the
+    // CANCEL never arrives, plus Timer H.
+    let end = Time::from_millis(400_000);
+    for loss in LOSS {
+        for seed in 0..SEEDS {
+            let (mut net, a, b) = setup(seed, loss);
+            net.set_app(b, ringing_app());
+            let tx = send(&mut net, a, b, Method::Invite);
+            net.run_until(Time::from_millis(1000));
+            let now = net.now();
+            let cancelled = net.endpoint(a).cancel(now, tx);
+            net.settle();
+            net.run_until(end);
+            let (finals, fails) = outcomes(net.events(a));
+            let c = |ok, what| check(ok, what, &net, seed, loss);
+            c(finals.len() + fails.len() == 1, "exactly one outcome reaches the client's TU");
+            c(
+                finals.iter().all(|s| [487, 500].contains(s))
+                    && fails.iter().all(|f| matches!(f, Failure::Timeout(Timer::B) | Failure::Cancelled)),
+                "487 (or the server's 500 safety net), Timer B, or cancelled after 64·T1",
+            );
+            c(cancelled.is_ok() || !fails.is_empty() || !finals.is_empty(), "cancel accepted while the INVITE was pending");
+            let first = |who: &str, what: &str, prefix: &str| {
+                net.steps()
+                    .iter()
+                    .find(|s| s.what == what && (s.from == who || s.to == who) && s.first_line.starts_with(prefix))
+                    .map(|s| s.at)
+            };
+            if let Some(cancel_at) = first("alice", "sent", "CANCEL") {
+                let ringing_at = first("alice", "delivered", "SIP/2.0 180");
+                c(ringing_at.is_some_and(|r| r <= cancel_at), "§9.1: no CANCEL before a provisional arrived");
+            }
+            c(net.sent_count(a, "CANCEL") <= 11, "at most 11 CANCELs (Timer E)");
+            let server_requests = net.events(b).iter().filter(|(_, e)| matches!(e, Event::Request { .. })).count();
+            c(server_requests <= 1, "the server's TU sees the INVITE once");
+            c(net.live_transactions(a) == 0 && net.live_transactions(b) == 0, "every transaction ended");
+            if loss == 0.0 {
+                c(finals == [487], "a perfect link: 180, CANCEL, 200, 487, ACK");
+            }
+        }
+    }
+}
