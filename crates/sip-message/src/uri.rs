@@ -148,7 +148,55 @@ impl Params {
     }
 
     /// The first received parameter named `name`: its name and value ranges in `raw`.
+    ///
+    /// One pass with a local index: a name is compared before its value is looked at, and
+    /// an item that does not match is skipped to the next `;`. The text was checked when
+    /// it was parsed, so a name runs to white space, `=` or `;`. A name with an escape, or a
+    /// quoted or bracketed value (which may hide a `;`), sends the lookup to the general
+    /// walk ([`WireIter`]), which gives the same answer for every list.
     fn find_wire(raw: &Bytes, name: &str) -> Option<WireItem> {
+        let b: &[u8] = raw;
+        let want = name.as_bytes();
+        let ws = |mut i: usize| {
+            while i < b.len() && scan::is_ws(b[i]) {
+                i += 1;
+            }
+            i
+        };
+        let mut i = scan::memchr(b';', b)?;
+        loop {
+            let ns = ws(i + 1);
+            let mut ne = ns;
+            while ne < b.len() && !matches!(b[ne], b' ' | b'\t' | b'=' | b';' | b'%') {
+                ne += 1;
+            }
+            if b.get(ne) == Some(&b'%') {
+                return Params::find_wire_slow(raw, name);
+            }
+            let eq = ws(ne);
+            let value_start = if b.get(eq) == Some(&b'=') { Some(ws(eq + 1)) } else { None };
+            if let Some(vs) = value_start {
+                if matches!(b.get(vs), Some(b'"' | b'[')) {
+                    return Params::find_wire_slow(raw, name);
+                }
+            }
+            let next = scan::find(b, ne, b';');
+            if b[ns..ne].eq_ignore_ascii_case(want) {
+                let end = next.unwrap_or(b.len());
+                let value = value_start.map(|vs| {
+                    let mut ve = end;
+                    while ve > vs && scan::is_ws(b[ve - 1]) {
+                        ve -= 1;
+                    }
+                    (vs, ve)
+                });
+                return Some(((ns, ne), value));
+            }
+            i = next?;
+        }
+    }
+
+    fn find_wire_slow(raw: &Bytes, name: &str) -> Option<WireItem> {
         Params::wire(raw).find(|(n, _)| name_is(&raw[n.0..n.1], name))
     }
 
@@ -797,6 +845,27 @@ impl fmt::Display for Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_lookup_agrees_with_the_walk() {
+        let lists = [
+            ";branch=z9hG4bK776asdhds;rport",
+            " ; rport ; branch = z9hG4bKx ;received=1.2.3.4",
+            ";tag=1928301774",
+            ";x=\"a;branch=no\";branch=yes",
+            ";maddr=[::1];branch=b;tag",
+            ";%62ranch=esc;branch=plain",
+            ";TAG=Up;tag=low",
+            ";lr",
+            ";a[b]=c;tag=t",
+        ];
+        for l in lists {
+            let raw = Bytes::copy_from_slice(l.as_bytes());
+            for name in ["branch", "tag", "rport", "lr", "received", "maddr", "x", "a[b]", "none"] {
+                assert_eq!(Params::find_wire(&raw, name), Params::find_wire_slow(&raw, name), "{l} / {name}");
+            }
+        }
+    }
 
     fn sip(s: &str) -> SipUri {
         match Uri::parse_str(s) {
