@@ -3,7 +3,7 @@
 use crate::error::{ErrorKind, ParseError};
 use crate::header::{Header, HeaderName, Headers};
 use crate::name_addr::{Contacts, NameAddr};
-use crate::parse::{RawMessage, StartLine};
+use crate::parse::{self, RawMessage, StartAt, StartLine};
 use crate::scan::{self, split_ranges};
 use crate::text::Text;
 use crate::uri::{Params, Uri};
@@ -640,7 +640,23 @@ fn check_version(v: &[u8], offset: usize) -> Result<(), ParseError> {
 impl Message {
     /// Parses one datagram (see [`RawMessage::parse_datagram`] for the framing rules).
     pub fn parse(data: Bytes) -> Result<Message, ParseError> {
-        Message::from_raw(RawMessage::parse_datagram(data)?)
+        // `RawMessage::parse_datagram` then `from_raw`, with the start line read in place.
+        let head = parse::parse_head_at(&data, 0, parse::End::Datagram)?;
+        let body = parse::datagram_body(&head, &data)?;
+        let so = head.start_offset;
+        match head.start? {
+            StartAt::Request { method, uri, version } => {
+                Message::request((&data, method.0, method.1), (&data, uri.0, uri.1), &data[version.0..version.1], so, head.headers, body)
+            }
+            StartAt::Response { version, code, reason } => Message::response(
+                &data[version.0..version.1],
+                &data[code.0..code.1],
+                data.slice(reason.0..reason.1),
+                so,
+                head.headers,
+                body,
+            ),
+        }
     }
 
     /// Interprets a framed message: the version (505), the method token, the
@@ -651,31 +667,63 @@ impl Message {
         let so = raw.start_offset as usize;
         match raw.start? {
             StartLine::Request { method, uri, version, uri_offset } => {
-                let uo = uri_offset as usize;
-                check_version(&version, uo + uri.len() + 1)?;
-                let method = Method::from_token(&method).ok_or(ParseError::new(ErrorKind::BadStartLine, so))?;
-                let uri = Uri::parse(&uri).map_err(|e| ParseError::new(ErrorKind::BadRequestUri, uo + e))?;
-                if uri.as_sip().is_some_and(|u| u.headers().is_some()) {
-                    return Err(ParseError::new(ErrorKind::BadRequestUri, uo));
-                }
-                let core = Core::extract(&raw.headers)?;
-                if core.cseq.method != method {
-                    let at = raw.headers.get(HeaderName::CSeq).map_or(0, Header::offset);
-                    return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, at));
-                }
-                Ok(Message::Request(Request { method, uri, headers: raw.headers, body: raw.body, core }))
+                // The Request-URI's offset in the message is `uri_offset`; its text is `uri`.
+                let shift = uri_offset as usize;
+                Message::request_shifted((&method, 0, method.len()), (&uri, 0, uri.len()), shift, &version, so, raw.headers, raw.body)
             }
-            StartLine::Response { version, code, reason } => {
-                let r = |e: ParseError| e.in_response();
-                check_version(&version, so).map_err(r)?;
-                let status = match scan::parse_u32(&code) {
-                    Some(n) if code.len() == 3 && (100..=699).contains(&n) => n as u16,
-                    _ => return Err(r(ParseError::new(ErrorKind::BadStatusCode, so + version.len() + 1))),
-                };
-                let core = Core::extract(&raw.headers).map_err(r)?;
-                Ok(Message::Response(Response { status, reason, headers: raw.headers, body: raw.body, core }))
-            }
+            StartLine::Response { version, code, reason } => Message::response(&version, &code, reason, so, raw.headers, raw.body),
         }
+    }
+
+    /// A request from its start-line parts; the Request-URI is `uri.0[uri.1..uri.2]`,
+    /// which lies at the same offsets in the message.
+    fn request(
+        method: (&Bytes, usize, usize),
+        uri: (&Bytes, usize, usize),
+        version: &[u8],
+        so: usize,
+        headers: Headers,
+        body: Bytes,
+    ) -> Result<Message, ParseError> {
+        Message::request_shifted(method, uri, 0, version, so, headers, body)
+    }
+
+    /// [`Message::request`] for a Request-URI whose offsets in its buffer are `shift` less
+    /// than in the message.
+    fn request_shifted(
+        (mb, ms, me): (&Bytes, usize, usize),
+        (ub, us, ue): (&Bytes, usize, usize),
+        shift: usize,
+        version: &[u8],
+        so: usize,
+        headers: Headers,
+        body: Bytes,
+    ) -> Result<Message, ParseError> {
+        let uo = us + shift;
+        check_version(version, uo + (ue - us) + 1)?;
+        let method = Method::from_range(mb, ms, me).ok_or(ParseError::new(ErrorKind::BadStartLine, so))?;
+        let uri = Uri::parse_at(ub, us, ue).map_err(|e| ParseError::new(ErrorKind::BadRequestUri, uo + e))?;
+        if uri.as_sip().is_some_and(|u| u.headers().is_some()) {
+            return Err(ParseError::new(ErrorKind::BadRequestUri, uo));
+        }
+        let core = Core::extract(&headers)?;
+        if core.cseq.method != method {
+            let at = headers.get(HeaderName::CSeq).map_or(0, Header::offset);
+            return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, at));
+        }
+        Ok(Message::Request(Request { method, uri, headers, body, core }))
+    }
+
+    /// A response from its status-line parts.
+    fn response(version: &[u8], code: &[u8], reason: Bytes, so: usize, headers: Headers, body: Bytes) -> Result<Message, ParseError> {
+        let r = |e: ParseError| e.in_response();
+        check_version(version, so).map_err(r)?;
+        let status = match scan::parse_u32(code) {
+            Some(n) if code.len() == 3 && (100..=699).contains(&n) => n as u16,
+            _ => return Err(r(ParseError::new(ErrorKind::BadStatusCode, so + version.len() + 1))),
+        };
+        let core = Core::extract(&headers).map_err(r)?;
+        Ok(Message::Response(Response { status, reason, headers, body, core }))
     }
 }
 
