@@ -540,17 +540,30 @@ impl fmt::Display for Host {
 pub struct SipUri {
     secure: bool,
     user: Option<Text>,
-    password: Option<Text>,
     host: Host,
     port: Option<u16>,
     params: Params,
+    /// The password and the `?headers` part, which few URIs have: boxed, so that every
+    /// URI (four or more in each message) is smaller to move. `None` when both are absent.
+    rare: Option<Box<UriRare>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UriRare {
+    password: Option<Text>,
     headers: Option<Text>,
+}
+
+impl UriRare {
+    fn boxed(password: Option<Text>, headers: Option<Text>) -> Option<Box<UriRare>> {
+        (password.is_some() || headers.is_some()).then(|| Box::new(UriRare { password, headers }))
+    }
 }
 
 impl SipUri {
     /// A URI `sip:host` (or `sips:` when `secure`).
     pub fn new(secure: bool, host: Host) -> SipUri {
-        SipUri { secure, user: None, password: None, host, port: None, params: Params::new(), headers: None }
+        SipUri { secure, user: None, host, port: None, params: Params::new(), rare: None }
     }
 
     /// Builder: sets the user part (given escaped, as it goes on the wire).
@@ -585,7 +598,7 @@ impl SipUri {
     }
     /// The password as received.
     pub fn password(&self) -> Option<&Text> {
-        self.password.as_ref()
+        self.rare.as_ref().and_then(|r| r.password.as_ref())
     }
     /// The host.
     pub fn host(&self) -> &Host {
@@ -605,11 +618,12 @@ impl SipUri {
     }
     /// The escaped headers part after `?`, as received.
     pub fn headers(&self) -> Option<&Text> {
-        self.headers.as_ref()
+        self.rare.as_ref().and_then(|r| r.headers.as_ref())
     }
     /// Removes the `?headers` part (it must never appear in a Request-URI, §19.1.1).
     pub fn clear_headers(&mut self) {
-        self.headers = None;
+        let password = self.rare.take().and_then(|r| r.password);
+        self.rare = UriRare::boxed(password, None);
     }
     /// Sets the user part.
     pub fn set_user(&mut self, user: Option<Text>) {
@@ -682,14 +696,14 @@ impl SipUri {
         if !c.at_end() {
             return Err(c.pos);
         }
-        Ok(Uri::Sip(SipUri { secure, user, password, host, port, params, headers }))
+        Ok(Uri::Sip(SipUri { secure, user, host, port, params, rare: UriRare::boxed(password, headers) }))
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(if self.secure { b"sips:" } else { b"sip:" });
         if let Some(u) = &self.user {
             out.extend_from_slice(u.as_bytes());
-            if let Some(p) = &self.password {
+            if let Some(p) = self.password() {
                 out.push(b':');
                 out.extend_from_slice(p.as_bytes());
             }
@@ -701,7 +715,7 @@ impl SipUri {
             let _ = write!(out, ":{p}");
         }
         self.params.write(out);
-        if let Some(h) = &self.headers {
+        if let Some(h) = self.headers() {
             out.push(b'?');
             out.extend_from_slice(h.as_bytes());
         }

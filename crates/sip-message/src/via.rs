@@ -69,11 +69,15 @@ impl Transport {
     }
 }
 
+static SIP: Text = Text::from_static("SIP");
+static SIP_2_0: Text = Text::from_static("2.0");
+
 /// One Via value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
-    protocol: Text,
-    version: Text,
+    /// Protocol name and version when they are not exactly `SIP` and `2.0` (boxed: almost
+    /// every Via has those, and a smaller Via is cheaper to move).
+    other_protocol: Option<Box<(Text, Text)>>,
     transport: Transport,
     host: Host,
     port: Option<u16>,
@@ -85,16 +89,16 @@ impl Via {
     pub fn new(transport: Transport, host: Host, port: Option<u16>, branch: &str) -> Via {
         let mut params = Params::new();
         params.set("branch", Some(Bytes::copy_from_slice(branch.as_bytes())));
-        Via { protocol: Text::from_static("SIP"), version: Text::from_static("2.0"), transport, host, port, params }
+        Via { other_protocol: None, transport, host, port, params }
     }
 
     /// Protocol name (`SIP`).
     pub fn protocol(&self) -> &Text {
-        &self.protocol
+        self.other_protocol.as_ref().map_or(&SIP, |p| &p.0)
     }
     /// Protocol version (`2.0`).
     pub fn version(&self) -> &Text {
-        &self.version
+        self.other_protocol.as_ref().map_or(&SIP_2_0, |p| &p.1)
     }
     /// The transport.
     pub fn transport(&self) -> &Transport {
@@ -190,8 +194,11 @@ impl Via {
             return Err(c.pos);
         }
         Ok(Via {
-            protocol: Text::common_at(v, protocol.0, protocol.1, &["SIP"]),
-            version: Text::common_at(v, version.0, version.1, &["2.0"]),
+            other_protocol: if &v[protocol.0..protocol.1] == b"SIP" && &v[version.0..version.1] == b"2.0" {
+                None
+            } else {
+                Some(Box::new((Text::common_at(v, protocol.0, protocol.1, &["SIP"]), Text::common_at(v, version.0, version.1, &["2.0"]))))
+            },
             transport: Transport::from_range(v, transport.0, transport.1),
             host,
             port,
@@ -201,9 +208,9 @@ impl Via {
 
     /// Appends the canonical form.
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.protocol.as_bytes());
+        out.extend_from_slice(self.protocol().as_bytes());
         out.push(b'/');
-        out.extend_from_slice(self.version.as_bytes());
+        out.extend_from_slice(self.version().as_bytes());
         out.push(b'/');
         out.extend_from_slice(self.transport.as_str().as_bytes());
         out.push(b' ');
