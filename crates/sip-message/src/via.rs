@@ -34,6 +34,12 @@ impl Transport {
     /// Recognises `buf[s..e]`; only an unknown token takes a slice.
     pub(crate) fn from_range(buf: &Bytes, s: usize, e: usize) -> Transport {
         let t = &buf[s..e];
+        // Nearly every Via says UDP or TCP, in upper case.
+        match t {
+            b"UDP" => return Transport::Udp,
+            b"TCP" => return Transport::Tcp,
+            _ => {}
+        }
         let known = [
             ("UDP", Transport::Udp),
             ("TCP", Transport::Tcp),
@@ -280,9 +286,7 @@ impl Method {
     /// Recognises `buf[s..e]`; only an extension method takes a slice.
     pub(crate) fn from_range(buf: &Bytes, s: usize, e: usize) -> Option<Method> {
         let t = &buf[s..e];
-        if !scan::all_token(t) {
-            return None;
-        }
+        // The known methods are tokens: only an extension needs the check.
         Some(match t {
             b"INVITE" => Method::Invite,
             b"ACK" => Method::Ack,
@@ -298,7 +302,8 @@ impl Method {
             b"REFER" => Method::Refer,
             b"MESSAGE" => Method::Message,
             b"UPDATE" => Method::Update,
-            _ => Method::Extension(Text::from_checked(buf.slice(s..e))),
+            _ if scan::all_token(t) => Method::Extension(Text::from_checked(buf.slice(s..e))),
+            _ => return None,
         })
     }
 
