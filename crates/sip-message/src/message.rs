@@ -97,10 +97,18 @@ fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
 
 /// Call-ID = word [ "@" word ] (§25.1).
 fn is_call_id(v: &[u8]) -> bool {
-    let words = |w: &[u8]| !w.is_empty() && scan::all_class(w, scan::WORD);
-    match scan::memchr(b'@', v) {
-        None => words(v),
-        Some(at) => words(&v[..at]) && words(&v[at + 1..]),
+    // `@` is not a word character: the first run ends at it, or the value is not one.
+    let at = scan::run_long(v, scan::WORD);
+    if at == 0 {
+        return false;
+    }
+    match v.get(at) {
+        None => true,
+        Some(b'@') => {
+            let rest = &v[at + 1..];
+            !rest.is_empty() && scan::all_class(rest, scan::WORD)
+        }
+        Some(_) => false,
     }
 }
 
@@ -125,6 +133,12 @@ impl Core {
     /// Extracts and checks the core headers in one pass over the rows. Only the top Via
     /// is parsed; the others must be non-empty and are parsed on demand.
     pub fn extract(headers: &Headers) -> Result<Core, ParseError> {
+        Core::extract_for(headers, None)
+    }
+
+    /// [`Core::extract`] for a request with this method: its CSeq method must be the same
+    /// (§8.2), checked last, after every other core header.
+    pub fn extract_for(headers: &Headers, method: Option<&Method>) -> Result<Core, ParseError> {
         let mut top_via: Option<((usize, usize), &Header)> = None;
         let mut via_count = 0;
         let (mut from, mut to, mut call_id, mut cseq, mut mf, mut ctype) = (None, None, None, None, None, None);
@@ -193,6 +207,7 @@ impl Core {
         let cs = cseq.ok_or_else(|| missing(HeaderName::CSeq))?;
         let (buf, s, e) = cs.value_at();
         let cseq = CSeq::parse_at(buf, s, e).map_err(|_| bad(HeaderName::CSeq, cs.offset()))?;
+        let cseq_offset = cs.offset();
         let max_forwards = match mf {
             None => None,
             Some(h) => Some(scan::parse_u32(h.value()).ok_or_else(|| bad(HeaderName::MaxForwards, h.offset()))?),
@@ -204,6 +219,9 @@ impl Core {
                 Some(MediaType::parse_at(buf, s, e).map_err(|_| bad(HeaderName::ContentType, h.offset()))?)
             }
         };
+        if method.is_some_and(|m| *m != cseq.method) {
+            return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, cseq_offset));
+        }
         Ok(Core { via, via_count, from, to, call_id, cseq, max_forwards, contacts, routes, record_routes, content_type })
     }
 }
@@ -706,12 +724,7 @@ impl Message {
         if uri.as_sip().is_some_and(|u| u.headers().is_some()) {
             return Err(ParseError::new(ErrorKind::BadRequestUri, uo));
         }
-        let core = Core::extract(&headers)?;
-        if core.cseq.method != method {
-            let at = headers.get(HeaderName::CSeq).map_or(0, Header::offset);
-            return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, at));
-        }
-        Ok(Message::Request(Request { method, uri, headers, body, core }))
+        Ok(Message::Request(Request { core: Core::extract_for(&headers, Some(&method))?, method, uri, headers, body }))
     }
 
     /// A response from its status-line parts.
