@@ -140,13 +140,22 @@ pub(crate) fn skip_leading_crlf(data: &[u8], mut pos: usize) -> usize {
 
 /// The line starting at `pos`: `(end of content, start of next line)`. A line ends in
 /// LF with an optional CR before it; bare LF is accepted as a leniency.
+#[inline]
 fn next_line(data: &[u8], pos: usize, end: End) -> Result<Option<(usize, usize)>, ParseError> {
     match scan::find(data, pos, b'\n') {
         Some(nl) => {
             let le = if nl > pos && data[nl - 1] == b'\r' { nl - 1 } else { nl };
             Ok(Some((le, nl + 1)))
         }
-        None if end == End::Datagram => {
+        None => last_line(data, pos, end),
+    }
+}
+
+/// [`next_line`] when no LF is left.
+#[cold]
+fn last_line(data: &[u8], pos: usize, end: End) -> Result<Option<(usize, usize)>, ParseError> {
+    match end {
+        End::Datagram => {
             if pos >= data.len() {
                 Ok(None)
             } else {
@@ -157,7 +166,7 @@ fn next_line(data: &[u8], pos: usize, end: End) -> Result<Option<(usize, usize)>
                 Ok(Some((le, data.len())))
             }
         }
-        None => Err(ParseError::new(ErrorKind::Incomplete, data.len())),
+        End::Stream => Err(ParseError::new(ErrorKind::Incomplete, data.len())),
     }
 }
 
