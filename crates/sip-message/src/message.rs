@@ -90,7 +90,12 @@ fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
         if s == e {
             return Err(bad(h.name(), h.offset()));
         }
-        out.push(NameAddr::parse_at(buf, vs + s, vs + e).map_err(|_| bad(h.name(), h.offset()))?);
+        // A `match`, not `map_err` and `?`: the address goes straight from the parser's
+        // result into the list, with no intermediate `Result` of another layout to copy.
+        match NameAddr::parse_at(buf, vs + s, vs + e) {
+            Ok(a) => out.push(a),
+            Err(_) => return Err(bad(h.name(), h.offset())),
+        }
     }
     Ok(())
 }
@@ -192,13 +197,18 @@ impl Core {
         let ((vs, ve), via_row) = top_via.ok_or_else(|| missing(HeaderName::Via))?;
         let (buf, off, _) = via_row.value_at();
         let via = Via::parse_at(buf, off + vs, off + ve).map_err(|_| bad(HeaderName::Via, via_row.offset()))?;
-        let addr = |row: Option<&Header>, n: HeaderName| -> Result<NameAddr, ParseError> {
-            let h = row.ok_or_else(|| missing(n))?;
-            let (buf, s, e) = h.value_at();
-            NameAddr::parse_at(buf, s, e).map_err(|_| bad(n, h.offset()))
+        let from_row = from.ok_or_else(|| missing(HeaderName::From))?;
+        let (buf, s, e) = from_row.value_at();
+        let from = match NameAddr::parse_at(buf, s, e) {
+            Ok(a) => a,
+            Err(_) => return Err(bad(HeaderName::From, from_row.offset())),
         };
-        let from = addr(from, HeaderName::From)?;
-        let to = addr(to, HeaderName::To)?;
+        let to_row = to.ok_or_else(|| missing(HeaderName::To))?;
+        let (buf, s, e) = to_row.value_at();
+        let to = match NameAddr::parse_at(buf, s, e) {
+            Ok(a) => a,
+            Err(_) => return Err(bad(HeaderName::To, to_row.offset())),
+        };
         let cid = call_id.ok_or_else(|| missing(HeaderName::CallId))?;
         if !is_call_id(cid.value()) {
             return Err(bad(HeaderName::CallId, cid.offset()));
