@@ -310,7 +310,7 @@ impl Params {
     /// the first byte that is not `;` (after white space). Values are tokens, quoted
     /// strings, IPv6 references or (for URI parameters) `paramchar` runs. The checked
     /// text is kept as it is (see [`Params`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn parse(c: &mut Cursor<'_>, name_class: u8, value_class: u8) -> Result<Params, usize> {
         // Most lists are empty: the value ends, or `>`, `,` or `?` follows.
         match c.peek() {
