@@ -352,20 +352,32 @@ impl CSeq {
 
     /// Parses `v[s..e]` in place; errors are offsets in `v`.
     pub(crate) fn parse_at(v: &Bytes, s: usize, e: usize) -> Result<CSeq, usize> {
-        let mut c = Cursor::range(v, s, e);
-        c.skip_ws();
-        let (ns, ne) = c.skip_while(|ch| ch.is_ascii_digit());
-        let seq = scan::parse_u32(&v[ns..ne]).ok_or(c.pos)?;
-        let before = c.pos;
-        c.skip_ws();
-        if c.pos == before {
-            return Err(c.pos);
+        // A local index over the value (a cursor would store its position every byte);
+        // errors are offsets in `v`, as before.
+        let b = v.get(s..e).unwrap_or_default();
+        let ws = |mut i: usize| {
+            while i < b.len() && scan::is_ws(b[i]) {
+                i += 1;
+            }
+            i
+        };
+        let ns = ws(0);
+        let mut i = ns;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
         }
-        let (ms, me) = c.skip_class(scan::TOKEN);
-        let method = Method::from_range(v, ms, me).ok_or(c.pos)?;
-        c.skip_ws();
-        if !c.at_end() {
-            return Err(c.pos);
+        let seq = scan::parse_u32(&b[ns..i]).ok_or(s + i)?;
+        let before = i;
+        i = ws(i);
+        if i == before {
+            return Err(s + i);
+        }
+        let ms = i;
+        i += scan::run(&b[i..], scan::TOKEN);
+        let method = Method::from_range(v, s + ms, s + i).ok_or(s + i)?;
+        i = ws(i);
+        if i != b.len() {
+            return Err(s + i);
         }
         Ok(CSeq { seq, method })
     }
