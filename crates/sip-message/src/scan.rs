@@ -138,6 +138,7 @@ pub(crate) fn trim(b: &[u8]) -> (usize, usize) {
 }
 
 /// A cursor over one header value (or one start-line element).
+#[derive(Clone, Copy)]
 pub(crate) struct Cursor<'a> {
     pub buf: &'a Bytes,
     pub pos: usize,

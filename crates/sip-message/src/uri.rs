@@ -314,14 +314,21 @@ impl Params {
     pub(crate) fn parse(c: &mut Cursor<'_>, name_class: u8, value_class: u8) -> Result<Params, usize> {
         // Most lists are empty: the value ends, or `>`, `,` or `?` follows.
         match c.peek() {
-            Some(b';' | b' ' | b'\t') => Params::parse_list(c, name_class, value_class),
+            Some(b';' | b' ' | b'\t') => {
+                // The list is read out of line from a copy of the cursor: the caller's
+                // cursor does not escape, so it can stay in registers.
+                let (params, pos) = Params::parse_list(*c, name_class, value_class)?;
+                c.pos = pos;
+                Ok(params)
+            }
             _ => Ok(Params::new()),
         }
     }
 
-    /// The list itself, read with a local index over the value (the cursor is written
-    /// once, at the end).
-    fn parse_list(c: &mut Cursor<'_>, name_class: u8, value_class: u8) -> Result<Params, usize> {
+    /// The list itself, read with a local index over the value; returns it and where it
+    /// ends.
+    fn parse_list(mut cur: Cursor<'_>, name_class: u8, value_class: u8) -> Result<(Params, usize), usize> {
+        let c = &mut cur;
         let b: &[u8] = c.buf.get(..c.end).unwrap_or_default();
         let ws = |mut i: usize| {
             while b.get(i).is_some_and(|&x| scan::is_ws(x)) {
@@ -335,11 +342,10 @@ impl Params {
         loop {
             i = ws(i);
             if b.get(i) != Some(&b';') {
-                c.pos = last;
                 if last == first {
-                    return Ok(Params::new());
+                    return Ok((Params::new(), last));
                 }
-                return Ok(Params(Store::Wire(c.buf.slice(first..last))));
+                return Ok((Params(Store::Wire(c.buf.slice(first..last))), last));
             }
             i = ws(i + 1);
             let ne = i + scan::run(b.get(i..).unwrap_or_default(), name_class);
