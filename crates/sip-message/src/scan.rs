@@ -162,6 +162,7 @@ impl<'a> Cursor<'a> {
         self.pos >= self.end
     }
 
+    #[inline(always)]
     pub fn skip_ws(&mut self) {
         while self.pos < self.end && is_ws(self.buf[self.pos]) {
             self.pos += 1;
@@ -169,6 +170,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes `c` (after optional white space). Returns whether it was there.
+    #[inline(always)]
     pub fn eat(&mut self, c: u8) -> bool {
         self.skip_ws();
         if self.peek() == Some(c) {
@@ -188,6 +190,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Like `take_while`, but only moves: the range taken, with no slice made.
+    #[inline(always)]
     pub fn skip_while(&mut self, f: impl Fn(u8) -> bool) -> (usize, usize) {
         let s = self.pos;
         while self.pos < self.end && f(self.buf[self.pos]) {
@@ -209,6 +212,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A non-empty run of token characters, as a range.
+    #[inline(always)]
     pub fn skip_token(&mut self) -> Option<(usize, usize)> {
         let r = self.skip_class(TOKEN);
         (r.1 > r.0).then_some(r)
