@@ -3,7 +3,7 @@
 use crate::error::{ErrorKind, ParseError};
 use crate::header::{Header, HeaderName, Headers};
 use crate::name_addr::{Contacts, NameAddr};
-use crate::parse::{RawMessage, StartLine};
+use crate::parse::{self, RawMessage, StartAt, StartLine};
 use crate::scan::{self, split_ranges};
 use crate::text::Text;
 use crate::uri::{Params, Uri};
@@ -90,17 +90,30 @@ fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
         if s == e {
             return Err(bad(h.name(), h.offset()));
         }
-        out.push(NameAddr::parse_at(buf, vs + s, vs + e).map_err(|_| bad(h.name(), h.offset()))?);
+        // A `match`, not `map_err` and `?`: the address goes straight from the parser's
+        // result into the list, with no intermediate `Result` of another layout to copy.
+        match NameAddr::parse_at(buf, vs + s, vs + e) {
+            Ok(a) => out.push(a),
+            Err(_) => return Err(bad(h.name(), h.offset())),
+        }
     }
     Ok(())
 }
 
 /// Call-ID = word [ "@" word ] (§25.1).
 fn is_call_id(v: &[u8]) -> bool {
-    let words = |w: &[u8]| !w.is_empty() && scan::all_class(w, scan::WORD);
-    match scan::memchr(b'@', v) {
-        None => words(v),
-        Some(at) => words(&v[..at]) && words(&v[at + 1..]),
+    // `@` is not a word character: the first run ends at it, or the value is not one.
+    let at = scan::run_long(v, scan::WORD);
+    if at == 0 {
+        return false;
+    }
+    match v.get(at) {
+        None => true,
+        Some(b'@') => {
+            let rest = &v[at + 1..];
+            !rest.is_empty() && scan::all_class(rest, scan::WORD)
+        }
+        Some(_) => false,
     }
 }
 
@@ -125,6 +138,12 @@ impl Core {
     /// Extracts and checks the core headers in one pass over the rows. Only the top Via
     /// is parsed; the others must be non-empty and are parsed on demand.
     pub fn extract(headers: &Headers) -> Result<Core, ParseError> {
+        Core::extract_for(headers, None)
+    }
+
+    /// [`Core::extract`] for a request with this method: its CSeq method must be the same
+    /// (§8.2), checked last, after every other core header.
+    pub fn extract_for(headers: &Headers, method: Option<&Method>) -> Result<Core, ParseError> {
         let mut top_via: Option<((usize, usize), &Header)> = None;
         let mut via_count = 0;
         let (mut from, mut to, mut call_id, mut cseq, mut mf, mut ctype) = (None, None, None, None, None, None);
@@ -178,13 +197,18 @@ impl Core {
         let ((vs, ve), via_row) = top_via.ok_or_else(|| missing(HeaderName::Via))?;
         let (buf, off, _) = via_row.value_at();
         let via = Via::parse_at(buf, off + vs, off + ve).map_err(|_| bad(HeaderName::Via, via_row.offset()))?;
-        let addr = |row: Option<&Header>, n: HeaderName| -> Result<NameAddr, ParseError> {
-            let h = row.ok_or_else(|| missing(n))?;
-            let (buf, s, e) = h.value_at();
-            NameAddr::parse_at(buf, s, e).map_err(|_| bad(n, h.offset()))
+        let from_row = from.ok_or_else(|| missing(HeaderName::From))?;
+        let (buf, s, e) = from_row.value_at();
+        let from = match NameAddr::parse_at(buf, s, e) {
+            Ok(a) => a,
+            Err(_) => return Err(bad(HeaderName::From, from_row.offset())),
         };
-        let from = addr(from, HeaderName::From)?;
-        let to = addr(to, HeaderName::To)?;
+        let to_row = to.ok_or_else(|| missing(HeaderName::To))?;
+        let (buf, s, e) = to_row.value_at();
+        let to = match NameAddr::parse_at(buf, s, e) {
+            Ok(a) => a,
+            Err(_) => return Err(bad(HeaderName::To, to_row.offset())),
+        };
         let cid = call_id.ok_or_else(|| missing(HeaderName::CallId))?;
         if !is_call_id(cid.value()) {
             return Err(bad(HeaderName::CallId, cid.offset()));
@@ -193,6 +217,7 @@ impl Core {
         let cs = cseq.ok_or_else(|| missing(HeaderName::CSeq))?;
         let (buf, s, e) = cs.value_at();
         let cseq = CSeq::parse_at(buf, s, e).map_err(|_| bad(HeaderName::CSeq, cs.offset()))?;
+        let cseq_offset = cs.offset();
         let max_forwards = match mf {
             None => None,
             Some(h) => Some(scan::parse_u32(h.value()).ok_or_else(|| bad(HeaderName::MaxForwards, h.offset()))?),
@@ -204,6 +229,9 @@ impl Core {
                 Some(MediaType::parse_at(buf, s, e).map_err(|_| bad(HeaderName::ContentType, h.offset()))?)
             }
         };
+        if method.is_some_and(|m| *m != cseq.method) {
+            return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, cseq_offset));
+        }
         Ok(Core { via, via_count, from, to, call_id, cseq, max_forwards, contacts, routes, record_routes, content_type })
     }
 }
@@ -640,7 +668,23 @@ fn check_version(v: &[u8], offset: usize) -> Result<(), ParseError> {
 impl Message {
     /// Parses one datagram (see [`RawMessage::parse_datagram`] for the framing rules).
     pub fn parse(data: Bytes) -> Result<Message, ParseError> {
-        Message::from_raw(RawMessage::parse_datagram(data)?)
+        // `RawMessage::parse_datagram` then `from_raw`, with the start line read in place.
+        let head = parse::parse_head_at(&data, 0, parse::End::Datagram)?;
+        let body = parse::datagram_body(&head, &data)?;
+        let so = head.start_offset;
+        match head.start? {
+            StartAt::Request { method, uri, version } => {
+                Message::request((&data, method.0, method.1), (&data, uri.0, uri.1), &data[version.0..version.1], so, head.headers, body)
+            }
+            StartAt::Response { version, code, reason } => Message::response(
+                &data[version.0..version.1],
+                &data[code.0..code.1],
+                data.slice(reason.0..reason.1),
+                so,
+                head.headers,
+                body,
+            ),
+        }
     }
 
     /// Interprets a framed message: the version (505), the method token, the
@@ -651,31 +695,58 @@ impl Message {
         let so = raw.start_offset as usize;
         match raw.start? {
             StartLine::Request { method, uri, version, uri_offset } => {
-                let uo = uri_offset as usize;
-                check_version(&version, uo + uri.len() + 1)?;
-                let method = Method::from_token(&method).ok_or(ParseError::new(ErrorKind::BadStartLine, so))?;
-                let uri = Uri::parse(&uri).map_err(|e| ParseError::new(ErrorKind::BadRequestUri, uo + e))?;
-                if uri.as_sip().is_some_and(|u| u.headers().is_some()) {
-                    return Err(ParseError::new(ErrorKind::BadRequestUri, uo));
-                }
-                let core = Core::extract(&raw.headers)?;
-                if core.cseq.method != method {
-                    let at = raw.headers.get(HeaderName::CSeq).map_or(0, Header::offset);
-                    return Err(ParseError::new(ErrorKind::CSeqMethodMismatch, at));
-                }
-                Ok(Message::Request(Request { method, uri, headers: raw.headers, body: raw.body, core }))
+                // The Request-URI's offset in the message is `uri_offset`; its text is `uri`.
+                let shift = uri_offset as usize;
+                Message::request_shifted((&method, 0, method.len()), (&uri, 0, uri.len()), shift, &version, so, raw.headers, raw.body)
             }
-            StartLine::Response { version, code, reason } => {
-                let r = |e: ParseError| e.in_response();
-                check_version(&version, so).map_err(r)?;
-                let status = match scan::parse_u32(&code) {
-                    Some(n) if code.len() == 3 && (100..=699).contains(&n) => n as u16,
-                    _ => return Err(r(ParseError::new(ErrorKind::BadStatusCode, so + version.len() + 1))),
-                };
-                let core = Core::extract(&raw.headers).map_err(r)?;
-                Ok(Message::Response(Response { status, reason, headers: raw.headers, body: raw.body, core }))
-            }
+            StartLine::Response { version, code, reason } => Message::response(&version, &code, reason, so, raw.headers, raw.body),
         }
+    }
+
+    /// A request from its start-line parts; the Request-URI is `uri.0[uri.1..uri.2]`,
+    /// which lies at the same offsets in the message.
+    fn request(
+        method: (&Bytes, usize, usize),
+        uri: (&Bytes, usize, usize),
+        version: &[u8],
+        so: usize,
+        headers: Headers,
+        body: Bytes,
+    ) -> Result<Message, ParseError> {
+        Message::request_shifted(method, uri, 0, version, so, headers, body)
+    }
+
+    /// [`Message::request`] for a Request-URI whose offsets in its buffer are `shift` less
+    /// than in the message.
+    fn request_shifted(
+        (mb, ms, me): (&Bytes, usize, usize),
+        (ub, us, ue): (&Bytes, usize, usize),
+        shift: usize,
+        version: &[u8],
+        so: usize,
+        headers: Headers,
+        body: Bytes,
+    ) -> Result<Message, ParseError> {
+        let uo = us + shift;
+        check_version(version, uo + (ue - us) + 1)?;
+        let method = Method::from_range(mb, ms, me).ok_or(ParseError::new(ErrorKind::BadStartLine, so))?;
+        let uri = Uri::parse_at(ub, us, ue).map_err(|e| ParseError::new(ErrorKind::BadRequestUri, uo + e))?;
+        if uri.as_sip().is_some_and(|u| u.headers().is_some()) {
+            return Err(ParseError::new(ErrorKind::BadRequestUri, uo));
+        }
+        Ok(Message::Request(Request { core: Core::extract_for(&headers, Some(&method))?, method, uri, headers, body }))
+    }
+
+    /// A response from its status-line parts.
+    fn response(version: &[u8], code: &[u8], reason: Bytes, so: usize, headers: Headers, body: Bytes) -> Result<Message, ParseError> {
+        let r = |e: ParseError| e.in_response();
+        check_version(version, so).map_err(r)?;
+        let status = match scan::parse_u32(code) {
+            Some(n) if code.len() == 3 && (100..=699).contains(&n) => n as u16,
+            _ => return Err(r(ParseError::new(ErrorKind::BadStatusCode, so + version.len() + 1))),
+        };
+        let core = Core::extract(&headers).map_err(r)?;
+        Ok(Message::Response(Response { status, reason, headers, body, core }))
     }
 }
 

@@ -65,10 +65,37 @@ pub(crate) enum ContentLength {
     Bad(usize),
 }
 
+/// The start line cut into its parts, as ranges of the received buffer (no slices are
+/// taken until a [`StartLine`] is asked for: [`crate::Message::parse`] reads the parts in
+/// place).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StartAt {
+    /// Method, Request-URI and version.
+    Request { method: (usize, usize), uri: (usize, usize), version: (usize, usize) },
+    /// Version, status code and reason phrase.
+    Response { version: (usize, usize), code: (usize, usize), reason: (usize, usize) },
+}
+
+impl StartAt {
+    /// The parts as shared slices of `data`.
+    pub fn to_line(self, data: &Bytes) -> StartLine {
+        let sl = |(a, b): (usize, usize)| data.slice(a..b);
+        match self {
+            StartAt::Request { method, uri, version } => StartLine::Request {
+                method: sl(method),
+                uri: sl(uri),
+                version: sl(version),
+                uri_offset: u32::try_from(uri.0).unwrap_or(u32::MAX),
+            },
+            StartAt::Response { version, code, reason } => StartLine::Response { version: sl(version), code: sl(code), reason: sl(reason) },
+        }
+    }
+}
+
 /// The start line and header rows, and where the body starts.
 #[derive(Debug)]
-pub(crate) struct Head {
-    pub start: Result<StartLine, ParseError>,
+pub(crate) struct Head<S = StartLine> {
+    pub start: Result<S, ParseError>,
     pub start_offset: usize,
     pub headers: Headers,
     pub body_start: usize,
@@ -77,7 +104,7 @@ pub(crate) struct Head {
     pub is_response: bool,
 }
 
-impl Head {
+impl<S> Head<S> {
     /// An error about this message, marked as a response's when it is one (a broken
     /// response is dropped, never answered).
     pub fn error(&self, kind: ErrorKind, offset: usize) -> ParseError {
@@ -113,13 +140,22 @@ pub(crate) fn skip_leading_crlf(data: &[u8], mut pos: usize) -> usize {
 
 /// The line starting at `pos`: `(end of content, start of next line)`. A line ends in
 /// LF with an optional CR before it; bare LF is accepted as a leniency.
+#[inline]
 fn next_line(data: &[u8], pos: usize, end: End) -> Result<Option<(usize, usize)>, ParseError> {
     match scan::find(data, pos, b'\n') {
         Some(nl) => {
             let le = if nl > pos && data[nl - 1] == b'\r' { nl - 1 } else { nl };
             Ok(Some((le, nl + 1)))
         }
-        None if end == End::Datagram => {
+        None => last_line(data, pos, end),
+    }
+}
+
+/// [`next_line`] when no LF is left.
+#[cold]
+fn last_line(data: &[u8], pos: usize, end: End) -> Result<Option<(usize, usize)>, ParseError> {
+    match end {
+        End::Datagram => {
             if pos >= data.len() {
                 Ok(None)
             } else {
@@ -130,12 +166,25 @@ fn next_line(data: &[u8], pos: usize, end: End) -> Result<Option<(usize, usize)>
                 Ok(Some((le, data.len())))
             }
         }
-        None => Err(ParseError::new(ErrorKind::Incomplete, data.len())),
+        End::Stream => Err(ParseError::new(ErrorKind::Incomplete, data.len())),
     }
 }
 
 /// Reads the start line and the header section starting at `pos`.
 pub(crate) fn parse_head(data: &Bytes, pos: usize, end: End) -> Result<Head, ParseError> {
+    let h = parse_head_at(data, pos, end)?;
+    Ok(Head {
+        start: h.start.map(|s| s.to_line(data)),
+        start_offset: h.start_offset,
+        headers: h.headers,
+        body_start: h.body_start,
+        content_length: h.content_length,
+        is_response: h.is_response,
+    })
+}
+
+/// [`parse_head`] with the start line left as ranges of `data`.
+pub(crate) fn parse_head_at(data: &Bytes, pos: usize, end: End) -> Result<Head<StartAt>, ParseError> {
     let pos = skip_leading_crlf(data, pos);
     if pos >= data.len() {
         return Err(ParseError::new(ErrorKind::Incomplete, pos));
@@ -268,7 +317,7 @@ pub(crate) fn looks_like_response(line: &[u8]) -> bool {
 }
 
 /// Cuts `[s, e)` into start-line parts.
-fn split_start_line(data: &Bytes, s: usize, e: usize) -> Result<StartLine, ParseError> {
+fn split_start_line(data: &Bytes, s: usize, e: usize) -> Result<StartAt, ParseError> {
     let line = &data[s..e];
     if looks_like_response(line) {
         // Status-Line. The version cannot contain SP.
@@ -280,13 +329,13 @@ fn split_start_line(data: &Bytes, s: usize, e: usize) -> Result<StartLine, Parse
             ce += 1;
         }
         let reason = if ce == line.len() {
-            data.slice(e..e)
+            (e, e)
         } else if line[ce] == b' ' {
-            data.slice(s + ce + 1..e)
+            (s + ce + 1, e)
         } else {
             return Err(bad(ce));
         };
-        return Ok(StartLine::Response { version: data.slice(s..s + vsp), code: data.slice(s + cs..s + ce), reason });
+        return Ok(StartAt::Response { version: (s, s + vsp), code: (s + cs, s + ce), reason });
     }
     // Request-Line: split at runs of SP; exactly three parts.
     let mut parts = [(0usize, 0usize); 3];
@@ -309,13 +358,8 @@ fn split_start_line(data: &Bytes, s: usize, e: usize) -> Result<StartLine, Parse
     if n < 3 {
         return Err(ParseError::new(ErrorKind::BadStartLine, s + i));
     }
-    let sl = |(a, b): (usize, usize)| data.slice(s + a..s + b);
-    Ok(StartLine::Request {
-        method: sl(parts[0]),
-        uri: sl(parts[1]),
-        version: sl(parts[2]),
-        uri_offset: u32::try_from(s + parts[1].0).unwrap_or(u32::MAX),
-    })
+    let at = |(a, b): (usize, usize)| (s + a, s + b);
+    Ok(StartAt::Request { method: at(parts[0]), uri: at(parts[1]), version: at(parts[2]) })
 }
 
 impl RawMessage {
@@ -325,17 +369,7 @@ impl RawMessage {
     /// the data, negative, or given twice with different values is an error.
     pub fn parse_datagram(data: Bytes) -> Result<RawMessage, ParseError> {
         let head = parse_head(&data, 0, End::Datagram)?;
-        let body = match head.content_length {
-            ContentLength::Absent => data.slice(head.body_start.min(data.len())..),
-            ContentLength::Value(n) => {
-                let avail = data.len() - head.body_start.min(data.len());
-                if n > avail {
-                    return Err(head.error(ErrorKind::BadContentLength, cl_offset(&head.headers)));
-                }
-                data.slice(head.body_start..head.body_start + n)
-            }
-            ContentLength::Bad(off) => return Err(head.error(ErrorKind::BadContentLength, off)),
-        };
+        let body = datagram_body(&head, &data)?;
         Ok(RawMessage::from_head(head, body))
     }
 
@@ -375,6 +409,21 @@ impl RawMessage {
     pub fn body(&self) -> &Bytes {
         &self.body
     }
+}
+
+/// The body of a datagram whose head is `head` (see [`RawMessage::parse_datagram`]).
+pub(crate) fn datagram_body<S>(head: &Head<S>, data: &Bytes) -> Result<Bytes, ParseError> {
+    Ok(match head.content_length {
+        ContentLength::Absent => data.slice(head.body_start.min(data.len())..),
+        ContentLength::Value(n) => {
+            let avail = data.len() - head.body_start.min(data.len());
+            if n > avail {
+                return Err(head.error(ErrorKind::BadContentLength, cl_offset(&head.headers)));
+            }
+            data.slice(head.body_start..head.body_start + n)
+        }
+        ContentLength::Bad(off) => return Err(head.error(ErrorKind::BadContentLength, off)),
+    })
 }
 
 /// Offset of the first Content-Length row (for an error about it).

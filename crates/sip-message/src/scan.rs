@@ -138,6 +138,7 @@ pub(crate) fn trim(b: &[u8]) -> (usize, usize) {
 }
 
 /// A cursor over one header value (or one start-line element).
+#[derive(Clone, Copy)]
 pub(crate) struct Cursor<'a> {
     pub buf: &'a Bytes,
     pub pos: usize,
@@ -161,6 +162,7 @@ impl<'a> Cursor<'a> {
         self.pos >= self.end
     }
 
+    #[inline(always)]
     pub fn skip_ws(&mut self) {
         while self.pos < self.end && is_ws(self.buf[self.pos]) {
             self.pos += 1;
@@ -168,6 +170,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes `c` (after optional white space). Returns whether it was there.
+    #[inline(always)]
     pub fn eat(&mut self, c: u8) -> bool {
         self.skip_ws();
         if self.peek() == Some(c) {
@@ -187,6 +190,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Like `take_while`, but only moves: the range taken, with no slice made.
+    #[inline(always)]
     pub fn skip_while(&mut self, f: impl Fn(u8) -> bool) -> (usize, usize) {
         let s = self.pos;
         while self.pos < self.end && f(self.buf[self.pos]) {
@@ -208,6 +212,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A non-empty run of token characters, as a range.
+    #[inline(always)]
     pub fn skip_token(&mut self) -> Option<(usize, usize)> {
         let r = self.skip_class(TOKEN);
         (r.1 > r.0).then_some(r)

@@ -148,7 +148,55 @@ impl Params {
     }
 
     /// The first received parameter named `name`: its name and value ranges in `raw`.
+    ///
+    /// One pass with a local index: a name is compared before its value is looked at, and
+    /// an item that does not match is skipped to the next `;`. The text was checked when
+    /// it was parsed, so a name runs to white space, `=` or `;`. A name with an escape, or a
+    /// quoted or bracketed value (which may hide a `;`), sends the lookup to the general
+    /// walk ([`WireIter`]), which gives the same answer for every list.
     fn find_wire(raw: &Bytes, name: &str) -> Option<WireItem> {
+        let b: &[u8] = raw;
+        let want = name.as_bytes();
+        let ws = |mut i: usize| {
+            while i < b.len() && scan::is_ws(b[i]) {
+                i += 1;
+            }
+            i
+        };
+        let mut i = scan::memchr(b';', b)?;
+        loop {
+            let ns = ws(i + 1);
+            let mut ne = ns;
+            while ne < b.len() && !matches!(b[ne], b' ' | b'\t' | b'=' | b';' | b'%') {
+                ne += 1;
+            }
+            if b.get(ne) == Some(&b'%') {
+                return Params::find_wire_slow(raw, name);
+            }
+            let eq = ws(ne);
+            let value_start = if b.get(eq) == Some(&b'=') { Some(ws(eq + 1)) } else { None };
+            if let Some(vs) = value_start {
+                if matches!(b.get(vs), Some(b'"' | b'[')) {
+                    return Params::find_wire_slow(raw, name);
+                }
+            }
+            let next = scan::find(b, ne, b';');
+            if b[ns..ne].eq_ignore_ascii_case(want) {
+                let end = next.unwrap_or(b.len());
+                let value = value_start.map(|vs| {
+                    let mut ve = end;
+                    while ve > vs && scan::is_ws(b[ve - 1]) {
+                        ve -= 1;
+                    }
+                    (vs, ve)
+                });
+                return Some(((ns, ne), value));
+            }
+            i = next?;
+        }
+    }
+
+    fn find_wire_slow(raw: &Bytes, name: &str) -> Option<WireItem> {
         Params::wire(raw).find(|(n, _)| name_is(&raw[n.0..n.1], name))
     }
 
@@ -262,18 +310,25 @@ impl Params {
     /// the first byte that is not `;` (after white space). Values are tokens, quoted
     /// strings, IPv6 references or (for URI parameters) `paramchar` runs. The checked
     /// text is kept as it is (see [`Params`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn parse(c: &mut Cursor<'_>, name_class: u8, value_class: u8) -> Result<Params, usize> {
         // Most lists are empty: the value ends, or `>`, `,` or `?` follows.
         match c.peek() {
-            Some(b';' | b' ' | b'\t') => Params::parse_list(c, name_class, value_class),
+            Some(b';' | b' ' | b'\t') => {
+                // The list is read out of line from a copy of the cursor: the caller's
+                // cursor does not escape, so it can stay in registers.
+                let (params, pos) = Params::parse_list(*c, name_class, value_class)?;
+                c.pos = pos;
+                Ok(params)
+            }
             _ => Ok(Params::new()),
         }
     }
 
-    /// The list itself, read with a local index over the value (the cursor is written
-    /// once, at the end).
-    fn parse_list(c: &mut Cursor<'_>, name_class: u8, value_class: u8) -> Result<Params, usize> {
+    /// The list itself, read with a local index over the value; returns it and where it
+    /// ends.
+    fn parse_list(mut cur: Cursor<'_>, name_class: u8, value_class: u8) -> Result<(Params, usize), usize> {
+        let c = &mut cur;
         let b: &[u8] = c.buf.get(..c.end).unwrap_or_default();
         let ws = |mut i: usize| {
             while b.get(i).is_some_and(|&x| scan::is_ws(x)) {
@@ -287,11 +342,10 @@ impl Params {
         loop {
             i = ws(i);
             if b.get(i) != Some(&b';') {
-                c.pos = last;
                 if last == first {
-                    return Ok(Params::new());
+                    return Ok((Params::new(), last));
                 }
-                return Ok(Params(Store::Wire(c.buf.slice(first..last))));
+                return Ok((Params(Store::Wire(c.buf.slice(first..last))), last));
             }
             i = ws(i + 1);
             let ne = i + scan::run(b.get(i..).unwrap_or_default(), name_class);
@@ -492,17 +546,30 @@ impl fmt::Display for Host {
 pub struct SipUri {
     secure: bool,
     user: Option<Text>,
-    password: Option<Text>,
     host: Host,
     port: Option<u16>,
     params: Params,
+    /// The password and the `?headers` part, which few URIs have: boxed, so that every
+    /// URI (four or more in each message) is smaller to move. `None` when both are absent.
+    rare: Option<Box<UriRare>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UriRare {
+    password: Option<Text>,
     headers: Option<Text>,
+}
+
+impl UriRare {
+    fn boxed(password: Option<Text>, headers: Option<Text>) -> Option<Box<UriRare>> {
+        (password.is_some() || headers.is_some()).then(|| Box::new(UriRare { password, headers }))
+    }
 }
 
 impl SipUri {
     /// A URI `sip:host` (or `sips:` when `secure`).
     pub fn new(secure: bool, host: Host) -> SipUri {
-        SipUri { secure, user: None, password: None, host, port: None, params: Params::new(), headers: None }
+        SipUri { secure, user: None, host, port: None, params: Params::new(), rare: None }
     }
 
     /// Builder: sets the user part (given escaped, as it goes on the wire).
@@ -537,7 +604,7 @@ impl SipUri {
     }
     /// The password as received.
     pub fn password(&self) -> Option<&Text> {
-        self.password.as_ref()
+        self.rare.as_ref().and_then(|r| r.password.as_ref())
     }
     /// The host.
     pub fn host(&self) -> &Host {
@@ -557,11 +624,12 @@ impl SipUri {
     }
     /// The escaped headers part after `?`, as received.
     pub fn headers(&self) -> Option<&Text> {
-        self.headers.as_ref()
+        self.rare.as_ref().and_then(|r| r.headers.as_ref())
     }
     /// Removes the `?headers` part (it must never appear in a Request-URI, §19.1.1).
     pub fn clear_headers(&mut self) {
-        self.headers = None;
+        let password = self.rare.take().and_then(|r| r.password);
+        self.rare = UriRare::boxed(password, None);
     }
     /// Sets the user part.
     pub fn set_user(&mut self, user: Option<Text>) {
@@ -634,14 +702,14 @@ impl SipUri {
         if !c.at_end() {
             return Err(c.pos);
         }
-        Ok(Uri::Sip(SipUri { secure, user, password, host, port, params, headers }))
+        Ok(Uri::Sip(SipUri { secure, user, host, port, params, rare: UriRare::boxed(password, headers) }))
     }
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(if self.secure { b"sips:" } else { b"sip:" });
         if let Some(u) = &self.user {
             out.extend_from_slice(u.as_bytes());
-            if let Some(p) = &self.password {
+            if let Some(p) = self.password() {
                 out.push(b':');
                 out.extend_from_slice(p.as_bytes());
             }
@@ -653,7 +721,7 @@ impl SipUri {
             let _ = write!(out, ":{p}");
         }
         self.params.write(out);
-        if let Some(h) = &self.headers {
+        if let Some(h) = self.headers() {
             out.push(b'?');
             out.extend_from_slice(h.as_bytes());
         }
@@ -797,6 +865,27 @@ impl fmt::Display for Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_lookup_agrees_with_the_walk() {
+        let lists = [
+            ";branch=z9hG4bK776asdhds;rport",
+            " ; rport ; branch = z9hG4bKx ;received=1.2.3.4",
+            ";tag=1928301774",
+            ";x=\"a;branch=no\";branch=yes",
+            ";maddr=[::1];branch=b;tag",
+            ";%62ranch=esc;branch=plain",
+            ";TAG=Up;tag=low",
+            ";lr",
+            ";a[b]=c;tag=t",
+        ];
+        for l in lists {
+            let raw = Bytes::copy_from_slice(l.as_bytes());
+            for name in ["branch", "tag", "rport", "lr", "received", "maddr", "x", "a[b]", "none"] {
+                assert_eq!(Params::find_wire(&raw, name), Params::find_wire_slow(&raw, name), "{l} / {name}");
+            }
+        }
+    }
 
     fn sip(s: &str) -> SipUri {
         match Uri::parse_str(s) {

@@ -34,6 +34,12 @@ impl Transport {
     /// Recognises `buf[s..e]`; only an unknown token takes a slice.
     pub(crate) fn from_range(buf: &Bytes, s: usize, e: usize) -> Transport {
         let t = &buf[s..e];
+        // Nearly every Via says UDP or TCP, in upper case.
+        match t {
+            b"UDP" => return Transport::Udp,
+            b"TCP" => return Transport::Tcp,
+            _ => {}
+        }
         let known = [
             ("UDP", Transport::Udp),
             ("TCP", Transport::Tcp),
@@ -69,11 +75,15 @@ impl Transport {
     }
 }
 
+static SIP: Text = Text::from_static("SIP");
+static SIP_2_0: Text = Text::from_static("2.0");
+
 /// One Via value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
-    protocol: Text,
-    version: Text,
+    /// Protocol name and version when they are not exactly `SIP` and `2.0` (boxed: almost
+    /// every Via has those, and a smaller Via is cheaper to move).
+    other_protocol: Option<Box<(Text, Text)>>,
     transport: Transport,
     host: Host,
     port: Option<u16>,
@@ -85,16 +95,16 @@ impl Via {
     pub fn new(transport: Transport, host: Host, port: Option<u16>, branch: &str) -> Via {
         let mut params = Params::new();
         params.set("branch", Some(Bytes::copy_from_slice(branch.as_bytes())));
-        Via { protocol: Text::from_static("SIP"), version: Text::from_static("2.0"), transport, host, port, params }
+        Via { other_protocol: None, transport, host, port, params }
     }
 
     /// Protocol name (`SIP`).
     pub fn protocol(&self) -> &Text {
-        &self.protocol
+        self.other_protocol.as_ref().map_or(&SIP, |p| &p.0)
     }
     /// Protocol version (`2.0`).
     pub fn version(&self) -> &Text {
-        &self.version
+        self.other_protocol.as_ref().map_or(&SIP_2_0, |p| &p.1)
     }
     /// The transport.
     pub fn transport(&self) -> &Transport {
@@ -190,8 +200,11 @@ impl Via {
             return Err(c.pos);
         }
         Ok(Via {
-            protocol: Text::common_at(v, protocol.0, protocol.1, &["SIP"]),
-            version: Text::common_at(v, version.0, version.1, &["2.0"]),
+            other_protocol: if &v[protocol.0..protocol.1] == b"SIP" && &v[version.0..version.1] == b"2.0" {
+                None
+            } else {
+                Some(Box::new((Text::common_at(v, protocol.0, protocol.1, &["SIP"]), Text::common_at(v, version.0, version.1, &["2.0"]))))
+            },
             transport: Transport::from_range(v, transport.0, transport.1),
             host,
             port,
@@ -201,9 +214,9 @@ impl Via {
 
     /// Appends the canonical form.
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.protocol.as_bytes());
+        out.extend_from_slice(self.protocol().as_bytes());
         out.push(b'/');
-        out.extend_from_slice(self.version.as_bytes());
+        out.extend_from_slice(self.version().as_bytes());
         out.push(b'/');
         out.extend_from_slice(self.transport.as_str().as_bytes());
         out.push(b' ');
@@ -273,9 +286,7 @@ impl Method {
     /// Recognises `buf[s..e]`; only an extension method takes a slice.
     pub(crate) fn from_range(buf: &Bytes, s: usize, e: usize) -> Option<Method> {
         let t = &buf[s..e];
-        if !scan::all_token(t) {
-            return None;
-        }
+        // The known methods are tokens: only an extension needs the check.
         Some(match t {
             b"INVITE" => Method::Invite,
             b"ACK" => Method::Ack,
@@ -291,7 +302,8 @@ impl Method {
             b"REFER" => Method::Refer,
             b"MESSAGE" => Method::Message,
             b"UPDATE" => Method::Update,
-            _ => Method::Extension(Text::from_checked(buf.slice(s..e))),
+            _ if scan::all_token(t) => Method::Extension(Text::from_checked(buf.slice(s..e))),
+            _ => return None,
         })
     }
 
@@ -340,20 +352,32 @@ impl CSeq {
 
     /// Parses `v[s..e]` in place; errors are offsets in `v`.
     pub(crate) fn parse_at(v: &Bytes, s: usize, e: usize) -> Result<CSeq, usize> {
-        let mut c = Cursor::range(v, s, e);
-        c.skip_ws();
-        let (ns, ne) = c.skip_while(|ch| ch.is_ascii_digit());
-        let seq = scan::parse_u32(&v[ns..ne]).ok_or(c.pos)?;
-        let before = c.pos;
-        c.skip_ws();
-        if c.pos == before {
-            return Err(c.pos);
+        // A local index over the value (a cursor would store its position every byte);
+        // errors are offsets in `v`, as before.
+        let b = v.get(s..e).unwrap_or_default();
+        let ws = |mut i: usize| {
+            while i < b.len() && scan::is_ws(b[i]) {
+                i += 1;
+            }
+            i
+        };
+        let ns = ws(0);
+        let mut i = ns;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
         }
-        let (ms, me) = c.skip_class(scan::TOKEN);
-        let method = Method::from_range(v, ms, me).ok_or(c.pos)?;
-        c.skip_ws();
-        if !c.at_end() {
-            return Err(c.pos);
+        let seq = scan::parse_u32(&b[ns..i]).ok_or(s + i)?;
+        let before = i;
+        i = ws(i);
+        if i == before {
+            return Err(s + i);
+        }
+        let ms = i;
+        i += scan::run(&b[i..], scan::TOKEN);
+        let method = Method::from_range(v, s + ms, s + i).ok_or(s + i)?;
+        i = ws(i);
+        if i != b.len() {
+            return Err(s + i);
         }
         Ok(CSeq { seq, method })
     }

@@ -246,6 +246,10 @@ fn check_params(p: &sip_message::Params) -> Result<(), TestCaseError> {
 }
 
 fn check_bytes(data: &[u8]) -> Result<(), TestCaseError> {
+    // `Message::parse` reads the start line in place; it must agree with the two stages.
+    let direct = Message::parse(Bytes::copy_from_slice(data));
+    let staged = sip_message::RawMessage::parse_datagram(Bytes::copy_from_slice(data)).and_then(Message::from_raw);
+    prop_assert_eq!(format!("{direct:?}"), format!("{staged:?}"));
     if let Ok(Frame::Message(m)) = sip_message::parse_datagram(Bytes::copy_from_slice(data)) {
         for p in [m.via().params(), m.from().params(), m.to().params()] {
             check_params(p)?;
