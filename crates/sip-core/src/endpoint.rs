@@ -732,12 +732,15 @@ impl Endpoint {
         if !request.via().has_rfc3261_branch() {
             return Err(CommandError::Invalid("the top Via needs a z9hG4bK branch"));
         }
-        if flow.transport == Transport::Udp && request.to_bytes().len() > self.config.udp_mtu {
+        // Printed once: for the size check and for the wire (again only if the Via changes).
+        let mut wire = request.to_bytes();
+        if flow.transport == Transport::Udp && wire.len() > self.config.udp_mtu {
             if let Some(tcp) = self.config.listener(Transport::Tcp) {
                 flow = Flow { transport: Transport::Tcp, local: tcp, remote: flow.remote, connection: None };
                 let v = request.via();
                 let branch = v.branch().unwrap_or_default().to_owned();
                 request.set_top_via(Via::new(Transport::Tcp.to_message(), v.host().clone(), v.port(), &branch));
+                wire = request.to_bytes();
             }
         }
         let key = Key::client(request.via(), request.method()).ok_or(CommandError::Invalid("no branch"))?;
@@ -748,9 +751,9 @@ impl Endpoint {
         let timers = self.config.timers;
         let mut fx = std::mem::take(&mut self.fx);
         let machine = if matches!(request.method(), Method::Invite) {
-            Machine::ClientInvite(ClientInvite::start(now, request, timers, reliable, &mut fx))
+            Machine::ClientInvite(ClientInvite::start(now, request, wire, timers, reliable, &mut fx))
         } else {
-            Machine::ClientNonInvite(ClientNonInvite::start(now, request, timers, reliable, &mut fx))
+            Machine::ClientNonInvite(ClientNonInvite::start(now, request, wire, timers, reliable, &mut fx))
         };
         let id = self.insert(Transaction { machine, flow, key, merge_key: None, cancel_pending: false, internal: false, local_tag: None });
         for payload in fx.send.drain(..) {
@@ -778,7 +781,7 @@ impl Endpoint {
         }
         let wire = build_ack_or_cancel(c.request(), Method::Cancel, None);
         let flow = t.flow;
-        let request = match Message::parse(wire) {
+        let request = match Message::parse(wire.clone()) {
             Ok(Message::Request(r)) => r,
             _ => return Err(CommandError::Invalid("CANCEL did not build")),
         };
@@ -790,7 +793,7 @@ impl Endpoint {
         }
         let mut fx = std::mem::take(&mut self.fx);
         let machine =
-            Machine::ClientNonInvite(ClientNonInvite::start(now, request, self.config.timers, flow.transport.is_reliable(), &mut fx));
+            Machine::ClientNonInvite(ClientNonInvite::start(now, request, wire, self.config.timers, flow.transport.is_reliable(), &mut fx));
         let _ = self.insert(Transaction { machine, flow, key, merge_key: None, cancel_pending: false, internal: true, local_tag: None });
         self.with_tx(tx, |m, _| {
             if let Machine::ClientInvite(c) = m {

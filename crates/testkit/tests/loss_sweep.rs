@@ -161,7 +161,9 @@ fn cancel_sweep() {
                     && fails.iter().all(|f| matches!(f, Failure::Timeout(Timer::B) | Failure::Cancelled)),
                 "487 (or the server's 500 safety net), Timer B, or cancelled after 64·T1",
             );
-            c(cancelled.is_ok() || !fails.is_empty() || !finals.is_empty(), "cancel accepted while the INVITE was pending");
+            // At 1 s nothing can have ended the INVITE yet (no final before the CANCEL,
+            // Timer B at 32 s), so the CANCEL is always accepted.
+            c(cancelled.is_ok(), "cancel accepted while the INVITE was pending");
             let first = |who: &str, what: &str, prefix: &str| {
                 net.steps()
                     .iter()

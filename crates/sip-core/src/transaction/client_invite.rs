@@ -73,8 +73,8 @@ pub(crate) struct ClientInvite {
 
 impl ClientInvite {
     /// §17.1.1.2: the INVITE is passed to the transport, Timer A (UDP) and Timer B start.
-    pub fn start(now: Time, request: Request, timers: TimerConfig, reliable: bool, fx: &mut Effects) -> ClientInvite {
-        let wire = request.to_bytes();
+    /// `wire` is `request` printed (the caller already printed it to check its size).
+    pub fn start(now: Time, request: Request, wire: Bytes, timers: TimerConfig, reliable: bool, fx: &mut Effects) -> ClientInvite {
         fx.send.push(wire.clone());
         let retransmit = (!reliable).then(|| Retransmit::first(now, timers.t1));
         let state = State::Calling { retransmit, timeout_at: now + timers.t1x64() };

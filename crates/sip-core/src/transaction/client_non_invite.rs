@@ -74,8 +74,8 @@ pub(crate) struct ClientNonInvite {
 
 impl ClientNonInvite {
     /// §17.1.2.2: the request is passed to the transport, Timer E (UDP) and Timer F start.
-    pub fn start(now: Time, request: Request, timers: TimerConfig, reliable: bool, fx: &mut Effects) -> ClientNonInvite {
-        let wire = request.to_bytes();
+    /// `wire` is `request` printed (the caller already printed it to check its size).
+    pub fn start(now: Time, request: Request, wire: Bytes, timers: TimerConfig, reliable: bool, fx: &mut Effects) -> ClientNonInvite {
         fx.send.push(wire.clone());
         let retransmit = (!reliable).then(|| Retransmit::first(now, timers.t1));
         let state = State::Trying { retransmit, timeout_at: now + timers.t1x64() };
