@@ -40,6 +40,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod b2bua;
+pub mod dialog;
 mod endpoint;
 mod time;
 mod timers;
@@ -53,4 +55,5 @@ pub use timers::{Timer, TimerConfig};
 pub use transaction::{Failure, TransactionId};
 pub use transport::{response_flow, ConnectionId, Flow, Transmit, Transport};
 
+pub use sdp;
 pub use sip_message;

@@ -18,6 +18,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod b2bua_node;
+pub mod phone;
+
 use bytes::Bytes;
 use sip_core::{Endpoint, EndpointConfig, Event, Flow, Time, Transmit, Transport};
 use sip_message::{IdSource, SeededIds};
@@ -56,8 +59,27 @@ impl LinkConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodeId(usize);
 
+/// What runs on a node above its endpoint: it sees every event and may have timers of
+/// its own (a call layer's 2xx retransmissions, a scripted phone's next action).
+pub trait NodeApp: std::any::Any {
+    /// An event from the node's endpoint; the app may answer through the endpoint.
+    fn on_event(&mut self, now: Time, ep: &mut Endpoint, event: &Event);
+    /// When the app wants [`NodeApp::handle_timeout`].
+    fn poll_timeout(&mut self) -> Option<Time> {
+        None
+    }
+    /// Its timers are due.
+    fn handle_timeout(&mut self, _now: Time, _ep: &mut Endpoint) {}
+}
+
+impl<F: FnMut(Time, &mut Endpoint, &Event) + 'static> NodeApp for F {
+    fn on_event(&mut self, now: Time, ep: &mut Endpoint, event: &Event) {
+        self(now, ep, event)
+    }
+}
+
 /// What a node's application does with an event: it may answer through the endpoint.
-pub type App = Box<dyn FnMut(Time, &mut Endpoint, &Event)>;
+pub type App = Box<dyn NodeApp>;
 
 struct Node {
     name: String,
@@ -158,6 +180,17 @@ impl Net {
         self.nodes[n.0].app = Some(app);
     }
 
+    /// The node's app, when it is a `T`.
+    pub fn app<T: NodeApp>(&mut self, n: NodeId) -> Option<&mut T> {
+        let app: &mut dyn std::any::Any = self.nodes[n.0].app.as_deref_mut()?;
+        app.downcast_mut::<T>()
+    }
+
+    /// Drops the link between two nodes (both directions): a peer that vanished.
+    pub fn unlink(&mut self, a: NodeId, b: NodeId) {
+        self.links.retain(|(k, _)| *k != (a.0, b.0) && *k != (b.0, a.0));
+    }
+
     /// The node's address.
     pub fn addr(&self, n: NodeId) -> SocketAddr {
         self.nodes[n.0].addr
@@ -244,7 +277,7 @@ impl Net {
                     let now = self.now;
                     let node = &mut self.nodes[i];
                     if let Some(app) = node.app.as_mut() {
-                        app(now, &mut node.endpoint, &e);
+                        app.on_event(now, &mut node.endpoint, &e);
                     }
                     node.events.push((now, e));
                 }
@@ -293,7 +326,13 @@ impl Net {
         self.settle();
         loop {
             let next_packet = self.in_flight.peek().map(|Reverse(p)| p.at);
-            let next_timer = (0..self.nodes.len()).filter_map(|i| self.nodes[i].endpoint.poll_timeout()).min();
+            let next_timer = (0..self.nodes.len())
+                .flat_map(|i| {
+                    let n = &mut self.nodes[i];
+                    [n.endpoint.poll_timeout(), n.app.as_mut().and_then(|a| a.poll_timeout())]
+                })
+                .flatten()
+                .min();
             let next = match (next_packet, next_timer) {
                 (None, None) => return self.now,
                 (a, b) => a.into_iter().chain(b).min().unwrap_or(self.now),
@@ -315,6 +354,13 @@ impl Net {
                 if self.nodes[i].endpoint.poll_timeout().is_some_and(|t| t <= now) {
                     self.nodes[i].endpoint.handle_timeout(now);
                     self.settle();
+                }
+                let node = &mut self.nodes[i];
+                if let Some(app) = node.app.as_mut() {
+                    if app.poll_timeout().is_some_and(|t| t <= now) {
+                        app.handle_timeout(now, &mut node.endpoint);
+                        self.settle();
+                    }
                 }
             }
         }

@@ -1,0 +1,1649 @@
+//! The B2BUA call model: two legs, each its own dialog with its own Call-ID, tags and
+//! CSeq space, kept in step (`../shared/design/DIRECT_MEDIA.md`, "Words").
+//!
+//! [`B2bua`] sits on the [`Endpoint`]: the driver hands it every engine event
+//! ([`B2bua::handle_event`]), and it gives back what is not about calls (REGISTER,
+//! out-of-dialog MESSAGE …). It never retransmits a request and never sees a retransmitted
+//! one: that is the transaction layer's job. What it does retransmit is the one thing
+//! RFC 3261 gives the layer above: a 2xx to an INVITE, until the ACK (§13.3.1.4).
+//!
+//! Mechanism here, policy outside: an incoming INVITE becomes a
+//! [`CallEvent::Incoming`]; the binary decides with [`B2bua::route`] (where to, which
+//! relay addresses, which codecs) or [`B2bua::reject`].
+//!
+//! Drain rule: after every input or command, drain the endpoint (`poll_transmit`,
+//! `poll_event` → `handle_event`) and [`B2bua::poll_event`] until all are empty, then
+//! read both `poll_timeout`s.
+
+mod leg;
+
+pub use leg::Side;
+
+use crate::dialog::Dialog;
+use crate::endpoint::{Endpoint, Event};
+use crate::timers::TimerConfig;
+use crate::transaction::{Failure, TransactionId};
+use crate::transport::{Flow, Transport};
+use crate::Time;
+use bytes::Bytes;
+use leg::{sdp_of, AckOwed, Leg, Pending2xx};
+use sdp::{LocalOrigin, NegotiationError, SessionDescription};
+use sip_message::{reason_phrase, Header, HeaderName, Host, IdSource, Method, NameAddr, Request, Response, SipUri, Uri};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// A call's handle. Numbers are never reused, so a stale handle finds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u64);
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "call{}", self.0)
+    }
+}
+
+/// What the B2BUA needs to know of the server it runs in.
+#[derive(Debug, Clone)]
+pub struct B2buaConfig {
+    /// The RFC 3261 timer base (2xx retransmission, 64·T1).
+    pub timers: TimerConfig,
+    /// The address peers reach us at, for Contact and Via (`[sip] external_address`, or
+    /// the listener's address).
+    pub advertise: IpAddr,
+    /// Our listeners' ports by transport, for Contact and Via.
+    pub ports: Vec<(Transport, u16)>,
+    /// `User-Agent` on requests and `Server` on responses.
+    pub user_agent: String,
+    /// The Allow row we send.
+    pub allow: String,
+    /// How long the outbound leg may ring before the call gets 480 (Asterisk's Dial
+    /// timeout).
+    pub no_answer: Duration,
+    /// The longest a call may last; zero = no limit.
+    pub max_duration: Duration,
+    /// Seed for the §14.2 Retry-After and our SDP session ids.
+    pub seed: u64,
+}
+
+impl Default for B2buaConfig {
+    fn default() -> B2buaConfig {
+        B2buaConfig {
+            timers: TimerConfig::default(),
+            advertise: IpAddr::from([127, 0, 0, 1]),
+            ports: vec![(Transport::Udp, 5060), (Transport::Tcp, 5060), (Transport::Tls, 5061)],
+            user_agent: "sipbridge".into(),
+            allow: "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO".into(),
+            no_answer: Duration::from_secs(60),
+            max_duration: Duration::ZERO,
+            seed: 0,
+        }
+    }
+}
+
+/// Where the binary sends a call, and with which media.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The outbound leg's Request-URI (and To).
+    pub uri: Uri,
+    /// The flow to send the INVITE over.
+    pub flow: Flow,
+    /// Our relay address for each leg (index [`Side::index`]): what each leg's SDP
+    /// points at.
+    pub media: [SocketAddr; 2],
+    /// Codec names each leg may use (empty = anything).
+    pub codecs: [Vec<String>; 2],
+    /// Send each leg's in-dialog requests to the address its messages come from (NAT).
+    pub pin_flow: [bool; 2],
+    /// The ringing limit for this call; `None` = the configured one.
+    pub no_answer: Option<Duration>,
+    /// Extra rows for the outbound INVITE.
+    pub headers: Vec<Header>,
+}
+
+/// A call waiting for the binary's decision.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The call.
+    pub call: CallId,
+    /// The caller's INVITE.
+    pub request: Request,
+    /// Where it came from.
+    pub source: Flow,
+}
+
+/// Why a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// The outbound leg (or we) answered the INVITE with this final status.
+    Rejected(u16),
+    /// The caller cancelled.
+    Cancelled,
+    /// Nobody answered within the ringing limit.
+    NoAnswer,
+    /// A BYE from this leg.
+    HangUp(Side),
+    /// A request that matters got no answer, or 481/408: "no reply to critical request".
+    NoReply {
+        /// The leg.
+        side: Side,
+        /// The request (INVITE for a re-INVITE, ACK for a 2xx never acknowledged).
+        method: Method,
+        /// The status that ended it (408 for a timeout).
+        status: u16,
+    },
+    /// The binary hung up (API, media timeout …), with its reason.
+    Command(String),
+    /// The call reached `max_duration`.
+    MaxDuration,
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::Rejected(s) => write!(f, "rejected {s}"),
+            EndReason::Cancelled => f.write_str("cancelled"),
+            EndReason::NoAnswer => f.write_str("no answer"),
+            EndReason::HangUp(s) => write!(f, "{s} leg hung up"),
+            EndReason::NoReply { side, method, status } => write!(f, "no reply to critical request {method} on the {side} leg ({status})"),
+            EndReason::Command(r) => write!(f, "hung up: {r}"),
+            EndReason::MaxDuration => f.write_str("maximum duration reached"),
+        }
+    }
+}
+
+/// What the B2BUA tells the binary.
+#[derive(Debug, Clone)]
+pub enum CallEvent {
+    /// A new call: answer with [`B2bua::route`] or [`B2bua::reject`].
+    Incoming(Box<Incoming>),
+    /// The outbound leg sent a provisional response (forwarded to the caller).
+    Progress {
+        /// The call.
+        call: CallId,
+        /// 180, 183 …
+        status: u16,
+    },
+    /// The outbound leg answered (the 2xx went to the caller).
+    Answered {
+        /// The call.
+        call: CallId,
+    },
+    /// A leg's SDP gave (or changed, or withdrew) the address it receives media at.
+    Media {
+        /// The call.
+        call: CallId,
+        /// The leg.
+        side: Side,
+        /// Its RTP address; `None` on hold with `c=0.0.0.0` or port 0.
+        remote: Option<SocketAddr>,
+    },
+    /// The call is over (both legs are being or have been torn down).
+    Ended {
+        /// The call.
+        call: CallId,
+        /// Why.
+        reason: EndReason,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No such call (ended, or a stale handle).
+    #[error("no such call")]
+    NoCall,
+    /// The call is past the point where this may be done.
+    #[error("the call is {0}")]
+    WrongState(&'static str),
+    /// The outbound INVITE could not be built or sent.
+    #[error("cannot send: {0}")]
+    Send(String),
+}
+
+/// Where a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the binary's decision.
+    Routing,
+    /// The outbound INVITE is out.
+    Calling,
+    /// The outbound leg answered.
+    Answered,
+    /// Torn down; the record stays a while to absorb late messages.
+    Ended,
+}
+
+impl Phase {
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Routing => "routing",
+            Phase::Calling => "calling",
+            Phase::Answered => "answered",
+            Phase::Ended => "ended",
+        }
+    }
+}
+
+/// What a transaction is for.
+#[derive(Debug, Clone, Copy)]
+enum TxUse {
+    /// The initial INVITE (server on A, client on B).
+    Invite,
+    /// A re-INVITE we sent, forwarding the server re-INVITE `peer` of the other leg.
+    ClientReinvite { peer: Option<TransactionId> },
+    /// A re-INVITE we received, forwarded as `peer` on the other leg.
+    ServerReinvite { peer: Option<TransactionId> },
+    /// A non-INVITE we sent, forwarding the server transaction `peer` of the other leg.
+    Forward { peer: TransactionId, update: bool },
+    /// Our BYE.
+    Bye,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TxEntry {
+    call: CallId,
+    side: Side,
+    usage: TxUse,
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// Calls created.
+    pub calls: u64,
+    /// Calls answered.
+    pub answered: u64,
+    /// Calls ended, by reason: answered and then hung up.
+    pub completed: u64,
+    /// Rejected (busy, not found …) or no answer.
+    pub failed: u64,
+    /// Cancelled by the caller.
+    pub cancelled: u64,
+    /// Torn down because a critical request got no reply.
+    pub no_reply: u64,
+    /// 491 answers we sent.
+    pub glare_491_sent: u64,
+}
+
+/// One call.
+#[derive(Debug)]
+struct Call {
+    id: CallId,
+    phase: Phase,
+    a: Leg,
+    b: Leg,
+    created_at: Time,
+    answered_at: Option<Time>,
+    no_answer_at: Option<Time>,
+    max_duration_at: Option<Time>,
+    reap_at: Option<Time>,
+    reason: Option<EndReason>,
+    /// Every transaction and dialog key of the call, removed from the maps when it is
+    /// reaped.
+    txs: Vec<TransactionId>,
+    dialog_keys: Vec<(String, String)>,
+    /// ACKs we sent for 2xx responses, per leg, to send again when the 2xx is
+    /// retransmitted (§13.2.2.4).
+    last_ack: [Option<(u32, Bytes, Flow)>; 2],
+}
+
+impl Call {
+    fn leg(&self, s: Side) -> &Leg {
+        match s {
+            Side::A => &self.a,
+            Side::B => &self.b,
+        }
+    }
+    fn leg_mut(&mut self, s: Side) -> &mut Leg {
+        match s {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+    fn legs_mut(&mut self, s: Side) -> (&mut Leg, &mut Leg) {
+        match s {
+            Side::A => (&mut self.a, &mut self.b),
+            Side::B => (&mut self.b, &mut self.a),
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Time> {
+        let p = |l: &Leg| l.pending_2xx.as_ref().map(|p| if p.reliable { p.give_up_at } else { p.next_at.min(p.give_up_at) });
+        [p(&self.a), p(&self.b), self.no_answer_at, self.max_duration_at, self.reap_at].into_iter().flatten().min()
+    }
+}
+
+/// A summary of one call, for the API and the CLI.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    /// The call.
+    pub id: CallId,
+    /// Where it is.
+    pub phase: Phase,
+    /// The caller (inbound From).
+    pub from: String,
+    /// The dialled URI.
+    pub to: String,
+    /// Each leg's Call-ID.
+    pub call_ids: [String; 2],
+    /// Each leg's relay address and the address its SDP gave.
+    pub media: [(SocketAddr, Option<SocketAddr>); 2],
+    /// When it started and was answered.
+    pub created_at: Time,
+    /// When it was answered.
+    pub answered_at: Option<Time>,
+    /// Why it ended.
+    pub reason: Option<EndReason>,
+}
+
+/// The call layer (see the module docs).
+#[derive(Debug)]
+pub struct B2bua {
+    config: B2buaConfig,
+    next_call: u64,
+    calls: HashMap<CallId, Call>,
+    dialogs: HashMap<(String, String), (CallId, Side)>,
+    txs: HashMap<TransactionId, TxEntry>,
+    deadlines: BinaryHeap<Reverse<(Time, CallId)>>,
+    events: VecDeque<CallEvent>,
+    rng: sip_message::SeededIds,
+    stats: CallStats,
+}
+
+impl B2bua {
+    /// A call layer with `config`.
+    pub fn new(config: B2buaConfig) -> B2bua {
+        let rng = sip_message::SeededIds::new(config.seed ^ 0x0062_3262_7561);
+        B2bua {
+            config,
+            next_call: 1,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            txs: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            events: VecDeque::new(),
+            rng,
+            stats: CallStats::default(),
+        }
+    }
+
+    /// The next thing the binary must know.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`B2bua::handle_timeout`] is due next.
+    #[must_use]
+    pub fn poll_timeout(&mut self) -> Option<Time> {
+        while let Some(Reverse((t, id))) = self.deadlines.peek().copied() {
+            match self.calls.get(&id).and_then(Call::next_deadline) {
+                Some(d) if d == t => return Some(t),
+                _ => {
+                    self.deadlines.pop();
+                }
+            }
+        }
+        None
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> CallStats {
+        self.stats
+    }
+
+    /// Calls not yet reaped (including ended ones still absorbing late messages).
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Calls that have not ended.
+    pub fn active_calls(&self) -> usize {
+        self.calls.values().filter(|c| c.phase != Phase::Ended).count()
+    }
+
+    /// Summaries of the calls that have not ended, oldest first.
+    pub fn calls(&self) -> Vec<CallInfo> {
+        let mut v: Vec<CallInfo> = self.calls.values().filter(|c| c.phase != Phase::Ended).map(info).collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// One call's summary (also ended calls not yet reaped).
+    pub fn call(&self, id: CallId) -> Option<CallInfo> {
+        self.calls.get(&id).map(info)
+    }
+
+    /// The call a Call-ID belongs to (either leg's), for logs and the API's ladder.
+    pub fn call_for_call_id(&self, call_id: &str) -> Option<CallId> {
+        self.calls
+            .values()
+            .find(|c| {
+                c.a.invite.as_ref().is_some_and(|r| r.call_id().as_str() == call_id)
+                    || c.b.invite.as_ref().is_some_and(|r| r.call_id().as_str() == call_id)
+            })
+            .map(|c| c.id)
+    }
+
+    fn schedule(&mut self, id: CallId) {
+        if let Some(d) = self.calls.get(&id).and_then(Call::next_deadline) {
+            self.deadlines.push(Reverse((d, id)));
+        }
+    }
+
+    /// Handles one engine event. Returns it when it is not about a call (REGISTER,
+    /// out-of-dialog requests other than INVITE, responses to requests the binary sent).
+    pub fn handle_event(&mut self, now: Time, ep: &mut Endpoint, event: Event) -> Option<Event> {
+        match event {
+            Event::Request { tx, request, source } => {
+                if request.to().tag().is_none() {
+                    if matches!(request.method(), Method::Invite) {
+                        self.incoming_invite(now, ep, tx, request, source);
+                        return None;
+                    }
+                    return Some(Event::Request { tx, request, source });
+                }
+                let key = (request.call_id().as_str().to_owned(), request.to().tag().unwrap_or_default().to_owned());
+                match self.dialogs.get(&key).copied() {
+                    Some((call, side)) => {
+                        self.in_dialog(now, ep, call, side, tx, request);
+                        self.schedule(call);
+                        None
+                    }
+                    None => Some(Event::Request { tx, request, source }),
+                }
+            }
+            Event::Ack { request, source } => {
+                let key = (request.call_id().as_str().to_owned(), request.to().tag().unwrap_or_default().to_owned());
+                match self.dialogs.get(&key).copied() {
+                    Some((call, side)) => {
+                        self.on_ack(now, ep, call, side, &request);
+                        self.schedule(call);
+                        None
+                    }
+                    None => Some(Event::Ack { request, source }),
+                }
+            }
+            Event::Cancelled { tx } => match self.txs.get(&tx).copied() {
+                Some(e) => {
+                    self.on_cancelled(now, ep, e, tx);
+                    self.schedule(e.call);
+                    None
+                }
+                None => Some(Event::Cancelled { tx }),
+            },
+            Event::Response { tx, response } => match self.txs.get(&tx).copied() {
+                Some(e) => {
+                    self.on_response(now, ep, e, tx, response);
+                    self.schedule(e.call);
+                    None
+                }
+                None => Some(Event::Response { tx, response }),
+            },
+            Event::Failed { tx, reason } => match self.txs.get(&tx).copied() {
+                Some(e) => {
+                    self.on_failed(now, ep, e, tx, reason);
+                    self.schedule(e.call);
+                    None
+                }
+                None => Some(Event::Failed { tx, reason }),
+            },
+            Event::ServerFailed { tx, reason } => match self.txs.get(&tx).copied() {
+                Some(e) => {
+                    tracing::info!(call = %e.call, side = %e.side, ?reason, "our response could not be delivered");
+                    if matches!(reason, Failure::Transport) {
+                        self.end_call(now, ep, e.call, EndReason::NoReply { side: e.side, method: Method::Invite, status: 503 });
+                        self.schedule(e.call);
+                    }
+                    None
+                }
+                None => Some(Event::ServerFailed { tx, reason }),
+            },
+        }
+    }
+
+    // ---- the initial INVITE ------------------------------------------------------------
+
+    fn incoming_invite(&mut self, now: Time, ep: &mut Endpoint, tx: TransactionId, request: Request, source: Flow) {
+        // RFC 7332 / §16.3 spirit: Max-Forwards is decremented across the B2BUA, so a
+        // request that arrives with 0 cannot go on.
+        if request.max_forwards() == Some(0) {
+            let _ = ep.reply(now, tx, 483, Vec::new());
+            return;
+        }
+        let offer = match sdp_of(request.content_type(), request.body()) {
+            Some(Ok(sd)) => Some(sd),
+            Some(Err(())) => {
+                let _ = ep.reply(
+                    now,
+                    tx,
+                    400,
+                    vec![Header::new(HeaderName::Warning, Bytes::from_static(b"399 sipbridge \"the SDP does not parse\""))],
+                );
+                return;
+            }
+            None => None,
+        };
+        let id = CallId(self.next_call);
+        self.next_call += 1;
+        self.stats.calls += 1;
+        let unspecified = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0);
+        let mut a = Leg::new(source, unspecified, self.origin());
+        a.local_tag = ep.ids().tag();
+        a.invite_tx = Some(tx);
+        let dialog = Dialog::uas(&request, &a.local_tag, source);
+        let key = (request.call_id().as_str().to_owned(), a.local_tag.clone());
+        a.dialog = Some(dialog);
+        if let Some(sd) = offer {
+            a.learn_remote(&sd);
+            a.remote_offer = a.nego.remote_offer(sd).ok();
+        }
+        a.peer_allows_update = allows_update(request.headers());
+        a.invite = Some(request.clone());
+        let b = Leg::new(source, unspecified, self.origin());
+        let call = Call {
+            id,
+            phase: Phase::Routing,
+            a,
+            b,
+            created_at: now,
+            answered_at: None,
+            no_answer_at: None,
+            max_duration_at: None,
+            reap_at: None,
+            reason: None,
+            txs: vec![tx],
+            dialog_keys: vec![key.clone()],
+            last_ack: [None, None],
+        };
+        self.dialogs.insert(key, (id, Side::A));
+        self.txs.insert(tx, TxEntry { call: id, side: Side::A, usage: TxUse::Invite });
+        self.calls.insert(id, call);
+        tracing::debug!(call = %id, "incoming call");
+        self.events.push_back(CallEvent::Incoming(Box::new(Incoming { call: id, request, source })));
+    }
+
+    fn origin(&mut self) -> LocalOrigin {
+        LocalOrigin::new("sipbridge", self.rng.next_u64() >> 2, self.config.advertise)
+    }
+
+    /// Refuses a call waiting for routing with `status` (403, 404, 480 …).
+    pub fn reject(&mut self, now: Time, ep: &mut Endpoint, call: CallId, status: u16) -> Result<(), CallError> {
+        let c = self.calls.get(&call).ok_or(CallError::NoCall)?;
+        if c.phase != Phase::Routing {
+            return Err(CallError::WrongState(c.phase.name()));
+        }
+        self.end_call_with(now, ep, call, EndReason::Rejected(status), status);
+        self.schedule(call);
+        Ok(())
+    }
+
+    /// Sends a call waiting for routing to `target`: the outbound INVITE goes out with
+    /// our own Call-ID, tags, Via and Contact (topology hiding) and the caller's SDP
+    /// pointed at our relay.
+    pub fn route(&mut self, now: Time, ep: &mut Endpoint, call: CallId, target: Target) -> Result<(), CallError> {
+        let cfg = self.config.clone();
+        let c = self.calls.get_mut(&call).ok_or(CallError::NoCall)?;
+        if c.phase != Phase::Routing {
+            return Err(CallError::WrongState(c.phase.name()));
+        }
+        let a_request = c.a.invite.clone().ok_or(CallError::WrongState("without an INVITE"))?;
+        let a_tx = c.a.invite_tx.ok_or(CallError::WrongState("without an INVITE"))?;
+        let _ = ep.reply(now, a_tx, 100, Vec::new());
+        c.a.media_local = target.media[0];
+        c.a.codecs = target.codecs[0].clone();
+        if let Some(d) = c.a.dialog.as_mut() {
+            d.pin_flow(target.pin_flow[0]);
+        }
+        c.b.media_local = target.media[1];
+        c.b.codecs = target.codecs[1].clone();
+        c.b.flow = target.flow;
+        // The caller's offer, for the outbound leg.
+        let mut body = None;
+        if let Some(offer) = c.a.nego.remote().cloned().or_else(|| c.a.nego_pending_remote()) {
+            // Codecs the caller's endpoint may use bound what the callee is offered too.
+            let mut offer = offer;
+            if !c.a.codecs.is_empty() {
+                let allowed: Vec<&str> = c.a.codecs.iter().map(String::as_str).collect();
+                if offer.filter_codecs(&allowed) == 0 {
+                    self.end_call_with(now, ep, call, EndReason::Rejected(488), 488);
+                    self.schedule(call);
+                    return Ok(());
+                }
+            }
+            match c.b.rewrite(&offer) {
+                Some(sd) => {
+                    let _ = c.b.nego.local_offer(sd.clone());
+                    body = Some(sd.to_bytes());
+                }
+                None => {
+                    self.end_call_with(now, ep, call, EndReason::Rejected(488), 488);
+                    self.schedule(call);
+                    return Ok(());
+                }
+            }
+        }
+        let transport = target.flow.transport;
+        let (host, port) = (host_of(cfg.advertise), port_for(&cfg, transport));
+        let from_user =
+            a_request.from().uri().as_sip().and_then(|u| u.user()).map(|u| u.as_str().to_owned()).unwrap_or_else(|| "anonymous".into());
+        let mut from_uri = SipUri::new(false, host.clone()).with_user(from_user.as_str());
+        if port != transport.default_port() {
+            from_uri = from_uri.with_port(port);
+        }
+        let mut from = NameAddr::new(Uri::Sip(from_uri));
+        if let Some(dn) = a_request.from().display_name_str() {
+            from = from.with_display_name(dn);
+        }
+        let mf = a_request.max_forwards().unwrap_or(70).saturating_sub(1).min(69);
+        let mut b = sip_message::RequestBuilder::new(Method::Invite, target.uri.clone())
+            .from(from)
+            .via(transport.to_message(), host, Some(port))
+            .max_forwards(mf)
+            .contact(contact(&cfg, transport))
+            .header(Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())))
+            .header(Header::new(HeaderName::UserAgent, Bytes::from(cfg.user_agent.clone())));
+        for h in target.headers {
+            b = b.header(h);
+        }
+        if let Some(body) = body {
+            b = b.body("application/sdp", body);
+        }
+        let request = b.build(ep.ids()).map_err(|e| CallError::Send(e.to_string()))?;
+        let btx = ep.send_request(now, request.clone(), target.flow).map_err(|e| CallError::Send(e.to_string()))?;
+        let key = (request.call_id().as_str().to_owned(), request.from().tag().unwrap_or_default().to_owned());
+        c.b.invite = Some(request);
+        c.b.invite_tx = Some(btx);
+        c.phase = Phase::Calling;
+        c.no_answer_at = Some(now + target.no_answer.unwrap_or(cfg.no_answer));
+        c.txs.push(btx);
+        c.dialog_keys.push(key.clone());
+        let a_remote = c.a.media_remote;
+        self.dialogs.insert(key, (call, Side::B));
+        self.txs.insert(btx, TxEntry { call, side: Side::B, usage: TxUse::Invite });
+        self.events.push_back(CallEvent::Media { call, side: Side::A, remote: a_remote });
+        self.schedule(call);
+        Ok(())
+    }
+
+    /// Hangs a call up (API, media timeout): BYE to answered legs, CANCEL or a final
+    /// response to the others.
+    pub fn hang_up(&mut self, now: Time, ep: &mut Endpoint, call: CallId, reason: &str) -> Result<(), CallError> {
+        let c = self.calls.get(&call).ok_or(CallError::NoCall)?;
+        if c.phase == Phase::Ended {
+            return Err(CallError::WrongState("ended"));
+        }
+        self.end_call(now, ep, call, EndReason::Command(reason.to_owned()));
+        self.schedule(call);
+        Ok(())
+    }
+
+    // ---- responses on the outbound INVITE ----------------------------------------------
+
+    fn on_response(&mut self, now: Time, ep: &mut Endpoint, e: TxEntry, tx: TransactionId, response: Response) {
+        match e.usage {
+            TxUse::Invite if e.side == Side::B => self.on_b_invite_response(now, ep, e.call, response),
+            TxUse::ClientReinvite { peer } => self.on_reinvite_response(now, ep, e.call, e.side, tx, peer, response),
+            TxUse::Forward { peer, update } => self.on_forward_response(now, ep, e.call, e.side, peer, update, response),
+            _ => {}
+        }
+    }
+
+    fn on_b_invite_response(&mut self, now: Time, ep: &mut Endpoint, call: CallId, response: Response) {
+        let status = response.status();
+        if status == 100 {
+            return;
+        }
+        let cfg = self.config.clone();
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(b_invite) = c.b.invite.clone() else { return };
+        if status < 200 {
+            let Some(tag) = response.to().tag() else { return };
+            if !c.b.early.iter().any(|d| d.remote_tag() == tag) {
+                if let Some(d) = Dialog::uac(&b_invite, &response, c.b.flow) {
+                    c.b.early.push(d);
+                }
+            }
+            if c.phase != Phase::Calling {
+                return;
+            }
+            // 18x with SDP: the answer preview (early media) goes to the caller pointed at
+            // our relay; offer/answer state changes only with the 2xx (no 100rel).
+            let mut body = None;
+            if let Some(Ok(sd)) = sdp_of(response.content_type(), response.body()) {
+                if c.b.learn_remote(&sd) {
+                    self.events.push_back(CallEvent::Media { call, side: Side::B, remote: c.b.media_remote });
+                }
+                body = c.a.rewrite(&sd).map(|s| s.to_bytes());
+            }
+            let reason = response.reason_str().into_owned();
+            self.respond_a(now, ep, call, status, Some(&reason), body);
+            self.events.push_back(CallEvent::Progress { call, status });
+            return;
+        }
+        if status < 300 {
+            self.on_b_2xx(now, ep, call, response, &cfg);
+            return;
+        }
+        // A final failure: the outbound leg is over.
+        c.b.final_done = true;
+        c.b.early.clear();
+        if c.phase != Phase::Calling {
+            return;
+        }
+        let mapped = map_status(status);
+        tracing::info!(call = %call, status, mapped, "outbound leg refused the call");
+        self.end_call_with(now, ep, call, EndReason::Rejected(mapped), mapped);
+    }
+
+    fn on_b_2xx(&mut self, now: Time, ep: &mut Endpoint, call: CallId, response: Response, cfg: &B2buaConfig) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(b_invite) = c.b.invite.clone() else { return };
+        let tag = response.to().tag().unwrap_or_default().to_owned();
+        if let Some(d) = &c.b.dialog {
+            if d.remote_tag() == tag {
+                // A retransmitted 2xx: the ACK again (§13.2.2.4), unless it waits for the
+                // caller's answer.
+                if let Some((_, wire, flow)) = &c.last_ack[1] {
+                    ep.send_stateless(*flow, wire.clone());
+                }
+                return;
+            }
+            // A second fork answered: ACK it and hang it up (§13.2.2.4).
+            if let Some(mut fork) = Dialog::uac(&b_invite, &response, c.b.flow) {
+                kill_fork(now, ep, cfg, &mut fork, b_invite.cseq().seq);
+            }
+            return;
+        }
+        // The first 2xx: the outbound dialog.
+        let mut dialog = match c.b.early.iter().position(|d| d.remote_tag() == tag) {
+            Some(i) => c.b.early.swap_remove(i),
+            None => match Dialog::uac(&b_invite, &response, c.b.flow) {
+                Some(d) => d,
+                None => return,
+            },
+        };
+        dialog.confirm(Some(&response));
+        c.b.early.clear();
+        c.b.dialog = Some(dialog);
+        c.b.final_done = true;
+        c.b.peer_allows_update = allows_update(response.headers());
+        let seq = b_invite.cseq().seq;
+        if c.phase != Phase::Calling {
+            // Cancelled (or hung up) while the 2xx was on its way: ACK then BYE.
+            send_ack(ep, cfg, c, Side::B, seq, None);
+            let mut d = c.b.dialog.take();
+            if let Some(d) = d.as_mut() {
+                send_bye(now, ep, cfg, d, &mut self.txs, call, Side::B, &mut c.txs);
+            }
+            c.b.gone = true;
+            return;
+        }
+        let b_had_offer = !b_invite.body().is_empty();
+        let mut a_body = None;
+        match sdp_of(response.content_type(), response.body()) {
+            Some(Ok(sd)) => {
+                if c.b.learn_remote(&sd) {
+                    self.events.push_back(CallEvent::Media { call, side: Side::B, remote: c.b.media_remote });
+                }
+                if b_had_offer {
+                    if let Err(e) = c.b.nego.remote_answer(sd.clone()) {
+                        tracing::info!(call = %call, error = %e, "the outbound leg's answer does not match our offer");
+                    }
+                    match c.a.rewrite(&sd) {
+                        Some(out) => {
+                            if let Some(t) = c.a.remote_offer.take() {
+                                let _ = c.a.nego.local_answer(t, out.clone());
+                            }
+                            a_body = Some(out.to_bytes());
+                        }
+                        None => a_body = None,
+                    }
+                    send_ack(ep, cfg, c, Side::B, seq, None);
+                } else {
+                    // Offer in the 2xx (offer-less INVITE, §13.2.1): the caller's answer
+                    // comes in its ACK, and our ACK waits for it.
+                    c.b.remote_offer = c.b.nego.remote_offer(sd.clone()).ok();
+                    if let Some(out) = c.a.rewrite(&sd) {
+                        let _ = c.a.nego.local_offer(out.clone());
+                        a_body = Some(out.to_bytes());
+                    }
+                    c.b.ack_owed = Some(AckOwed { seq });
+                }
+            }
+            _ => {
+                if b_had_offer {
+                    tracing::info!(call = %call, "the outbound leg's 2xx has no SDP answer");
+                }
+                send_ack(ep, cfg, c, Side::B, seq, None);
+            }
+        }
+        if b_had_offer && a_body.is_none() {
+            // No answer we can give the caller: end it cleanly.
+            self.end_call_with(now, ep, call, EndReason::Rejected(488), 488);
+            return;
+        }
+        c.phase = Phase::Answered;
+        c.answered_at = Some(now);
+        c.no_answer_at = None;
+        if !cfg.max_duration.is_zero() {
+            c.max_duration_at = Some(now + cfg.max_duration);
+        }
+        self.stats.answered += 1;
+        let reason = response.reason_str().into_owned();
+        self.respond_a(now, ep, call, response.status(), Some(&reason), a_body);
+        self.events.push_back(CallEvent::Answered { call });
+    }
+
+    /// Sends a response to the caller's INVITE: our To tag, Contact, and for a 2xx the
+    /// retransmission schedule until the ACK (§13.3.1.4).
+    fn respond_a(&mut self, now: Time, ep: &mut Endpoint, call: CallId, status: u16, reason: Option<&str>, body: Option<Bytes>) {
+        let cfg = &self.config;
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let (Some(req), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) else { return };
+        if c.a.final_done {
+            return;
+        }
+        let Some(resp) = build_response(cfg, req, status, reason, &c.a.local_tag, body, c.a.flow.transport) else { return };
+        if ep.respond(now, tx, resp.clone()).is_err() {
+            return;
+        }
+        if status >= 200 {
+            c.a.final_done = true;
+        }
+        if (200..300).contains(&status) {
+            if let Some(d) = c.a.dialog.as_mut() {
+                d.confirm(None);
+            }
+            c.a.pending_2xx = Some(pending(cfg, tx, resp, c.a.flow.transport.is_reliable(), req.cseq().seq, now));
+        }
+    }
+
+    // ---- the caller's ACK, CANCEL ------------------------------------------------------
+
+    fn on_ack(&mut self, now: Time, ep: &mut Endpoint, call: CallId, side: Side, request: &Request) {
+        let cfg = self.config.clone();
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let leg = c.leg_mut(side);
+        match &leg.pending_2xx {
+            Some(p) if p.seq == request.cseq().seq => {}
+            _ => return, // a retransmitted ACK, or one for a 2xx we no longer wait on
+        }
+        leg.pending_2xx = None;
+        if leg.bye_after_ack {
+            leg.bye_after_ack = false;
+            if let Some(mut d) = leg.dialog.take() {
+                send_bye(now, ep, &cfg, &mut d, &mut self.txs, call, side, &mut c.txs);
+                c.leg_mut(side).dialog = Some(d);
+            }
+            c.leg_mut(side).gone = true;
+            return;
+        }
+        // The ACK may carry the answer to the offer our 2xx made; the other leg's ACK waits
+        // for it.
+        let answer = match sdp_of(request.content_type(), request.body()) {
+            Some(Ok(sd)) => Some(sd),
+            _ => None,
+        };
+        let (this, other) = c.legs_mut(side);
+        let mut other_body = None;
+        if let Some(sd) = &answer {
+            let _ = this.nego.remote_answer(sd.clone());
+            if this.learn_remote(sd) {
+                self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
+            }
+            if other.ack_owed.is_some() {
+                if let Some(out) = other.rewrite(sd) {
+                    if let Some(t) = other.remote_offer.take() {
+                        let _ = other.nego.local_answer(t, out.clone());
+                    }
+                    other_body = Some(out.to_bytes());
+                }
+            }
+        }
+        if let Some(owed) = other.ack_owed.take() {
+            if other_body.is_none() {
+                tracing::info!(call = %call, "the ACK brought no SDP answer for the other leg");
+            }
+            send_ack(ep, &cfg, c, side.other(), owed.seq, other_body);
+        }
+    }
+
+    fn on_cancelled(&mut self, now: Time, ep: &mut Endpoint, e: TxEntry, tx: TransactionId) {
+        match e.usage {
+            TxUse::Invite if e.side == Side::A => {
+                let Some(c) = self.calls.get(&e.call) else { return };
+                if c.a.final_done {
+                    return;
+                }
+                self.end_call_with(now, ep, e.call, EndReason::Cancelled, 487);
+            }
+            TxUse::ServerReinvite { peer } => {
+                // §9.2: the re-INVITE gets 487; its forward on the other leg is cancelled.
+                let _ = ep.reply(now, tx, 487, Vec::new());
+                if let Some(p) = peer {
+                    let _ = ep.cancel(now, p);
+                }
+                if let Some(c) = self.calls.get_mut(&e.call) {
+                    let l = c.leg_mut(e.side);
+                    l.server_invite = None;
+                    l.remote_offer = None;
+                    l.nego.rollback();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_failed(&mut self, now: Time, ep: &mut Endpoint, e: TxEntry, tx: TransactionId, reason: Failure) {
+        let status = reason.status();
+        match e.usage {
+            TxUse::Invite if e.side == Side::B => {
+                let Some(c) = self.calls.get_mut(&e.call) else { return };
+                c.b.final_done = true;
+                c.b.early.clear();
+                if c.phase != Phase::Calling {
+                    return;
+                }
+                let mapped = match reason {
+                    Failure::Cancelled => 487,
+                    Failure::Transport => 503,
+                    _ => 408,
+                };
+                tracing::info!(call = %e.call, ?reason, mapped, "no response from the outbound leg");
+                self.end_call_with(now, ep, e.call, EndReason::Rejected(mapped), mapped);
+            }
+            TxUse::ClientReinvite { peer } => {
+                if let Some(p) = peer {
+                    let _ = ep.reply(now, p, 500, Vec::new());
+                }
+                if let Some(c) = self.calls.get_mut(&e.call) {
+                    c.leg_mut(e.side).client_invite = None;
+                    c.leg_mut(e.side.other()).server_invite = None;
+                }
+                self.critical(now, ep, e.call, e.side, Method::Invite, status);
+            }
+            TxUse::Forward { peer, update } => {
+                let _ = ep.reply(now, peer, if status == 503 { 503 } else { 408 }, Vec::new());
+                if let Some(c) = self.calls.get_mut(&e.call) {
+                    if update {
+                        c.leg_mut(e.side).client_update = None;
+                        c.leg_mut(e.side).nego.rollback();
+                        c.leg_mut(e.side.other()).nego.rollback();
+                        c.leg_mut(e.side.other()).remote_offer = None;
+                    }
+                }
+                if update {
+                    self.critical(now, ep, e.call, e.side, Method::Update, status);
+                }
+            }
+            TxUse::Bye => tracing::debug!(call = %e.call, side = %e.side, %tx, "no response to our BYE"),
+            _ => {}
+        }
+    }
+
+    /// "No reply to critical request": the call is torn down on both legs.
+    fn critical(&mut self, now: Time, ep: &mut Endpoint, call: CallId, side: Side, method: Method, status: u16) {
+        tracing::warn!(call = %call, %side, %method, status, "no reply to critical request {method}: hanging up both legs");
+        self.end_call(now, ep, call, EndReason::NoReply { side, method, status });
+    }
+
+    // ---- requests inside a dialog ------------------------------------------------------
+
+    fn in_dialog(&mut self, now: Time, ep: &mut Endpoint, call: CallId, side: Side, tx: TransactionId, request: Request) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            let _ = ep.reply(now, tx, 481, Vec::new());
+            return;
+        };
+        c.txs.push(tx);
+        let leg = c.leg_mut(side);
+        let from_tag = request.from().tag().unwrap_or_default();
+        let dialog = match leg.dialog.as_mut() {
+            Some(d) if d.remote_tag() == from_tag => Some(d),
+            _ => leg.early.iter_mut().find(|d| d.remote_tag() == from_tag),
+        };
+        let Some(dialog) = dialog else {
+            let _ = ep.reply(now, tx, 481, Vec::new());
+            return;
+        };
+        if leg.gone && !matches!(request.method(), Method::Bye) {
+            let _ = ep.reply(now, tx, 481, Vec::new());
+            return;
+        }
+        if dialog.receive_request(&request).is_err() {
+            // §12.2.2: a CSeq lower than the last one.
+            let _ = ep.reply(now, tx, 500, Vec::new());
+            return;
+        }
+        match request.method() {
+            Method::Bye => {
+                let _ = ep.reply(now, tx, 200, Vec::new());
+                let leg = c.leg_mut(side);
+                leg.gone = true;
+                leg.pending_2xx = None;
+                if c.phase == Phase::Ended {
+                    return;
+                }
+                tracing::info!(call = %call, %side, "BYE");
+                self.end_call(now, ep, call, EndReason::HangUp(side));
+            }
+            Method::Invite => self.reinvite(now, ep, call, side, tx, request),
+            Method::Update => self.forward(now, ep, call, side, tx, request, true),
+            _ => self.forward(now, ep, call, side, tx, request, false),
+        }
+    }
+
+    /// A re-INVITE from `side`: forwarded to the other leg with its SDP rewritten, unless
+    /// it crosses an INVITE (§14.2: 491 when ours is pending, 500 with Retry-After when
+    /// theirs is).
+    fn reinvite(&mut self, now: Time, ep: &mut Endpoint, call: CallId, side: Side, tx: TransactionId, request: Request) {
+        let cfg = self.config.clone();
+        let retry_after = self.rng.next_u64() % 10;
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        self.txs.insert(tx, TxEntry { call, side, usage: TxUse::ServerReinvite { peer: None } });
+        let phase = c.phase;
+        let (this, other) = c.legs_mut(side);
+        if this.server_invite.is_some() {
+            let _ = ep.reply(now, tx, 500, vec![Header::new(HeaderName::RetryAfter, Bytes::from(retry_after.to_string()))]);
+            return;
+        }
+        // Ours is pending on this leg, or our 2xx still waits for its ACK (DIRECT_MEDIA:
+        // a re-INVITE before the ACK of the initial 2xx gets 491), or the other leg is
+        // busy with an INVITE of its own (§14.1 forbids starting one there).
+        if this.client_invite.is_some()
+            || this.pending_2xx.is_some()
+            || phase != Phase::Answered
+            || !other.usable()
+            || other.invite_in_progress()
+        {
+            self.stats.glare_491_sent += 1;
+            let _ = ep.reply(now, tx, 491, Vec::new());
+            return;
+        }
+        let mut body = None;
+        match sdp_of(request.content_type(), request.body()) {
+            Some(Ok(sd)) => {
+                let token = match this.nego.remote_offer(sd.clone()) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        self.stats.glare_491_sent += 1;
+                        let _ = ep.reply(now, tx, 491, Vec::new());
+                        return;
+                    }
+                };
+                let Some(out) = other.rewrite(&sd) else {
+                    this.nego.rollback();
+                    let _ = ep.reply(now, tx, 488, Vec::new());
+                    return;
+                };
+                this.remote_offer = Some(token);
+                if this.learn_remote(&sd) {
+                    self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
+                }
+                let _ = other.nego.local_offer(out.clone());
+                body = Some(out.to_bytes());
+            }
+            Some(Err(())) => {
+                let _ = ep.reply(now, tx, 400, Vec::new());
+                return;
+            }
+            None => {}
+        }
+        let Some(d) = other.dialog.as_mut() else { return };
+        let transport = d.destination().transport;
+        let mut b = d.request(Method::Invite, sent_by(&cfg, transport), &contact(&cfg, transport));
+        b = b.header(Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())));
+        if let Some(body) = body {
+            b = b.body("application/sdp", body);
+        }
+        let Ok(req) = b.build(ep.ids()) else { return };
+        match ep.send_request(now, req, d.destination()) {
+            Ok(ctx) => {
+                other.client_invite = Some(ctx);
+                this.server_invite = Some(tx);
+                c.txs.push(ctx);
+                self.txs.insert(ctx, TxEntry { call, side: side.other(), usage: TxUse::ClientReinvite { peer: Some(tx) } });
+                self.txs.insert(tx, TxEntry { call, side, usage: TxUse::ServerReinvite { peer: Some(ctx) } });
+            }
+            Err(e) => {
+                tracing::warn!(call = %call, error = %e, "cannot forward a re-INVITE");
+                let _ = ep.reply(now, tx, 500, Vec::new());
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_reinvite_response(
+        &mut self,
+        now: Time,
+        ep: &mut Endpoint,
+        call: CallId,
+        side: Side,
+        ctx: TransactionId,
+        peer: Option<TransactionId>,
+        response: Response,
+    ) {
+        let status = response.status();
+        if status < 200 {
+            return;
+        }
+        let cfg = self.config.clone();
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let seq = response.cseq().seq;
+        if status < 300 && c.leg(side).client_invite != Some(ctx) {
+            // A retransmitted 2xx: the ACK again.
+            if let Some((s, wire, flow)) = &c.last_ack[side.index()] {
+                if *s == seq {
+                    ep.send_stateless(*flow, wire.clone());
+                }
+            }
+            return;
+        }
+        let (this, other) = c.legs_mut(side);
+        this.client_invite = None;
+        other.server_invite = None;
+        if status >= 300 {
+            this.nego.rollback();
+            other.nego.rollback();
+            other.remote_offer = None;
+            if let Some(p) = peer {
+                let _ = ep.reply(now, p, map_status_in_dialog(status), Vec::new());
+            }
+            if matches!(status, 408 | 481) {
+                self.critical(now, ep, call, side, Method::Invite, status);
+            }
+            return;
+        }
+        if let Some(d) = this.dialog.as_mut() {
+            d.receive_refresh_response(&response);
+        }
+        let had_offer = this.nego.pending_offer().is_some();
+        let mut out_body = None;
+        let mut ack_now = true;
+        if let Some(Ok(sd)) = sdp_of(response.content_type(), response.body()) {
+            if this.learn_remote(&sd) {
+                self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
+            }
+            if had_offer {
+                let _ = this.nego.remote_answer(sd.clone());
+                if let Some(out) = other.rewrite(&sd) {
+                    if let Some(t) = other.remote_offer.take() {
+                        let _ = other.nego.local_answer(t, out.clone());
+                    }
+                    out_body = Some(out.to_bytes());
+                }
+            } else {
+                this.remote_offer = this.nego.remote_offer(sd.clone()).ok();
+                if let Some(out) = other.rewrite(&sd) {
+                    let _ = other.nego.local_offer(out.clone());
+                    out_body = Some(out.to_bytes());
+                }
+                this.ack_owed = Some(AckOwed { seq });
+                ack_now = false;
+            }
+        } else if had_offer {
+            this.nego.rollback();
+        }
+        if ack_now {
+            send_ack(ep, &cfg, c, side, seq, None);
+        }
+        let c = self.calls.get_mut(&call).expect("the call exists: looked up above");
+        let other = c.leg_mut(side.other());
+        let Some(p) = peer else { return };
+        if let Some(req) = ep.transaction_request(p).cloned() {
+            let tag = other.dialog.as_ref().map(|d| d.local_tag().to_owned()).unwrap_or_default();
+            if let Some(resp) = build_response(&cfg, &req, status, None, &tag, out_body, other.flow.transport) {
+                if ep.respond(now, p, resp.clone()).is_ok() {
+                    other.pending_2xx = Some(pending(&cfg, p, resp, other.flow.transport.is_reliable(), req.cseq().seq, now));
+                }
+            }
+        }
+    }
+
+    /// UPDATE (RFC 3311) and other requests inside a dialog (INFO, MESSAGE …): forwarded
+    /// to the other leg, the answer mapped back.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(&mut self, now: Time, ep: &mut Endpoint, call: CallId, side: Side, tx: TransactionId, request: Request, update: bool) {
+        let cfg = self.config.clone();
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let phase = c.phase;
+        let (this, other) = c.legs_mut(side);
+        if matches!(request.method(), Method::Options) {
+            let _ = ep.reply(now, tx, 200, Vec::new());
+            return;
+        }
+        if phase == Phase::Ended || !other.usable() {
+            let _ = ep.reply(now, tx, if update { 500 } else { 481 }, Vec::new());
+            return;
+        }
+        let mut body: Option<(String, Bytes)> = None;
+        if update {
+            match sdp_of(request.content_type(), request.body()) {
+                Some(Ok(sd)) => {
+                    // RFC 3311 §5.2: an offer while one of ours is pending gets 491.
+                    if this.client_update.is_some() || other.client_update.is_some() || !other.nego_stable() {
+                        self.stats.glare_491_sent += 1;
+                        let _ = ep.reply(now, tx, 491, Vec::new());
+                        return;
+                    }
+                    let token = match this.nego.remote_offer(sd.clone()) {
+                        Ok(t) => t,
+                        Err(NegotiationError::OfferPending) | Err(_) => {
+                            self.stats.glare_491_sent += 1;
+                            let _ = ep.reply(now, tx, 491, Vec::new());
+                            return;
+                        }
+                    };
+                    let Some(out) = other.rewrite(&sd) else {
+                        this.nego.rollback();
+                        let _ = ep.reply(now, tx, 488, Vec::new());
+                        return;
+                    };
+                    this.remote_offer = Some(token);
+                    if this.learn_remote(&sd) {
+                        self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
+                    }
+                    let _ = other.nego.local_offer(out.clone());
+                    body = Some(("application/sdp".into(), out.to_bytes()));
+                }
+                Some(Err(())) => {
+                    let _ = ep.reply(now, tx, 400, Vec::new());
+                    return;
+                }
+                None => {}
+            }
+        } else if !request.body().is_empty() {
+            let ct =
+                request.headers().get(HeaderName::ContentType).and_then(|h| h.value_str()).unwrap_or("application/octet-stream").to_owned();
+            body = Some((ct, request.body().clone()));
+        }
+        let Some(d) = other.dialog.as_mut() else { return };
+        let transport = d.destination().transport;
+        let mut b = d.request(request.method().clone(), sent_by(&cfg, transport), &contact(&cfg, transport));
+        if let Some((ct, body)) = body {
+            b = b.body(&ct, body);
+        }
+        let Ok(req) = b.build(ep.ids()) else { return };
+        match ep.send_request(now, req, d.destination()) {
+            Ok(ctx) => {
+                if update && this.remote_offer.is_some() {
+                    other.client_update = Some(ctx);
+                }
+                c.txs.push(ctx);
+                self.txs.insert(ctx, TxEntry { call, side: side.other(), usage: TxUse::Forward { peer: tx, update } });
+            }
+            Err(e) => {
+                tracing::warn!(call = %call, error = %e, "cannot forward a request");
+                let _ = ep.reply(now, tx, 500, Vec::new());
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_forward_response(
+        &mut self,
+        now: Time,
+        ep: &mut Endpoint,
+        call: CallId,
+        side: Side,
+        peer: TransactionId,
+        update: bool,
+        response: Response,
+    ) {
+        let status = response.status();
+        if status < 200 {
+            return;
+        }
+        let cfg = self.config.clone();
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let (this, other) = c.legs_mut(side);
+        let offered = update && this.client_update.take().is_some();
+        let mut body: Option<(String, Bytes)> = None;
+        if offered {
+            if status < 300 {
+                if let Some(Ok(sd)) = sdp_of(response.content_type(), response.body()) {
+                    let _ = this.nego.remote_answer(sd.clone());
+                    if this.learn_remote(&sd) {
+                        self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
+                    }
+                    if let Some(out) = other.rewrite(&sd) {
+                        if let Some(t) = other.remote_offer.take() {
+                            let _ = other.nego.local_answer(t, out.clone());
+                        }
+                        body = Some(("application/sdp".into(), out.to_bytes()));
+                    }
+                }
+            } else {
+                this.nego.rollback();
+                other.nego.rollback();
+                other.remote_offer = None;
+            }
+        } else if !response.body().is_empty() {
+            let ct = response
+                .headers()
+                .get(HeaderName::ContentType)
+                .and_then(|h| h.value_str())
+                .unwrap_or("application/octet-stream")
+                .to_owned();
+            body = Some((ct, response.body().clone()));
+        }
+        if let Some(req) = ep.transaction_request(peer).cloned() {
+            let mut b =
+                req.reply(map_status_in_dialog(status)).header(Header::new(HeaderName::Server, Bytes::from(cfg.user_agent.clone())));
+            if let Some((ct, body)) = body {
+                b = b.body(&ct, body);
+            }
+            if let Ok(resp) = b.build(ep.ids()) {
+                let _ = ep.respond(now, peer, resp);
+            }
+        }
+        if update && matches!(status, 408 | 481) {
+            self.critical(now, ep, call, side, Method::Update, status);
+        }
+    }
+
+    // ---- timers ------------------------------------------------------------------------
+
+    /// Runs what is due: 2xx retransmissions and their 64·T1 limit, the ringing limit, the
+    /// call-duration limit, and forgetting ended calls.
+    pub fn handle_timeout(&mut self, now: Time, ep: &mut Endpoint) {
+        while let Some(Reverse((t, id))) = self.deadlines.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.deadlines.pop();
+            self.call_timeout(now, ep, id);
+            self.schedule(id);
+        }
+    }
+
+    fn call_timeout(&mut self, now: Time, ep: &mut Endpoint, id: CallId) {
+        let t2 = self.config.timers.t2;
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        if c.reap_at.is_some_and(|t| t <= now) {
+            self.reap(id);
+            return;
+        }
+        for side in [Side::A, Side::B] {
+            let leg = c.leg_mut(side);
+            let Some(p) = leg.pending_2xx.as_mut() else { continue };
+            if p.give_up_at <= now {
+                // §13.3.1.4: no ACK within 64·T1: the dialog ends with a BYE.
+                leg.pending_2xx = None;
+                leg.bye_after_ack = false;
+                let ended = c.phase == Phase::Ended;
+                if ended {
+                    if let Some(mut d) = c.leg_mut(side).dialog.take() {
+                        let cfg = self.config.clone();
+                        send_bye(now, ep, &cfg, &mut d, &mut self.txs, id, side, &mut c.txs);
+                    }
+                    c.leg_mut(side).gone = true;
+                } else {
+                    self.critical(now, ep, id, side, Method::Ack, 408);
+                }
+                return;
+            }
+            if !p.reliable && p.next_at <= now {
+                let _ = ep.respond(now, p.tx, p.response.clone());
+                p.interval = (p.interval * 2).min(t2);
+                p.next_at = now + p.interval;
+            }
+        }
+        if c.no_answer_at.is_some_and(|t| t <= now) {
+            c.no_answer_at = None;
+            if c.phase == Phase::Calling {
+                tracing::info!(call = %id, "no answer");
+                self.end_call_with(now, ep, id, EndReason::NoAnswer, 480);
+            }
+            return;
+        }
+        if c.max_duration_at.is_some_and(|t| t <= now) {
+            c.max_duration_at = None;
+            self.end_call(now, ep, id, EndReason::MaxDuration);
+        }
+    }
+
+    fn reap(&mut self, id: CallId) {
+        if let Some(c) = self.calls.remove(&id) {
+            for tx in &c.txs {
+                self.txs.remove(tx);
+            }
+            for k in &c.dialog_keys {
+                self.dialogs.remove(k);
+            }
+        }
+    }
+
+    // ---- ending a call -----------------------------------------------------------------
+
+    fn end_call(&mut self, now: Time, ep: &mut Endpoint, id: CallId, reason: EndReason) {
+        let status = match &reason {
+            EndReason::NoAnswer => 480,
+            EndReason::Cancelled => 487,
+            EndReason::Rejected(s) => *s,
+            _ => 500,
+        };
+        self.end_call_with(now, ep, id, reason, status);
+    }
+
+    /// Tears the call down (§15): a final `status` to an unanswered caller, CANCEL to a
+    /// ringing outbound leg, BYE to answered legs (after the ACK on a leg whose 2xx is
+    /// still unacknowledged), 487 to requests still pending.
+    fn end_call_with(&mut self, now: Time, ep: &mut Endpoint, id: CallId, reason: EndReason, status: u16) {
+        let cfg = self.config.clone();
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        if c.phase == Phase::Ended {
+            return;
+        }
+        match &reason {
+            EndReason::Cancelled => self.stats.cancelled += 1,
+            EndReason::NoReply { .. } => self.stats.no_reply += 1,
+            EndReason::Rejected(_) | EndReason::NoAnswer if c.answered_at.is_none() => self.stats.failed += 1,
+            _ if c.answered_at.is_some() => self.stats.completed += 1,
+            _ => self.stats.failed += 1,
+        }
+        c.phase = Phase::Ended;
+        c.reason = Some(reason.clone());
+        c.no_answer_at = None;
+        c.max_duration_at = None;
+        // Long enough for a late 2xx after our CANCEL (64·T1) and its ACK/BYE.
+        c.reap_at = Some(now + cfg.timers.t1 * 64 + Duration::from_secs(5));
+        // Requests still pending get 487 (§15.1.2).
+        for side in [Side::A, Side::B] {
+            let leg = c.leg_mut(side);
+            if let Some(stx) = leg.server_invite.take() {
+                let _ = ep.reply(now, stx, 487, Vec::new());
+            }
+        }
+        // The caller's leg.
+        if !c.a.final_done {
+            if let (Some(req), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) {
+                if let Some(resp) = build_response(&cfg, req, status, None, &c.a.local_tag, None, c.a.flow.transport) {
+                    let _ = ep.respond(now, tx, resp);
+                }
+            }
+            c.a.final_done = true;
+        } else if !c.a.gone {
+            hang_up_leg(now, ep, &cfg, c, Side::A, &mut self.txs);
+        }
+        // The callee's leg.
+        if let Some(btx) = c.b.invite_tx {
+            if !c.b.final_done {
+                let _ = ep.cancel(now, btx);
+            } else if !c.b.gone && c.b.dialog.is_some() {
+                hang_up_leg(now, ep, &cfg, c, Side::B, &mut self.txs);
+            }
+        }
+        tracing::info!(call = %id, %reason, "call ended");
+        self.events.push_back(CallEvent::Ended { call: id, reason });
+    }
+}
+
+impl Leg {
+    fn nego_stable(&self) -> bool {
+        self.nego.state() == sdp::NegotiationState::Stable
+    }
+
+    /// The caller's offer before it has been answered.
+    fn nego_pending_remote(&self) -> Option<SessionDescription> {
+        self.nego.pending_offer().cloned()
+    }
+}
+
+fn hang_up_leg(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, txs: &mut HashMap<TransactionId, TxEntry>) {
+    let id = c.id;
+    let leg = c.leg_mut(side);
+    if leg.pending_2xx.is_some() {
+        // §15: the callee must not BYE before the ACK (or 64·T1).
+        leg.bye_after_ack = true;
+        return;
+    }
+    if let Some(mut d) = leg.dialog.take() {
+        send_bye(now, ep, cfg, &mut d, txs, id, side, &mut c.txs);
+        c.leg_mut(side).dialog = Some(d);
+    }
+    c.leg_mut(side).gone = true;
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_bye(
+    now: Time,
+    ep: &mut Endpoint,
+    cfg: &B2buaConfig,
+    d: &mut Dialog,
+    txs: &mut HashMap<TransactionId, TxEntry>,
+    call: CallId,
+    side: Side,
+    call_txs: &mut Vec<TransactionId>,
+) {
+    let dest = d.destination();
+    let b = d.request(Method::Bye, sent_by(cfg, dest.transport), &contact(cfg, dest.transport));
+    let b = b.header(Header::new(HeaderName::UserAgent, Bytes::from(cfg.user_agent.clone())));
+    let Ok(req) = b.build(ep.ids()) else { return };
+    if let Ok(tx) = ep.send_request(now, req, dest) {
+        txs.insert(tx, TxEntry { call, side, usage: TxUse::Bye });
+        call_txs.push(tx);
+    }
+}
+
+/// ACKs a 2xx on `side` (§13.2.2.4) and remembers the ACK for 2xx retransmissions.
+fn send_ack(ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, seq: u32, body: Option<Bytes>) {
+    let Some(d) = c.leg(side).dialog.as_ref() else { return };
+    let dest = d.destination();
+    let Some(ack) = d.ack(seq, sent_by(cfg, dest.transport), body, ep.ids()) else { return };
+    let wire = ack.to_bytes();
+    ep.send_stateless(dest, wire.clone());
+    c.last_ack[side.index()] = Some((seq, wire, dest));
+}
+
+/// A second 2xx from another fork: ACK it, then BYE it (§13.2.2.4).
+fn kill_fork(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, fork: &mut Dialog, seq: u32) {
+    let dest = fork.destination();
+    if let Some(ack) = fork.ack(seq, sent_by(cfg, dest.transport), None, ep.ids()) {
+        ep.send_stateless(dest, ack.to_bytes());
+    }
+    let b = fork.request(Method::Bye, sent_by(cfg, dest.transport), &contact(cfg, dest.transport));
+    if let Ok(req) = b.build(ep.ids()) {
+        let _ = ep.send_request(now, req, dest);
+    }
+}
+
+fn pending(cfg: &B2buaConfig, tx: TransactionId, response: Response, reliable: bool, seq: u32, now: Time) -> Pending2xx {
+    Pending2xx { tx, response, reliable, next_at: now + cfg.timers.t1, interval: cfg.timers.t1, give_up_at: now + cfg.timers.t1 * 64, seq }
+}
+
+fn build_response(
+    cfg: &B2buaConfig,
+    req: &Request,
+    status: u16,
+    reason: Option<&str>,
+    tag: &str,
+    body: Option<Bytes>,
+    transport: Transport,
+) -> Option<Response> {
+    let mut b = req.reply(status).to_tag(tag);
+    if let Some(r) = reason.filter(|r| !r.is_empty() && *r != reason_phrase(status)) {
+        b = b.reason(r);
+    }
+    if status > 100 && status < 300 {
+        b = b.header(Header::new(HeaderName::Contact, contact(cfg, transport).to_bytes()));
+    }
+    if (200..300).contains(&status) {
+        b = b.header(Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())));
+    }
+    b = b.header(Header::new(HeaderName::Server, Bytes::from(cfg.user_agent.clone())));
+    if let Some(body) = body {
+        b = b.body("application/sdp", body);
+    }
+    b.build(&mut sip_message::SeededIds::new(0)).ok()
+}
+
+fn host_of(ip: IpAddr) -> Host {
+    match ip {
+        IpAddr::V4(v) => Host::Ipv4(v),
+        IpAddr::V6(v) => Host::Ipv6(v),
+    }
+}
+
+fn port_for(cfg: &B2buaConfig, t: Transport) -> u16 {
+    cfg.ports.iter().find(|(x, _)| *x == t).map_or(t.default_port(), |(_, p)| *p)
+}
+
+fn sent_by(cfg: &B2buaConfig, t: Transport) -> (Transport, Host, u16) {
+    (t, host_of(cfg.advertise), port_for(cfg, t))
+}
+
+/// Our Contact for a leg over `t`: the user part is not an AOR, just our name.
+fn contact(cfg: &B2buaConfig, t: Transport) -> NameAddr {
+    let mut u = SipUri::new(t == Transport::Tls, host_of(cfg.advertise)).with_user("sipbridge").with_port(port_for(cfg, t));
+    if t == Transport::Tcp {
+        u = u.with_param("transport", Some("tcp"));
+    }
+    NameAddr::new(Uri::Sip(u))
+}
+
+fn allows_update(h: &sip_message::Headers) -> bool {
+    h.values(HeaderName::Allow).any(|v| v.split(|&b| b == b',').any(|m| m.trim_ascii().eq_ignore_ascii_case(b"UPDATE")))
+}
+
+/// The status the caller gets for the outbound leg's final failure. Most pass through;
+/// those that describe our request to the callee, not the caller's, become 500; a
+/// challenge we cannot answer becomes 403; a redirect we do not follow becomes 480;
+/// 503 becomes 500 (RFC 3261 §16.7's rule: the callee's overload is not ours).
+pub fn map_status(status: u16) -> u16 {
+    match status {
+        300..=399 => 480,
+        401 | 407 => 403,
+        415 | 416 | 420 | 421 | 422 | 423 | 481 | 491 | 493 => 500,
+        503 => 500,
+        s if (400..700).contains(&s) && reason_phrase(s) != "Unknown" => s,
+        s => s / 100 * 100,
+    }
+}
+
+/// The status for a failed in-dialog request mapped to the other leg: 491 and 488 pass
+/// through (the requester retries or keeps its session), the rest as [`map_status`],
+/// except 481/408 which end the call and are answered 481 / 408.
+pub fn map_status_in_dialog(status: u16) -> u16 {
+    match status {
+        200..=299 | 491 | 488 | 481 | 408 => status,
+        s => map_status(s),
+    }
+}
+
+fn info(c: &Call) -> CallInfo {
+    let cid = |l: &Leg| l.invite.as_ref().map(|r| r.call_id().as_str().to_owned()).unwrap_or_default();
+    CallInfo {
+        id: c.id,
+        phase: c.phase,
+        from: c.a.invite.as_ref().map(|r| r.from().uri().to_string()).unwrap_or_default(),
+        to: c.a.invite.as_ref().map(|r| r.uri().to_string()).unwrap_or_default(),
+        call_ids: [cid(&c.a), cid(&c.b)],
+        media: [(c.a.media_local, c.a.media_remote), (c.b.media_local, c.b.media_remote)],
+        created_at: c.created_at,
+        answered_at: c.answered_at,
+        reason: c.reason.clone(),
+    }
+}

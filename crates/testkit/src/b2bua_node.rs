@@ -1,0 +1,102 @@
+//! A node running the B2BUA call layer, with a routing table in place of the binary's
+//! policy, for call scenarios in virtual time.
+
+use crate::NodeApp;
+use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, Target};
+use sip_core::sip_message::Uri;
+use sip_core::{Endpoint, Event, Flow, Time, Transport};
+use std::net::SocketAddr;
+
+/// Routes every call to one peer, or rejects it.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// Send calls to this address, Request-URI `sip:user@addr`.
+    To(SocketAddr),
+    /// Reject with this status.
+    Reject(u16),
+}
+
+/// The B2BUA as a testkit node app.
+pub struct B2buaNode {
+    /// The call layer.
+    pub b2bua: B2bua,
+    route: Route,
+    local: SocketAddr,
+    /// Every call event, in order, with its time.
+    pub events: Vec<(Time, CallEvent)>,
+    /// Events the call layer did not take.
+    pub passed: Vec<Event>,
+}
+
+impl B2buaNode {
+    /// A B2BUA at `local` (the node's address) routing with `route`.
+    pub fn new(local: SocketAddr, route: Route, mut config: B2buaConfig) -> B2buaNode {
+        config.advertise = local.ip();
+        config.ports = vec![(Transport::Udp, local.port())];
+        B2buaNode { b2bua: B2bua::new(config), route, local, events: Vec::new(), passed: Vec::new() }
+    }
+
+    /// The calls that ended, with their reasons.
+    pub fn ended(&self) -> Vec<(CallId, sip_core::b2bua::EndReason)> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                CallEvent::Ended { call, reason } => Some((*call, reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn drain(&mut self, now: Time, ep: &mut Endpoint) {
+        while let Some(e) = self.b2bua.poll_event() {
+            if let CallEvent::Incoming(inc) = &e {
+                let call = inc.call;
+                match &self.route {
+                    Route::Reject(s) => {
+                        let _ = self.b2bua.reject(now, ep, call, *s);
+                    }
+                    Route::To(addr) => {
+                        let user = inc.request.uri().as_sip().and_then(|u| u.user()).map(|u| u.as_str().to_owned()).unwrap_or_default();
+                        let uri = Uri::parse_str(&format!("sip:{user}@{addr}")).expect("a valid URI");
+                        let ip = self.local.ip();
+                        let target = Target {
+                            uri,
+                            flow: Flow { transport: Transport::Udp, local: self.local, remote: *addr, connection: None },
+                            media: [SocketAddr::new(ip, 20000), SocketAddr::new(ip, 20002)],
+                            codecs: [Vec::new(), Vec::new()],
+                            pin_flow: [false, false],
+                            no_answer: None,
+                            headers: Vec::new(),
+                        };
+                        if let Err(e) = self.b2bua.route(now, ep, call, target) {
+                            panic!("route failed: {e}");
+                        }
+                    }
+                }
+            }
+            self.events.push((now, e));
+        }
+    }
+}
+
+impl NodeApp for B2buaNode {
+    fn on_event(&mut self, now: Time, ep: &mut Endpoint, event: &Event) {
+        if let Some(e) = self.b2bua.handle_event(now, ep, event.clone()) {
+            // What the binary's policy would answer: 481 for a request in no dialog.
+            if let Event::Request { tx, .. } = &e {
+                let _ = ep.reply(now, *tx, 481, Vec::new());
+            }
+            self.passed.push(e);
+        }
+        self.drain(now, ep);
+    }
+
+    fn poll_timeout(&mut self) -> Option<Time> {
+        self.b2bua.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Time, ep: &mut Endpoint) {
+        self.b2bua.handle_timeout(now, ep);
+        self.drain(now, ep);
+    }
+}
