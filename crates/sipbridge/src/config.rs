@@ -111,6 +111,8 @@ pub struct Config {
     pub api: Api,
     /// `[log]`: log filter and SIP message tracing (beyond the shared contract).
     pub log: Log,
+    /// `[calls]`: ringing and duration limits (beyond the shared contract).
+    pub calls: Calls,
     /// `[[endpoint]]`: phones and peer servers, in file order.
     #[serde(rename = "endpoint", skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
@@ -341,6 +343,24 @@ pub struct Api {
 impl Default for Api {
     fn default() -> Self {
         Api { listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))) }
+    }
+}
+
+/// `[calls]` (beyond the shared contract; see `docs/CONFIG.md`): no leg waits forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Calls {
+    /// How long the outbound leg may ring before the caller gets 480 (Asterisk's Dial
+    /// timeout).
+    pub no_answer_s: u32,
+    /// The longest a call may last before both legs get BYE (12 h, as Kamailio's dialog
+    /// module); 0 = no limit.
+    pub max_duration_s: u32,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Calls { no_answer_s: 60, max_duration_s: 43_200 }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Running the server: logging, sockets, the engine, and shutdown on SIGTERM / Ctrl-C.
 
+use crate::calls::{Calls, MediaBackend, NoMedia};
 use crate::config::{self, Config};
 use crate::policy;
 use anyhow::Context as _;
@@ -85,25 +86,50 @@ fn os_seed() -> u64 {
 /// Binds, then serves until `shutdown` completes.
 pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let bound = sip_tokio::bind(driver_config(&config, sip_debug)?).await?;
-    let mut ec = policy::endpoint_config(&config, os_seed());
+    let seed = os_seed();
+    let mut ec = policy::endpoint_config(&config, seed);
     ec.listeners = bound.local_addrs().to_vec();
     for (t, a) in &ec.listeners {
         tracing::info!(transport = %t, address = %a, "listening");
     }
+    let calls = Calls::new(config, ec.listeners.clone(), NoMedia::default(), seed);
     let endpoint = Endpoint::new(ec);
-    let (endpoint, _) = bound.run(endpoint, App, shutdown).await;
+    let (endpoint, app) = bound.run(endpoint, App { calls }, shutdown).await;
     let s = endpoint.stats();
-    tracing::info!(received = s.received, transactions = s.transactions, parse_errors = s.parse_errors, "stopped");
+    let c = app.calls.b2bua.stats();
+    tracing::info!(
+        received = s.received,
+        transactions = s.transactions,
+        parse_errors = s.parse_errors,
+        calls = c.calls,
+        answered = c.answered,
+        "stopped"
+    );
     Ok(())
 }
 
-/// The layer above the engine in this build: [`policy::on_event`].
-struct App;
+/// The layer above the engine: the call layer and its policy, then [`policy::on_event`]
+/// for what is not about calls.
+struct App<M: MediaBackend> {
+    calls: Calls<M>,
+}
 
-impl Application for App {
+impl<M: MediaBackend> Application for App<M> {
     type Command = ();
 
     fn on_event(&mut self, now: Time, endpoint: &mut Endpoint, event: Event) {
-        policy::on_event(now, endpoint, event);
+        if let Some(e) = self.calls.b2bua.handle_event(now, endpoint, event) {
+            policy::on_event(now, endpoint, e);
+        }
+        self.calls.drain(now, endpoint);
+    }
+
+    fn poll_timeout(&mut self) -> Option<Time> {
+        self.calls.b2bua.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Time, endpoint: &mut Endpoint) {
+        self.calls.b2bua.handle_timeout(now, endpoint);
+        self.calls.drain(now, endpoint);
     }
 }

@@ -1,0 +1,249 @@
+//! Call policy: who may call, where a call goes, which relay ports and codecs it gets
+//! (`../shared/design/CONFIG.md`, "Who may call" and "Where a call goes").
+//!
+//! The call mechanism is [`sip_core::b2bua`]; this module answers its questions:
+//! - the caller is the `[[endpoint]]` without `secret` whose static `host` address the
+//!   INVITE came from (digest authentication for `secret` endpoints is issue 5); any
+//!   other source gets 403, the same answer for an unknown user as for any refusal;
+//! - the Request-URI user names an endpoint, or the first `[[route]]` whose `match`
+//!   fits it gives the endpoint and the new user; otherwise 404;
+//! - a `dynamic` endpoint has no contact until registrations exist (issue 5): 480;
+//! - each leg gets a relay port pair on the endpoint's `media_address` or `[media]
+//!   address`; the codecs are each endpoint's `codecs`.
+
+use crate::config::{self, Config, EndpointHost};
+use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, Incoming, Side, Target};
+use sip_core::sip_message::Uri;
+use sip_core::{Endpoint, Flow, Time, Transport};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// Where media goes for a call: the relay, or (in tests) nothing at all.
+pub trait MediaBackend {
+    /// Reserves and opens a port pair per leg on `local[leg]`; returns each leg's RTP
+    /// address. `nat[leg]`: latch to the first stable source.
+    fn open(&mut self, call: CallId, local: [IpAddr; 2], nat: [bool; 2]) -> Result<[SocketAddr; 2], String>;
+    /// A leg's SDP gave the address it receives at.
+    fn set_remote(&mut self, call: CallId, side: Side, remote: Option<SocketAddr>);
+    /// The call is over: release its ports.
+    fn close(&mut self, call: CallId);
+}
+
+/// A resolved `[[endpoint]]`.
+#[derive(Debug, Clone)]
+struct Peer {
+    index: usize,
+    /// Its static address, resolved at start-up.
+    addr: Option<SocketAddr>,
+}
+
+/// The call policy and the call layer.
+pub struct Calls<M: MediaBackend> {
+    /// The call layer.
+    pub b2bua: B2bua,
+    config: Config,
+    peers: HashMap<String, Peer>,
+    media: M,
+    listeners: Vec<(Transport, SocketAddr)>,
+    /// Calls by outcome, for metrics.
+    pub refused: u64,
+}
+
+/// The address we advertise in Contact, Via and SDP origins: `[sip] external_address`,
+/// else the first listener's address when it is not a wildcard, else the address the
+/// kernel would send from (no packet is sent), else loopback.
+pub fn advertised_address(config: &Config, listeners: &[(Transport, SocketAddr)]) -> IpAddr {
+    if let Some(a) = config.sip.external_address {
+        return a;
+    }
+    if let Some((_, a)) = listeners.iter().find(|(_, a)| !a.ip().is_unspecified()) {
+        return a.ip();
+    }
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.connect("192.0.2.1:9").and_then(|()| s.local_addr()));
+    match probe {
+        Ok(a) if !a.ip().is_unspecified() => a.ip(),
+        _ => IpAddr::from([127, 0, 0, 1]),
+    }
+}
+
+/// The call layer's configuration for `config`.
+pub fn b2bua_config(config: &Config, listeners: &[(Transport, SocketAddr)], seed: u64) -> B2buaConfig {
+    B2buaConfig {
+        timers: sip_core::TimerConfig { t1: config.timers.t1(), t2: config.timers.t2(), t4: config.timers.t4() },
+        advertise: advertised_address(config, listeners),
+        ports: listeners.iter().map(|(t, a)| (*t, a.port())).collect(),
+        user_agent: if config.sip.user_agent.is_empty() { "sipbridge".into() } else { config.sip.user_agent.clone() },
+        no_answer: Duration::from_secs(u64::from(config.calls.no_answer_s)),
+        max_duration: Duration::from_secs(u64::from(config.calls.max_duration_s)),
+        seed,
+        ..B2buaConfig::default()
+    }
+}
+
+fn transport(t: config::Transport) -> Transport {
+    match t {
+        config::Transport::Udp => Transport::Udp,
+        config::Transport::Tcp => Transport::Tcp,
+        config::Transport::Tls => Transport::Tls,
+    }
+}
+
+impl<M: MediaBackend> Calls<M> {
+    /// The policy for `config`; static endpoint hosts are resolved now (a name that does
+    /// not resolve is logged, and calls to it get 480).
+    pub fn new(config: Config, listeners: Vec<(Transport, SocketAddr)>, media: M, seed: u64) -> Calls<M> {
+        let mut peers = HashMap::new();
+        for (index, e) in config.endpoints.iter().enumerate() {
+            let addr = match &e.host {
+                EndpointHost::Dynamic => None,
+                EndpointHost::Static(hp) => {
+                    let port = hp.port.unwrap_or(transport(e.transport).default_port());
+                    let text = match &hp.host {
+                        config::Host::Ip(ip) => SocketAddr::new(*ip, port).to_string(),
+                        config::Host::Name(n) => format!("{n}:{port}"),
+                    };
+                    match text.to_socket_addrs().map(|mut a| a.next()) {
+                        Ok(Some(a)) => Some(a),
+                        _ => {
+                            tracing::warn!(endpoint = %e.name, host = %text, "endpoint host does not resolve; calls to it get 480");
+                            None
+                        }
+                    }
+                }
+            };
+            peers.insert(e.name.clone(), Peer { index, addr });
+        }
+        let b2bua = B2bua::new(b2bua_config(&config, &listeners, seed));
+        Calls { b2bua, config, peers, media, listeners, refused: 0 }
+    }
+
+    /// The media backend.
+    pub fn media(&mut self) -> &mut M {
+        &mut self.media
+    }
+
+    /// The endpoint a request from `source` comes from: no `secret`, static host, same IP
+    /// (and the same port when several share the IP).
+    fn caller(&self, source: &Flow) -> Option<usize> {
+        let mut by_ip = None;
+        for e in self.config.endpoints.iter().filter(|e| e.secret.is_none()) {
+            let Some(p) = self.peers.get(&e.name) else { continue };
+            let Some(a) = p.addr else { continue };
+            if a.ip() == source.remote.ip() {
+                if a.port() == source.remote.port() {
+                    return Some(p.index);
+                }
+                by_ip.get_or_insert(p.index);
+            }
+        }
+        by_ip
+    }
+
+    /// The endpoint and Request-URI user a dialled `user` goes to.
+    fn destination(&self, user: &str) -> Option<(usize, String)> {
+        if let Some(p) = self.peers.get(user) {
+            return Some((p.index, user.to_owned()));
+        }
+        self.config.routes.iter().find_map(|r| {
+            let new_user = r.rewrite(user)?;
+            let p = self.peers.get(&r.to)?;
+            Some((p.index, new_user))
+        })
+    }
+
+    /// Drains the call layer's events: routes new calls, moves relay state along.
+    pub fn drain(&mut self, now: Time, ep: &mut Endpoint) {
+        while let Some(e) = self.b2bua.poll_event() {
+            match e {
+                CallEvent::Incoming(inc) => self.incoming(now, ep, *inc),
+                CallEvent::Media { call, side, remote } => self.media.set_remote(call, side, remote),
+                CallEvent::Ended { call, reason } => {
+                    tracing::debug!(%call, %reason, "releasing media");
+                    self.media.close(call);
+                }
+                CallEvent::Progress { .. } | CallEvent::Answered { .. } => {}
+            }
+        }
+    }
+
+    fn refuse(&mut self, now: Time, ep: &mut Endpoint, call: CallId, status: u16, why: &str) {
+        tracing::info!(%call, status, "refused: {why}");
+        self.refused += 1;
+        let _ = self.b2bua.reject(now, ep, call, status);
+    }
+
+    fn incoming(&mut self, now: Time, ep: &mut Endpoint, inc: Incoming) {
+        let call = inc.call;
+        let Some(from) = self.caller(&inc.source) else {
+            return self.refuse(now, ep, call, 403, &format!("{} is no endpoint of ours", inc.source.remote));
+        };
+        let user =
+            inc.request.uri().as_sip().and_then(|u| u.user_decoded()).map(|u| String::from_utf8_lossy(&u).into_owned()).unwrap_or_default();
+        let Some((to, new_user)) = self.destination(&user) else {
+            return self.refuse(now, ep, call, 404, &format!("no endpoint or route for {user:?}"));
+        };
+        let (caller, callee) = (&self.config.endpoints[from], &self.config.endpoints[to]);
+        let Some(remote) = self.peers.get(&callee.name).and_then(|p| p.addr) else {
+            let why = format!("{} has no contact", callee.name);
+            return self.refuse(now, ep, call, 480, &why);
+        };
+        let t = transport(callee.transport);
+        let Some(local) = self.listeners.iter().find(|(x, _)| *x == t).map(|(_, a)| *a) else {
+            let why = format!("no {t} listener to reach {}", callee.name);
+            return self.refuse(now, ep, call, 503, &why);
+        };
+        let media_ip = |e: &config::Endpoint| e.media_address.unwrap_or(self.config.media.address);
+        let nat = |e: &config::Endpoint| e.nat == config::Nat::Yes;
+        let (caller_name, callee_name) = (caller.name.clone(), callee.name.clone());
+        let codecs = [caller.codecs.clone(), callee.codecs.clone()];
+        let pin = [nat(caller), nat(callee)];
+        let media = match self.media.open(call, [media_ip(caller), media_ip(callee)], pin) {
+            Ok(m) => m,
+            Err(e) => return self.refuse(now, ep, call, 503, &format!("no relay ports: {e}")),
+        };
+        let host = match remote.ip() {
+            IpAddr::V6(v) => format!("[{v}]"),
+            IpAddr::V4(v) => v.to_string(),
+        };
+        let param = match t {
+            Transport::Tcp => ";transport=tcp",
+            _ => "",
+        };
+        let scheme = if t == Transport::Tls { "sips" } else { "sip" };
+        let Ok(uri) = Uri::parse_str(&format!("{scheme}:{new_user}@{host}:{}{param}", remote.port())) else {
+            self.media.close(call);
+            return self.refuse(now, ep, call, 484, &format!("{new_user:?} is not a valid user part"));
+        };
+        let target = Target {
+            uri,
+            flow: Flow { transport: t, local, remote, connection: None },
+            media,
+            codecs,
+            pin_flow: pin,
+            no_answer: None,
+            headers: Vec::new(),
+        };
+        tracing::info!(%call, from = %caller_name, to = %callee_name, user = %new_user, "routing");
+        if let Err(e) = self.b2bua.route(now, ep, call, target) {
+            tracing::warn!(%call, error = %e, "cannot route");
+            self.media.close(call);
+        }
+    }
+}
+
+/// Addresses from the configured range without sockets: for signalling-only tests.
+#[derive(Debug, Default)]
+pub struct NoMedia {
+    next: u16,
+}
+
+impl MediaBackend for NoMedia {
+    fn open(&mut self, _call: CallId, local: [IpAddr; 2], _nat: [bool; 2]) -> Result<[SocketAddr; 2], String> {
+        self.next = self.next.wrapping_add(4);
+        let p = 20000 + self.next % 10000;
+        Ok([SocketAddr::new(local[0], p), SocketAddr::new(local[1], p + 2)])
+    }
+    fn set_remote(&mut self, _call: CallId, _side: Side, _remote: Option<SocketAddr>) {}
+    fn close(&mut self, _call: CallId) {}
+}

@@ -1,0 +1,158 @@
+//! Bridged calls through the built binary with real SIPp on both sides (Debian's
+//! sip-tester, which `scripts/test.sh` installs): SIPp UAC → sipbridge → SIPp UAS with the
+//! benchmark scenarios of `../shared/bench/scenarios` (read in place).
+//!
+//! Each test has loopback addresses of its own (sipbridge on .x0, the UAS on .x1, the
+//! UAC on .x2) so they can run at once; every process is bounded in calls and time.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn shared() -> PathBuf {
+    std::env::var_os("SIPBRIDGE_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+struct Server {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Server {
+    /// sipbridge on `ip:5060` with the UAC at `uac` and the UAS at `uas` as endpoints,
+    /// every dialled user routed to the UAS.
+    fn start(name: &str, ip: &str, uac: &str, uas: &str, extra: &str) -> Server {
+        let dir = std::env::temp_dir().join(format!("sipbridge-calls-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = format!(
+            "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"\"\n[store]\nurl = \"memory\"\n[media]\naddress = \"{ip}\"\n\
+             [log]\nlevel = \"info\"\n{extra}\n\
+             [[endpoint]]\nname = \"uac\"\nhost = \"{uac}\"\n[[endpoint]]\nname = \"uas\"\nhost = \"{uas}\"\n\
+             [[route]]\nmatch = \".*\"\nto = \"uas\"\n"
+        );
+        let cfg = dir.join("sipbridge.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let s = Server { child, dir };
+        // Ready when the UDP port is taken.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::UdpSocket::bind((ip, 5060)).is_ok() {
+            assert!(Instant::now() < deadline, "sipbridge did not bind {ip}:5060; stderr:\n{}", s.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn scenario(name: &str) -> String {
+    shared().join("bench/scenarios").join(name).display().to_string()
+}
+
+/// SIPp with its control and media ports on its own address, bounded by `-timeout`.
+fn sipp(ip: &str, port: u16, args: &[String]) -> Command {
+    let mut c = Command::new("sipp");
+    c.args([
+        "-i",
+        ip,
+        "-p",
+        &port.to_string(),
+        "-mi",
+        ip,
+        "-mp",
+        &(port + 10_000).to_string(),
+        "-ci",
+        ip,
+        "-cp",
+        &(port + 20_000).to_string(),
+        "-nostdin",
+    ]);
+    c.args(args);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The "Successful call" and "Failed call" cumulative counts of SIPp's final screen.
+fn counts(o: &Output) -> (u64, u64) {
+    let s = String::from_utf8_lossy(&o.stdout).into_owned();
+    let last = |label: &str| {
+        s.lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with(label))
+            .and_then(|l| l.rsplit('|').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (last("Successful call"), last("Failed call"))
+}
+
+/// Runs `calls` calls UAC → sipbridge → UAS with `lost` percent loss at each SIPp and
+/// checks both sides completed every one.
+fn bridged_calls(name: &str, net: u8, calls: u32, rate: u32, lost: u32) {
+    let (ip, uas_ip, uac_ip) = (format!("127.0.0.{net}0"), format!("127.0.0.{net}1"), format!("127.0.0.{net}2"));
+    let server = Server::start(name, &ip, &format!("{uac_ip}:5080"), &format!("{uas_ip}:5070"), "");
+    let m = calls.to_string();
+    let mut uas_args = vec!["-sf".to_owned(), scenario("uas.xml"), "-m".into(), m.clone(), "-timeout".into(), "120s".into()];
+    uas_args.extend(["-default_behaviors".into(), "all,-abortunexp".into()]);
+    let mut uac_args = vec![format!("{ip}:5060"), "-sf".into(), scenario("uac.xml"), "-m".into(), m, "-r".into(), rate.to_string()];
+    uac_args.extend(["-d".into(), "0".into(), "-timeout".into(), "120s".into()]);
+    if lost > 0 {
+        uas_args.extend(["-lost".into(), lost.to_string()]);
+        uac_args.extend(["-lost".into(), lost.to_string()]);
+    }
+    let uas = sipp(&uas_ip, 5070, &uas_args).spawn().expect("sipp runs (Debian package sip-tester; scripts/test.sh installs it)");
+    std::thread::sleep(Duration::from_millis(300));
+    let uac = sipp(&uac_ip, 5080, &uac_args).output().unwrap();
+    let uas = uas.wait_with_output().unwrap();
+    let (ok, failed) = counts(&uac);
+    assert!(
+        uac.status.success() && ok == u64::from(calls) && failed == 0,
+        "UAC: {ok} ok, {failed} failed\n{}\nsipbridge:\n{}",
+        text(&uac),
+        server.stderr()
+    );
+    let (ok, failed) = counts(&uas);
+    assert!(
+        uas.status.success() && ok == u64::from(calls) && failed == 0,
+        "UAS: {ok} ok, {failed} failed\n{}\nsipbridge:\n{}",
+        text(&uas),
+        server.stderr()
+    );
+}
+
+#[test]
+fn sipp_500_bridged_calls_without_a_failure() {
+    bridged_calls("plain", 5, 500, 100, 0);
+}
+
+#[test]
+fn sipp_500_bridged_calls_with_10_percent_loss_on_both_sides() {
+    bridged_calls("lossy", 6, 500, 50, 10);
+}
