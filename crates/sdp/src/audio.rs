@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::codec::{digits, Codec};
+use crate::codec::{payload_type, Codec};
 use crate::model::{parse_ms, Attribute, Connection, Line, Media, Origin, SessionDescription};
 
 impl SessionDescription {
@@ -75,7 +75,7 @@ impl SessionDescription {
         let removed: Vec<String> = media
             .formats
             .iter()
-            .filter(|f| !digits::<u8>(f).and_then(|pt| media.rtpmap(pt)).is_some_and(|c| c.is_named_in(allowed)))
+            .filter(|f| !payload_type(f).and_then(|pt| media.rtpmap(pt)).is_some_and(|c| c.is_named_in(allowed)))
             .cloned()
             .collect();
         for fmt in &removed {

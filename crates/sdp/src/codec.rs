@@ -94,6 +94,16 @@ impl Codec {
     }
 }
 
+/// The payload type a format token of an `m=` line stands for: a number 0..=255
+/// written canonically (`9`, not `09`, so that printing the number gives the token
+/// back); anything else is not a payload type.
+pub(crate) fn payload_type(fmt: &str) -> Option<u8> {
+    if fmt.len() > 1 && fmt.starts_with('0') {
+        return None;
+    }
+    digits(fmt)
+}
+
 /// A number made of ASCII digits only (no sign, no space), or `None`.
 pub(crate) fn digits<T: std::str::FromStr>(s: &str) -> Option<T> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
@@ -127,6 +137,16 @@ mod tests {
         }
         assert_eq!(Codec::new(111, "opus", 48000, Some(2)).rtpmap_value(), "111 opus/48000/2");
         assert_eq!(Codec::new(0, "PCMU", 8000, None).rtpmap_value(), "0 PCMU/8000");
+    }
+
+    #[test]
+    fn payload_types_are_canonical_numbers() {
+        assert_eq!(payload_type("0"), Some(0));
+        assert_eq!(payload_type("101"), Some(101));
+        assert_eq!(payload_type("09"), None, "would print as 9");
+        assert_eq!(payload_type("00"), None);
+        assert_eq!(payload_type("t38"), None);
+        assert_eq!(payload_type("256"), None);
     }
 
     #[test]

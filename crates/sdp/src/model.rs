@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::codec::{digits, Codec};
+use crate::codec::{digits, payload_type, Codec};
 
 /// The `o=` line (RFC 8866 §5.2): who made the description, and which version of it
 /// this is. The network type is always `IN`.
@@ -361,7 +361,7 @@ impl Media {
     /// The known formats of the `m=` line, in order (a format that is not a number or
     /// a dynamic number without `a=rtpmap` is left out).
     pub fn codecs(&self) -> Vec<Codec> {
-        self.formats.iter().filter_map(|f| digits::<u8>(f).and_then(|pt| self.rtpmap(pt))).collect()
+        self.formats.iter().filter_map(|f| payload_type(f).and_then(|pt| self.rtpmap(pt))).collect()
     }
 
     /// The `a=ptime` of this media description, in milliseconds (a fraction is cut).

@@ -736,3 +736,17 @@ fn error_display() {
     assert_eq!(NegotiationError::OfferPending.to_string(), "an offer is already outstanding");
     assert_eq!(NegotiationError::AnswerMismatch("x".into()).to_string(), "answer does not match the offer: x");
 }
+
+#[test]
+fn format_with_leading_zero_is_no_payload_type() {
+    // Found by the fuzzer: "09" was taken as PT 9 and answered as "9", a format the
+    // offer never listed.
+    let offer = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 1 RTP/AVP 0 09\n");
+    assert_eq!(names(&offer.audio_codecs()), ["PCMU"]);
+    let answer = SessionDescription::answer_to(&offer, &["PCMU", "G722"], ip4(1, 2, 3, 4), 1).unwrap();
+    assert_eq!(formats(&answer.media()[0]), ["0"]);
+    assert_eq!(validate_answer(&offer, &answer), Ok(()));
+    let mut filtered = offer.clone();
+    assert_eq!(filtered.filter_codecs(&["PCMU", "G722"]), 1);
+    assert_eq!(formats(&filtered.media()[0]), ["0"]);
+}

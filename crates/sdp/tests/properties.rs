@@ -123,9 +123,11 @@ const NAMES: &[&str] = &["PCMU", "PCMA", "G722", "G729", "opus", "iLBC", "teleph
 /// other streams around the audio, directions and hold.
 fn offer() -> impl Strategy<Value = String> {
     let codec = prop_oneof![
-        prop::sample::select(vec![0u8, 3, 8, 9, 18, 13]).prop_map(|pt| (pt, None)),
+        prop::sample::select(vec![0u8, 3, 8, 9, 18, 13]).prop_map(|pt| (pt.to_string(), None)),
         (96u8..128, prop::sample::select(NAMES.to_vec()), prop::sample::select(vec![8000u32, 16000, 48000]))
-            .prop_map(|(pt, n, r)| (pt, Some(format!("{n}/{r}")))),
+            .prop_map(|(pt, n, r)| (pt.to_string(), Some(format!("{n}/{r}")))),
+        // Odd tokens that are no payload type: not chosen, not answered.
+        prop::sample::select(vec!["09", "00", "t38", "*", "255"]).prop_map(|t| (t.to_owned(), None)),
     ];
     (
         prop::collection::vec(codec, 1..7),
