@@ -34,6 +34,9 @@ impl SessionDescription {
     ///
     /// Hold passes through: when the stream's effective `c=` was `0.0.0.0`, the `c=`
     /// lines stay as they are and only the port changes.
+    ///
+    /// Without an active audio stream every stream is disabled and no `c=` changes
+    /// (check [`audio_address`](SessionDescription::audio_address) first).
     pub fn set_audio_address(&mut self, addr: IpAddr, port: u16) {
         let audio = self.active_audio_index();
         let held = audio

@@ -22,9 +22,12 @@ pub struct LocalOrigin {
 }
 
 impl LocalOrigin {
-    /// Our origin `o=<username> <session_id> <version> IN IP4|IP6 <address>`.
+    /// Our origin `o=<username> <session_id> <version> IN IP4|IP6 <address>`. The
+    /// username must be one token: white space in it becomes `_`, and an empty one `-`.
     pub fn new(username: &str, session_id: u64, address: IpAddr) -> LocalOrigin {
-        LocalOrigin { username: username.to_owned(), session_id, address, version: 1, last_sent: None }
+        let username: String = username.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect();
+        let username = if username.is_empty() { "-".to_owned() } else { username };
+        LocalOrigin { username, session_id, address, version: 1, last_sent: None }
     }
 
     /// Replaces `sdp`'s `o=` with ours and its `s=` with `-`, increasing the version

@@ -563,6 +563,15 @@ fn local_origin_version_rule() {
     ours.stamp(&mut back);
     assert_eq!(back.origin().session_version, 3);
 
+    let mut odd = LocalOrigin::new("sip bridge", 5, relay);
+    let mut sdp = parse(PHONE);
+    odd.stamp(&mut sdp);
+    assert_eq!(sdp.origin().username, "sip_bridge");
+    reparses(&sdp);
+    let mut empty = LocalOrigin::new("", 5, relay);
+    empty.stamp(&mut sdp);
+    assert_eq!(sdp.origin().username, "-");
+
     let mut v6 = LocalOrigin::new("-", 1, IpAddr::V6(Ipv6Addr::LOCALHOST));
     let mut sdp = parse(PHONE);
     v6.stamp(&mut sdp);
@@ -749,4 +758,12 @@ fn format_with_leading_zero_is_no_payload_type() {
     let mut filtered = offer.clone();
     assert_eq!(filtered.filter_codecs(&["PCMU", "G722"]), 1);
     assert_eq!(formats(&filtered.media()[0]), ["0"]);
+}
+
+#[test]
+fn set_audio_address_without_audio_disables_everything() {
+    let mut sdp = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 0 RTP/AVP 0\nm=image 4000 udptl t38\n");
+    sdp.set_audio_address(ip4(1, 2, 3, 4), 5);
+    assert!(sdp.media().iter().all(|m| !m.is_active()));
+    assert_eq!(sdp.connection(), Some(&Connection::new(ip4(10, 0, 0, 1))));
 }
