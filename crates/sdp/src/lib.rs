@@ -13,7 +13,8 @@
 //!
 //! - Lines may end in CRLF or in a bare LF; trailing spaces, tabs and CRs are dropped;
 //!   empty lines are skipped; fields may be separated by runs of spaces or tabs.
-//!   Everything must be UTF-8 (RFC 8866 §5).
+//!   Everything must be UTF-8 (RFC 8866 §5), and a CR or NUL inside a line is an
+//!   error (§9: no value holds them).
 //! - Structure is checked: `v=0` first, then `o=` (six fields, numeric id and version,
 //!   network type `IN`), then `s=` (which may be empty, as in the RFC 3264 examples);
 //!   `c=` at most once per level; a well-formed `m=` (`<media> <port>[/<count>] <proto>

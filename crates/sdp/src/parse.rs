@@ -13,7 +13,7 @@ struct Row<'a> {
 }
 
 /// Splits the body into rows: lines end in LF or CRLF; trailing spaces, tabs and CRs
-/// are dropped; empty lines are skipped.
+/// are dropped; empty lines are skipped; a CR or NUL inside a line is an error.
 fn rows(input: &[u8]) -> Result<Vec<Row<'_>>, SdpError> {
     let mut out = Vec::new();
     for (i, raw) in input.split(|&b| b == b'\n').enumerate() {
@@ -22,6 +22,11 @@ fn rows(input: &[u8]) -> Result<Vec<Row<'_>>, SdpError> {
         let line = raw.get(..end).unwrap_or_default();
         if line.is_empty() {
             continue;
+        }
+        // RFC 8866 §9: no value holds CR, LF or NUL. A CR inside a line would be
+        // trimmed away once it ends up last on a printed line, so it is an error.
+        if line.iter().any(|&b| b == b'\r' || b == 0) {
+            return Err(SdpError::new(K::BadLine, number));
         }
         let (kind, value) = match line {
             [k @ b'a'..=b'z', b'=', rest @ ..] => (char::from(*k), rest),
