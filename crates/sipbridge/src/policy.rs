@@ -33,6 +33,7 @@ pub fn endpoint_config(config: &Config, seed: u64) -> EndpointConfig {
         listeners,
         seed,
         allow: vec![Method::Invite, Method::Ack, Method::Cancel, Method::Bye, Method::Options, Method::Update, Method::Info],
+        supported: vec!["timer".into()],
         ..EndpointConfig::default()
     }
 }

@@ -105,6 +105,7 @@ pub struct Phone {
     last_ack: Option<(Bytes, Flow)>,
     hold: bool,
     version: u64,
+    session_expires: Option<String>,
     /// What happened.
     pub record: Record,
 }
@@ -135,6 +136,7 @@ impl Phone {
             last_ack: None,
             hold: false,
             version: 1,
+            session_expires: None,
             record: Record::default(),
         }
     }
@@ -142,6 +144,13 @@ impl Phone {
     /// Answers incoming calls so.
     pub fn answering(mut self, a: Answer) -> Phone {
         self.answer = Some(a);
+        self
+    }
+
+    /// Asks for session timers (RFC 4028) in the INVITE: `Session-Expires: VALUE`
+    /// (e.g. `"90;refresher=uac"`) and `Supported: timer`.
+    pub fn session_timer(mut self, value: &str) -> Phone {
+        self.session_expires = Some(value.to_owned());
         self
     }
 
@@ -216,6 +225,11 @@ impl Phone {
                 let from = NameAddr::new(Uri::parse_str(&format!("sip:{}@{}", self.name, self.local.ip())).expect("a valid URI"));
                 let (t, h, p) = self.sent_by();
                 let mut b = RequestBuilder::new(Method::Invite, uri).from(from).via(t.to_message(), h, Some(p)).contact(self.contact());
+                if let Some(se) = &self.session_expires {
+                    use sip_core::sip_message::{Header, HeaderName};
+                    b = b.header(Header::new(HeaderName::SessionExpires, Bytes::from(se.clone())));
+                    b = b.header(Header::new(HeaderName::Supported, Bytes::from_static(b"timer")));
+                }
                 if self.offer_in_invite {
                     let body = self.sdp(false);
                     b = b.body("application/sdp", body);

@@ -27,6 +27,7 @@ fn config() -> EndpointConfig {
     let mut c = EndpointConfig::default();
     c.allow.push(Method::Update);
     c.allow.push(Method::Info);
+    c.supported.push("timer".into());
     c
 }
 
@@ -385,4 +386,69 @@ fn call_duration_limit() {
     let ok = w.reason() == Some(EndReason::MaxDuration);
     w.check(ok, "ended at the limit");
     w.check_clean();
+}
+
+fn reinvites_between(r: &testkit::phone::Record, from: Time, to: Time) -> usize {
+    r.requests.iter().filter(|(t, m)| *m == Method::Invite && *t > from && *t <= to).count()
+}
+
+#[test]
+fn session_timer_refreshed_by_sipbridge() {
+    // alice asks for 90 s with sipbridge as refresher: a refresh every 45 s on alice's
+    // leg only.
+    let alice = caller().session_timer("90;refresher=uas").at(ms(0), Action::Call("bob".into())).at(ms(100_000), Action::Bye);
+    let mut w = World::new(17, LinkConfig::perfect(), alice, callee(Answer::ok_after(Duration::from_secs(1))), to_bob());
+    w.net.run_until(END);
+    let a = w.alice().record.clone();
+    let b = w.bob().record.clone();
+    w.check(
+        reinvites_between(&a, ms(45_000), ms(47_000)) == 1 && reinvites_between(&a, ms(90_000), ms(92_500)) == 1,
+        "refreshes at 45 s and 90 s",
+    );
+    w.check(reinvites_between(&b, ms(0), END) == 1, "bob sees only the initial INVITE");
+    let ok = w.reason() == Some(EndReason::HangUp(Side::A));
+    w.check(ok, "the call lasts until alice hangs up");
+    w.check_clean();
+}
+
+#[test]
+fn session_timer_expires_without_refresh() {
+    // alice is the refresher and never refreshes: 90 − 30 s after the answer the call is
+    // torn down on both legs.
+    let alice = caller().session_timer("90;refresher=uac").at(ms(0), Action::Call("bob".into()));
+    let mut w = World::new(18, LinkConfig::perfect(), alice, callee(Answer::ok_after(Duration::from_secs(1))), to_bob());
+    w.net.run_until(END);
+    let a = w.alice().record.clone();
+    let b = w.bob().record.clone();
+    w.check(a.bye_received && b.bye_received, "both legs get BYE");
+    let ok = w.reason() == Some(EndReason::SessionExpired(Side::A));
+    w.check(ok, "ended as expired");
+    let at = w.bridge().events.iter().find_map(|(t, e)| matches!(e, CallEvent::Ended { .. }).then_some(*t)).expect("ended");
+    w.check(at == ms(1030 + 60_000), "at 60 s after the answer");
+}
+
+#[test]
+fn session_timer_refreshed_by_the_caller() {
+    let alice = caller()
+        .session_timer("90;refresher=uac")
+        .at(ms(0), Action::Call("bob".into()))
+        .at(ms(40_000), Action::Reinvite { hold: false })
+        .at(ms(80_000), Action::Reinvite { hold: false })
+        .at(ms(110_000), Action::Bye);
+    let mut w = World::new(19, LinkConfig::perfect(), alice, callee(Answer::ok_after(Duration::from_secs(1))), to_bob());
+    w.net.run_until(END);
+    let a = w.alice().record.clone();
+    w.check(a.refresh_finals == vec![200, 200], "both refreshes succeed");
+    let ok = w.reason() == Some(EndReason::HangUp(Side::A));
+    w.check(ok, "the refreshed call lasts until alice hangs up");
+    w.check_clean();
+}
+
+#[test]
+fn session_interval_below_min_se_gets_422() {
+    let alice = caller().session_timer("30").at(ms(0), Action::Call("bob".into()));
+    let mut w = World::new(20, LinkConfig::perfect(), alice, callee(Answer::ok_after(Duration::from_secs(1))), to_bob());
+    w.net.run_until(END);
+    let a = w.alice().record.clone();
+    w.check(a.invite_finals == vec![422], "422 Session Interval Too Small");
 }

@@ -110,6 +110,10 @@ pub(crate) struct Leg {
     pub gone: bool,
     /// Methods the peer listed in Allow.
     pub peer_allows_update: bool,
+    /// A: the caller's `Session-Expires` and whether it supports `timer`.
+    pub session_asked: Option<(super::SessionExpires, bool)>,
+    /// The running session timer (RFC 4028), if this leg has one.
+    pub session: Option<super::session_timer::SessionTimer>,
 }
 
 impl Leg {
@@ -136,6 +140,8 @@ impl Leg {
             codecs: Vec::new(),
             gone: false,
             peer_allows_update: false,
+            session_asked: None,
+            session: None,
         }
     }
 

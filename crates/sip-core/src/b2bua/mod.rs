@@ -16,8 +16,10 @@
 //! read both `poll_timeout`s.
 
 mod leg;
+mod session_timer;
 
 pub use leg::Side;
+pub use session_timer::{Refresher, SessionExpires, MIN_SE};
 
 use crate::dialog::Dialog;
 use crate::endpoint::{Endpoint, Event};
@@ -28,6 +30,7 @@ use crate::Time;
 use bytes::Bytes;
 use leg::{sdp_of, AckOwed, Leg, Pending2xx};
 use sdp::{LocalOrigin, NegotiationError, SessionDescription};
+use session_timer::{supports_timer, SessionTimer};
 use sip_message::{reason_phrase, Header, HeaderName, Host, IdSource, Method, NameAddr, Request, Response, SipUri, Uri};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -137,6 +140,8 @@ pub enum EndReason {
     Command(String),
     /// The call reached `max_duration`.
     MaxDuration,
+    /// No session refresh came from this leg in time (RFC 4028 §10).
+    SessionExpired(Side),
 }
 
 impl std::fmt::Display for EndReason {
@@ -149,6 +154,7 @@ impl std::fmt::Display for EndReason {
             EndReason::NoReply { side, method, status } => write!(f, "no reply to critical request {method} on the {side} leg ({status})"),
             EndReason::Command(r) => write!(f, "hung up: {r}"),
             EndReason::MaxDuration => f.write_str("maximum duration reached"),
+            EndReason::SessionExpired(s) => write!(f, "session timer expired on the {s} leg"),
         }
     }
 }
@@ -239,6 +245,9 @@ enum TxUse {
     Forward { peer: TransactionId, update: bool },
     /// Our BYE.
     Bye,
+    /// Our own session refresh (RFC 4028) with UPDATE; a re-INVITE refresh is a
+    /// `ClientReinvite` without a peer.
+    RefreshUpdate,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -311,7 +320,11 @@ impl Call {
 
     fn next_deadline(&self) -> Option<Time> {
         let p = |l: &Leg| l.pending_2xx.as_ref().map(|p| if p.reliable { p.give_up_at } else { p.next_at.min(p.give_up_at) });
-        [p(&self.a), p(&self.b), self.no_answer_at, self.max_duration_at, self.reap_at].into_iter().flatten().min()
+        let st = |l: &Leg| l.session.as_ref().filter(|_| self.phase != Phase::Ended).map(|t| t.due_at);
+        [p(&self.a), p(&self.b), st(&self.a), st(&self.b), self.no_answer_at, self.max_duration_at, self.reap_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -345,6 +358,8 @@ pub struct B2bua {
     next_call: u64,
     calls: HashMap<CallId, Call>,
     dialogs: HashMap<(String, String), (CallId, Side)>,
+    /// Both legs' Call-IDs, for the API's ladder and logs.
+    call_ids: HashMap<String, CallId>,
     txs: HashMap<TransactionId, TxEntry>,
     deadlines: BinaryHeap<Reverse<(Time, CallId)>>,
     events: VecDeque<CallEvent>,
@@ -361,6 +376,7 @@ impl B2bua {
             next_call: 1,
             calls: HashMap::new(),
             dialogs: HashMap::new(),
+            call_ids: HashMap::new(),
             txs: HashMap::new(),
             deadlines: BinaryHeap::new(),
             events: VecDeque::new(),
@@ -418,13 +434,7 @@ impl B2bua {
 
     /// The call a Call-ID belongs to (either leg's), for logs and the API's ladder.
     pub fn call_for_call_id(&self, call_id: &str) -> Option<CallId> {
-        self.calls
-            .values()
-            .find(|c| {
-                c.a.invite.as_ref().is_some_and(|r| r.call_id().as_str() == call_id)
-                    || c.b.invite.as_ref().is_some_and(|r| r.call_id().as_str() == call_id)
-            })
-            .map(|c| c.id)
+        self.call_ids.get(call_id).copied()
     }
 
     fn schedule(&mut self, id: CallId) {
@@ -513,6 +523,12 @@ impl B2bua {
             let _ = ep.reply(now, tx, 483, Vec::new());
             return;
         }
+        // RFC 4028 §8.1: an interval below our Min-SE gets 422.
+        let session_asked = SessionExpires::of(request.headers());
+        if session_asked.is_some_and(|se| se.interval < MIN_SE) {
+            let _ = ep.reply(now, tx, 422, vec![Header::new(HeaderName::MinSe, Bytes::from(MIN_SE.to_string()))]);
+            return;
+        }
         let offer = match sdp_of(request.content_type(), request.body()) {
             Some(Ok(sd)) => Some(sd),
             Some(Err(())) => {
@@ -541,6 +557,7 @@ impl B2bua {
             a.remote_offer = a.nego.remote_offer(sd).ok();
         }
         a.peer_allows_update = allows_update(request.headers());
+        a.session_asked = session_asked.map(|se| (se, supports_timer(request.headers())));
         a.invite = Some(request.clone());
         let b = Leg::new(source, unspecified, self.origin());
         let call = Call {
@@ -558,6 +575,7 @@ impl B2bua {
             dialog_keys: vec![key.clone()],
             last_ack: [None, None],
         };
+        self.call_ids.insert(key.0.clone(), id);
         self.dialogs.insert(key, (id, Side::A));
         self.txs.insert(tx, TxEntry { call: id, side: Side::A, usage: TxUse::Invite });
         self.calls.insert(id, call);
@@ -645,6 +663,11 @@ impl B2bua {
             .contact(contact(&cfg, transport))
             .header(Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())))
             .header(Header::new(HeaderName::UserAgent, Bytes::from(cfg.user_agent.clone())));
+        if let Some((se, _)) = c.a.session_asked {
+            // The caller wants session timers: ask the callee too (it picks the refresher).
+            b = b.header(SessionExpires { interval: se.interval, refresher: None }.header());
+            b = b.header(Header::new(HeaderName::Supported, Bytes::from_static(b"timer")));
+        }
         for h in target.headers {
             b = b.header(h);
         }
@@ -661,6 +684,7 @@ impl B2bua {
         c.txs.push(btx);
         c.dialog_keys.push(key.clone());
         let a_remote = c.a.media_remote;
+        self.call_ids.insert(key.0.clone(), call);
         self.dialogs.insert(key, (call, Side::B));
         self.txs.insert(btx, TxEntry { call, side: Side::B, usage: TxUse::Invite });
         self.events.push_back(CallEvent::Media { call, side: Side::A, remote: a_remote });
@@ -687,6 +711,7 @@ impl B2bua {
             TxUse::Invite if e.side == Side::B => self.on_b_invite_response(now, ep, e.call, response),
             TxUse::ClientReinvite { peer } => self.on_reinvite_response(now, ep, e.call, e.side, tx, peer, response),
             TxUse::Forward { peer, update } => self.on_forward_response(now, ep, e.call, e.side, peer, update, response),
+            TxUse::RefreshUpdate => self.on_refresh_update(now, ep, e.call, e.side, response.status()),
             _ => {}
         }
     }
@@ -770,6 +795,10 @@ impl B2bua {
         c.b.dialog = Some(dialog);
         c.b.final_done = true;
         c.b.peer_allows_update = allows_update(response.headers());
+        if let Some(se) = SessionExpires::of(response.headers()) {
+            // §7.2: we are the UAC of this leg; refresher=uac means us.
+            c.b.session = Some(SessionTimer::start(now, se.interval.max(MIN_SE), se.refresher != Some(Refresher::Uas)));
+        }
         let seq = b_invite.cseq().seq;
         if c.phase != Phase::Calling {
             // Cancelled (or hung up) while the 2xx was on its way: ACK then BYE.
@@ -846,7 +875,22 @@ impl B2bua {
         if c.a.final_done {
             return;
         }
-        let Some(resp) = build_response(cfg, req, status, reason, &c.a.local_tag, body, c.a.flow.transport) else { return };
+        let mut resp = match build_response(cfg, req, status, reason, &c.a.local_tag, body, c.a.flow.transport) {
+            Some(r) => r,
+            None => return,
+        };
+        if (200..300).contains(&status) {
+            if let Some((se, timer_supported)) = c.a.session_asked {
+                // §9: the caller refreshes when it said so or supports timers; else we do.
+                let we_refresh = se.refresher == Some(Refresher::Uas) || !timer_supported;
+                let t = SessionTimer::start(now, se.interval, we_refresh);
+                let _ = resp.push_header(t.in_response().header());
+                if !we_refresh {
+                    let _ = resp.push_header(Header::new(HeaderName::Require, Bytes::from_static(b"timer")));
+                }
+                c.a.session = Some(t);
+            }
+        }
         if ep.respond(now, tx, resp.clone()).is_err() {
             return;
         }
@@ -980,6 +1024,7 @@ impl B2bua {
                 }
             }
             TxUse::Bye => tracing::debug!(call = %e.call, side = %e.side, %tx, "no response to our BYE"),
+            TxUse::RefreshUpdate => self.critical(now, ep, e.call, e.side, Method::Update, status),
             _ => {}
         }
     }
@@ -1141,6 +1186,34 @@ impl B2bua {
             }
             return;
         }
+        if peer.is_none() {
+            // Our own session refresh: only this leg is involved.
+            let this = c.leg_mut(side);
+            this.client_invite = None;
+            if status >= 300 {
+                this.nego.rollback();
+                if matches!(status, 408 | 481) {
+                    self.critical(now, ep, call, side, Method::Invite, status);
+                } else if let Some(t) = this.session.as_mut() {
+                    // 491 or a passing failure: try again shortly (§14.1 spirit).
+                    t.due_at = now + Duration::from_secs(2);
+                }
+                return;
+            }
+            if let Some(Ok(sd)) = sdp_of(response.content_type(), response.body()) {
+                let _ = this.nego.remote_answer(sd.clone());
+                if this.learn_remote(&sd) {
+                    self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
+                }
+            } else {
+                this.nego.rollback();
+            }
+            if let Some(t) = this.session.as_mut() {
+                t.refreshed(now);
+            }
+            send_ack(ep, &cfg, c, side, seq, None);
+            return;
+        }
         let (this, other) = c.legs_mut(side);
         this.client_invite = None;
         other.server_invite = None;
@@ -1158,6 +1231,11 @@ impl B2bua {
         }
         if let Some(d) = this.dialog.as_mut() {
             d.receive_refresh_response(&response);
+        }
+        for l in [&mut *this, &mut *other] {
+            if let Some(t) = l.session.as_mut() {
+                t.refreshed(now);
+            }
         }
         let had_offer = this.nego.pending_offer().is_some();
         let mut out_body = None;
@@ -1194,7 +1272,10 @@ impl B2bua {
         let Some(p) = peer else { return };
         if let Some(req) = ep.transaction_request(p).cloned() {
             let tag = other.dialog.as_ref().map(|d| d.local_tag().to_owned()).unwrap_or_default();
-            if let Some(resp) = build_response(&cfg, &req, status, None, &tag, out_body, other.flow.transport) {
+            if let Some(mut resp) = build_response(&cfg, &req, status, None, &tag, out_body, other.flow.transport) {
+                if let Some(t) = other.session.as_ref() {
+                    let _ = resp.push_header(t.in_response().header());
+                }
                 if ep.respond(now, p, resp.clone()).is_ok() {
                     other.pending_2xx = Some(pending(&cfg, p, resp, other.flow.transport.is_reliable(), req.cseq().seq, now));
                 }
@@ -1299,6 +1380,13 @@ impl B2bua {
         let cfg = self.config.clone();
         let Some(c) = self.calls.get_mut(&call) else { return };
         let (this, other) = c.legs_mut(side);
+        if update && (200..300).contains(&status) {
+            for l in [&mut *this, &mut *other] {
+                if let Some(t) = l.session.as_mut() {
+                    t.refreshed(now);
+                }
+            }
+        }
         let offered = update && this.client_update.take().is_some();
         let mut body: Option<(String, Bytes)> = None;
         if offered {
@@ -1391,6 +1479,22 @@ impl B2bua {
                 p.next_at = now + p.interval;
             }
         }
+        if c.phase != Phase::Ended {
+            for side in [Side::A, Side::B] {
+                let Some(t) = c.leg(side).session else { continue };
+                if t.due_at > now {
+                    continue;
+                }
+                if t.we_refresh {
+                    self.send_refresh(now, ep, id, side);
+                } else {
+                    tracing::info!(call = %id, %side, "session timer expired: no refresh (RFC 4028 §10)");
+                    self.end_call(now, ep, id, EndReason::SessionExpired(side));
+                }
+                return;
+            }
+        }
+        let Some(c) = self.calls.get_mut(&id) else { return };
         if c.no_answer_at.is_some_and(|t| t <= now) {
             c.no_answer_at = None;
             if c.phase == Phase::Calling {
@@ -1405,6 +1509,67 @@ impl B2bua {
         }
     }
 
+    /// Our session refresh on `side` (RFC 4028 §7.4, §9): UPDATE without SDP when the peer
+    /// allows it, else a re-INVITE repeating our current SDP (same version: nothing
+    /// changed). Postponed while an INVITE is in progress on the leg.
+    fn send_refresh(&mut self, now: Time, ep: &mut Endpoint, id: CallId, side: Side) {
+        let cfg = self.config.clone();
+        let Some(c) = self.calls.get_mut(&id) else { return };
+        let leg = c.leg_mut(side);
+        let busy = !leg.usable() || leg.invite_in_progress() || leg.client_update.is_some();
+        let Some(timer) = leg.session.as_mut() else { return };
+        if busy {
+            timer.due_at = now + Duration::from_secs(2);
+            return;
+        }
+        // Not again before this one is answered; a failure reschedules it.
+        timer.due_at = now + timer.interval / 2;
+        let se = timer.in_request();
+        let use_update = leg.peer_allows_update;
+        let offer = if use_update { None } else { leg.nego.local().cloned() };
+        if let Some(o) = &offer {
+            if leg.nego.local_offer(o.clone()).is_err() {
+                return;
+            }
+        }
+        let Some(d) = leg.dialog.as_mut() else { return };
+        let dest = d.destination();
+        let method = if use_update { Method::Update } else { Method::Invite };
+        let mut b = d.request(method, sent_by(&cfg, dest.transport), &contact(&cfg, dest.transport));
+        b = b.header(se.header()).header(Header::new(HeaderName::Supported, Bytes::from_static(b"timer")));
+        if let Some(o) = offer {
+            b = b.body("application/sdp", o.to_bytes());
+        }
+        let Ok(req) = b.build(ep.ids()) else { return };
+        match ep.send_request(now, req, dest) {
+            Ok(tx) => {
+                let usage = if use_update { TxUse::RefreshUpdate } else { TxUse::ClientReinvite { peer: None } };
+                if !use_update {
+                    c.leg_mut(side).client_invite = Some(tx);
+                }
+                c.txs.push(tx);
+                self.txs.insert(tx, TxEntry { call: id, side, usage });
+            }
+            Err(e) => tracing::warn!(call = %id, error = %e, "cannot send a session refresh"),
+        }
+    }
+
+    fn on_refresh_update(&mut self, now: Time, ep: &mut Endpoint, call: CallId, side: Side, status: u16) {
+        if status < 200 {
+            return;
+        }
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        if (200..300).contains(&status) {
+            if let Some(t) = c.leg_mut(side).session.as_mut() {
+                t.refreshed(now);
+            }
+        } else if matches!(status, 408 | 481) {
+            self.critical(now, ep, call, side, Method::Update, status);
+        } else if let Some(t) = c.leg_mut(side).session.as_mut() {
+            t.due_at = now + Duration::from_secs(2);
+        }
+    }
+
     fn reap(&mut self, id: CallId) {
         if let Some(c) = self.calls.remove(&id) {
             for tx in &c.txs {
@@ -1412,6 +1577,7 @@ impl B2bua {
             }
             for k in &c.dialog_keys {
                 self.dialogs.remove(k);
+                self.call_ids.remove(&k.0);
             }
         }
     }
