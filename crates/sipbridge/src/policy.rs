@@ -1,10 +1,11 @@
-//! What sipbridge does with each request the engine hands up, before calls exist
-//! (issue 3): the endpoint itself answers OPTIONS, parse errors and the §8.2 checks; what
-//! reaches this layer is answered here so that every request gets an answer.
+//! What sipbridge does with each request neither the endpoint nor the call layer takes:
+//! the endpoint itself answers OPTIONS, parse errors and the §8.2 checks, the call layer
+//! ([`crate::calls`]) takes INVITEs and everything in its dialogs; what reaches this
+//! layer is answered here so that every request gets an answer.
 //!
-//! - INVITE outside a dialog: 404 Not Found (no endpoint or route can match yet);
+//! - an INVITE (only when no call layer runs): 404 Not Found;
 //! - any request with a To tag: 481 (§12.2.2: no dialog exists);
-//! - other out-of-dialog requests the Allow list admits (BYE): 481;
+//! - other out-of-dialog requests the Allow list admits (BYE, UPDATE, INFO): 481;
 //! - a CANCELled INVITE: 487 (§9.2).
 
 use crate::config::{self, Config};
