@@ -10,9 +10,12 @@
 //! cargo run --release -p sip-tokio --example relay_load -- --calls 100,200,400 --seconds 20
 //! ```
 //!
-//! Output: one line per N with packets sent, relayed and received, loss, the relay's CPU
-//! per relayed packet and the calls one core would carry at that cost
-//! (1 s / (CPU per packet × 100 packets per call per second)).
+//! Output: one Markdown table row per N with packets sent (phones), relayed (read by the
+//! relay), received (phones), loss (1 − received/sent), the machine's UDP buffer-overflow
+//! counters over the run, the relay thread's CPU, its CPU per relayed packet and the calls
+//! one core would carry at that cost (1 s / (CPU per packet × 100 packets per call per
+//! second)), the phones thread's CPU, and how many 1 ms send ticks ran over 5 ms late (the
+//! phones falling behind).
 
 use sip_tokio::media_relay::{Leg, SessionConfig};
 use sip_tokio::{MediaEvent, MediaHandle, MediaRelay};
@@ -69,6 +72,19 @@ fn thread_cpu() -> (u64, u64, u64) {
     (ns, tick(11), tick(12))
 }
 
+/// The kernel's UDP counters (`/proc/net/snmp`): (RcvbufErrors, SndbufErrors), all
+/// sockets of the machine. A receive-buffer overflow at a phone or the relay shows here.
+fn udp_buffer_errors() -> (u64, u64) {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else { return (0, 0) };
+    let field = |name: &str| {
+        let i = names.split_whitespace().position(|n| n == name)?;
+        values.split_whitespace().nth(i)?.parse().ok()
+    };
+    (field("RcvbufErrors").unwrap_or(0), field("SndbufErrors").unwrap_or(0))
+}
+
 async fn relay_cpu(relay: &Handle) -> (u64, u64, u64) {
     relay.spawn(async { thread_cpu() }).await.unwrap_or((0, 0, 0))
 }
@@ -100,6 +116,9 @@ struct Row {
     relay_sys: u64,
     phones_ns: u64,
     late_ticks: u64,
+    elapsed: Duration,
+    rcvbuf_errors: u64,
+    sndbuf_errors: u64,
 }
 
 async fn run(relay_rt: &Handle, calls: usize, seconds: u64) -> Result<Row, Error> {
@@ -135,6 +154,7 @@ async fn run(relay_rt: &Handle, calls: usize, seconds: u64) -> Result<Row, Error
 
     let relay0 = relay_cpu(relay_rt).await;
     let phones0 = thread_cpu().0;
+    let udp0 = udp_buffer_errors();
     let ticks = seconds * 1000;
     let mut interval = tokio::time::interval(Duration::from_millis(1000 / PPS / GROUPS));
     interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -165,6 +185,7 @@ async fn run(relay_rt: &Handle, calls: usize, seconds: u64) -> Result<Row, Error
     tokio::time::sleep(Duration::from_millis(300)).await;
     let relay1 = relay_cpu(relay_rt).await;
     let phones1 = thread_cpu().0;
+    let udp1 = udp_buffer_errors();
     let mut relayed_in = 0;
     for h in &handles {
         let [a, b] = h.fresh_stats().await;
@@ -195,6 +216,9 @@ async fn run(relay_rt: &Handle, calls: usize, seconds: u64) -> Result<Row, Error
         relay_sys: relay1.2 - relay0.2,
         phones_ns: phones1 - phones0,
         late_ticks,
+        elapsed,
+        rcvbuf_errors: udp1.0 - udp0.0,
+        sndbuf_errors: udp1.1 - udp0.1,
     })
 }
 
@@ -213,29 +237,33 @@ fn main() -> Result<(), Error> {
     let relay_rt = handle_rx.recv()?;
     let phones_rt = Builder::new_current_thread().enable_all().build()?;
     println!(
-        "| calls | seconds | packets sent | relayed | received | loss | relay CPU | user/sys | relay CPU per packet | calls per core | phones CPU | late ticks |"
+        "| calls | sending took | packets sent | relayed | received | loss | UDP rcvbuf/sndbuf errors | relay CPU | user/sys ticks | relay CPU per packet | calls per core | phones CPU | late ticks |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &calls in &args.calls {
         let row = phones_rt.block_on(run(&relay_rt, calls, args.seconds))?;
         let per_packet = row.relay_ns as f64 / row.relayed_in.max(1) as f64;
         let per_core = 1e9 / (per_packet * 2.0 * PPS as f64);
         let loss = 1.0 - row.received as f64 / row.sent.max(1) as f64;
-        let cpu = row.relay_ns as f64 / 1e9 / args.seconds as f64;
+        // The run's wall time: the sending, and the 300 ms drain after it.
+        let wall = row.elapsed.as_secs_f64() + 0.3;
+        let cpu = row.relay_ns as f64 / 1e9 / wall;
         println!(
-            "| {} | {} | {} | {} | {} | {:.3} % | {:.1} % of a core | {}/{} ticks | {:.2} µs | {:.0} | {:.1} % | {} |",
+            "| {} | {:.1} s | {} | {} | {} | {:.3} % | {}/{} | {:.1} % of a core | {}/{} | {:.2} µs | {:.0} | {:.1} % | {} |",
             row.calls,
-            args.seconds,
+            row.elapsed.as_secs_f64(),
             row.sent,
             row.relayed_in,
             row.received,
             loss * 100.0,
+            row.rcvbuf_errors,
+            row.sndbuf_errors,
             cpu * 100.0,
             row.relay_user,
             row.relay_sys,
             per_packet / 1000.0,
             per_core,
-            row.phones_ns as f64 / 1e9 / args.seconds as f64 * 100.0,
+            row.phones_ns as f64 / 1e9 / wall * 100.0,
             row.late_ticks,
         );
     }

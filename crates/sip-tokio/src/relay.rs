@@ -367,10 +367,17 @@ impl CallTask {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let sleep = tokio::time::sleep_until(self.start);
         tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
-            let deadline = self.deadline();
-            if let Some(at) = deadline {
-                sleep.as_mut().reset(at);
+            // The timer is moved only when the deadline comes earlier than the one armed:
+            // every RTP packet pushes the inactivity deadline later, and resetting the
+            // timer on each would cost a timer-wheel update per packet. A timer that fires
+            // early is simply re-armed for the real deadline.
+            if let Some(at) = self.deadline() {
+                if armed.is_none_or(|armed| at < armed) {
+                    sleep.as_mut().reset(at);
+                    armed = Some(at);
+                }
             }
             let [[a_rtp, a_rtcp], [b_rtp, b_rtcp]] = &self.sockets;
             let wake = tokio::select! {
@@ -380,14 +387,17 @@ impl CallTask {
                 r = b_rtp.readable() => Wake::Readable(r, Leg::B, false),
                 r = a_rtcp.readable() => Wake::Readable(r, Leg::A, true),
                 r = b_rtcp.readable() => Wake::Readable(r, Leg::B, true),
-                () = &mut sleep, if deadline.is_some() => Wake::Timer,
+                () = &mut sleep, if armed.is_some() => Wake::Timer,
             };
             match wake {
                 Wake::Command(Some(command)) => self.on_command(command),
                 Wake::Command(None) => break,
                 Wake::Readable(Ok(()), leg, rtcp) => self.drain(leg, rtcp, &mut buf),
                 Wake::Readable(Err(e), ..) => tracing::warn!(key = self.key, error = %e, "relay: socket readiness failed"),
-                Wake::Timer => self.on_timer(),
+                Wake::Timer => {
+                    armed = None;
+                    self.on_timer();
+                }
             }
         }
         tracing::debug!(key = self.key, "relay: call closed");
