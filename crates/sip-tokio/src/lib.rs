@@ -85,7 +85,10 @@ mod config;
 mod debug;
 mod engine;
 mod io;
+pub mod relay;
 
 pub use app::Application;
 pub use config::{DriverConfig, DriverError, TlsConfig, TlsFiles};
 pub use engine::{bind, run, Bound};
+pub use media_relay;
+pub use relay::{MediaEvent, MediaHandle, MediaRelay, RelayError};

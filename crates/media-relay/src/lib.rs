@@ -1,0 +1,41 @@
+//! media-relay: the sans-IO half of sipbridge's RTP relay.
+//!
+//! It decides, and the I/O layer (`sip_tokio::relay`) does: this crate owns no socket,
+//! reads no clock and draws no random number (`../shared/design/ARCHITECTURE.md`).
+//!
+//! - [`PortPool`]: even RTP ports (RTCP = RTP + 1) from the `[media] ports` range, handed
+//!   out least-recently-released first.
+//! - [`Session`]: one call's two legs. Feed it every received packet with
+//!   [`Session::handle_packet`] and carry out the [`Forward`] it returns; drain
+//!   [`Session::poll_event`] after each; sleep until [`Session::poll_timeout`] and call
+//!   [`Session::handle_timeout`]. Its docs state the latching rules (which sources are
+//!   forwarded) and the inactivity rule.
+//! - [`rtp`]: RFC 3550 §5.1 header parsing and RFC 5761 §4 RTP/RTCP demultiplexing.
+//!
+//! Time is a [`std::time::Duration`] since an epoch the caller picks.
+//!
+//! ```
+//! use media_relay::{Forward, Leg, Session, SessionConfig};
+//! use std::time::Duration;
+//!
+//! let phone_a = "192.0.2.10:4000".parse().unwrap();
+//! let phone_b = "198.51.100.20:5000".parse().unwrap();
+//! let mut s = Session::new(Duration::ZERO, SessionConfig::default());
+//! s.set_remote(Leg::A, Some(phone_a));
+//! s.set_remote(Leg::B, Some(phone_b));
+//! let rtp = [0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7];
+//! let out = s.handle_packet(Duration::from_millis(20), Leg::A, false, phone_a, &rtp);
+//! assert_eq!(out, Some(Forward { leg: Leg::B, rtcp: false, to: phone_b }));
+//! assert_eq!(s.poll_timeout(), Some(Duration::from_millis(20) + Duration::from_secs(60)));
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod ports;
+pub mod rtp;
+mod seq;
+mod session;
+
+pub use ports::PortPool;
+pub use session::{Forward, Leg, LegStats, RelayEvent, Session, SessionConfig, LATCH_PACKETS};

@@ -1,0 +1,56 @@
+//! Network input never panics: arbitrary bytes, sources, legs and times.
+
+use media_relay::{rtp, Leg, Session, SessionConfig};
+use proptest::prelude::*;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+fn source() -> impl Strategy<Value = SocketAddr> {
+    // A small address space so that sources repeat and match the SDP addresses.
+    (0u8..3, 3999u16..4003).prop_map(|(host, port)| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10 + host)), port))
+}
+
+fn packet() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..64),
+        // Mostly-valid RTP headers with arbitrary flags and counts.
+        (any::<u8>(), any::<u8>(), any::<u16>(), proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(b0, b1, seq, rest)| {
+            let mut p = vec![0x80 | (b0 & 0x3f), b1];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+            p.extend_from_slice(&rest);
+            p
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn handle_packet_never_panics(
+        nat in any::<[bool; 2]>(),
+        steps in proptest::collection::vec((any::<bool>(), any::<bool>(), source(), packet(), 0u64..100_000, any::<u8>()), 1..60),
+    ) {
+        let mut s = Session::new(Duration::ZERO, SessionConfig { timeout: Duration::from_secs(1), nat });
+        s.set_remote(Leg::A, Some("192.0.2.10:4000".parse().expect("addr")));
+        for (leg_b, rtcp, src, data, t, cmd) in steps {
+            let leg = if leg_b { Leg::B } else { Leg::A };
+            let now = Duration::from_millis(t);
+            let _ = rtp::parse_rtp(&data);
+            let _ = rtp::is_rtcp(&data);
+            if let Some(f) = s.handle_packet(now, leg, rtcp, src, &data) {
+                prop_assert_eq!(f.leg, leg.other());
+                prop_assert_eq!(f.rtcp, rtcp);
+            }
+            while s.poll_event().is_some() {}
+            match cmd % 16 {
+                0 => s.set_forwarding(now, cmd & 16 != 0),
+                1 => s.set_remote(leg, Some(src)),
+                2 => s.set_remote(leg, None),
+                3 => { let _ = s.handle_timeout(now); }
+                _ => {}
+            }
+            let st = s.stats(leg);
+            prop_assert!(st.rtp_packets_in + st.rtcp_packets_in <= st.packets_in);
+        }
+    }
+}

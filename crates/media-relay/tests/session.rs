@@ -1,0 +1,275 @@
+//! The relay session at exact virtual times.
+
+use media_relay::{Forward, Leg, RelayEvent, Session, SessionConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const A_SDP: &str = "192.0.2.10:4000";
+const B_SDP: &str = "198.51.100.20:5000";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("test address")
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A G.711 packet: 12-byte header and 160 bytes of payload (172 bytes).
+fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.resize(172, 0xff);
+    p
+}
+
+/// An empty RTCP receiver report.
+fn rtcp(ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 201, 0, 1];
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p
+}
+
+fn session(nat: [bool; 2]) -> Session {
+    let mut s = Session::new(Duration::ZERO, SessionConfig { timeout: Duration::from_secs(60), nat });
+    s.set_remote(Leg::A, Some(addr(A_SDP)));
+    s.set_remote(Leg::B, Some(addr(B_SDP)));
+    s
+}
+
+fn events(s: &mut Session) -> Vec<RelayEvent> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+#[test]
+fn forwards_both_ways_rtp_and_rtcp() {
+    let mut s = session([false; 2]);
+    let a = addr(A_SDP);
+    let b = addr(B_SDP);
+    assert_eq!(s.handle_packet(ms(0), Leg::A, false, a, &rtp(1, 10)), Some(Forward { leg: Leg::B, rtcp: false, to: b }));
+    assert_eq!(s.handle_packet(ms(5), Leg::B, false, b, &rtp(2, 500)), Some(Forward { leg: Leg::A, rtcp: false, to: a }));
+    assert_eq!(
+        s.handle_packet(ms(6), Leg::A, true, addr("192.0.2.10:4001"), &rtcp(1)),
+        Some(Forward { leg: Leg::B, rtcp: true, to: addr("198.51.100.20:5001") })
+    );
+    assert_eq!(
+        events(&mut s),
+        [RelayEvent::Latched { leg: Leg::A, source: a }, RelayEvent::HeardBoth, RelayEvent::Latched { leg: Leg::B, source: b }]
+    );
+    assert!(s.heard_both());
+    let sa = s.stats(Leg::A);
+    assert_eq!((sa.packets_in, sa.bytes_in, sa.rtp_packets_in, sa.rtcp_packets_in), (2, 172 + 8, 1, 1));
+    assert_eq!((sa.packets_out, sa.bytes_out), (1, 172));
+    assert_eq!(sa.last_packet_at, Some(ms(6)));
+    assert_eq!(sa.latched, Some(a));
+    assert_eq!(sa.latched_rtcp, Some(addr("192.0.2.10:4001")));
+    assert!(!sa.source_differs_from_sdp);
+    let sb = s.stats(Leg::B);
+    assert_eq!((sb.packets_in, sb.packets_out, sb.bytes_out), (1, 2, 180));
+    assert_eq!(sb.ssrc, Some(2));
+}
+
+#[test]
+fn nothing_goes_to_a_leg_without_an_address_or_on_hold() {
+    let mut s = Session::new(Duration::ZERO, SessionConfig::default());
+    s.set_remote(Leg::A, Some(addr(A_SDP)));
+    let a = addr(A_SDP);
+    assert_eq!(s.handle_packet(ms(0), Leg::A, false, a, &rtp(1, 1)), None, "B's address is not known yet");
+    assert_eq!(s.stats(Leg::A).packets_in, 1, "accepted and counted, just not sent");
+    s.set_remote(Leg::B, Some(addr(B_SDP)));
+    assert!(s.handle_packet(ms(20), Leg::A, false, a, &rtp(1, 2)).is_some());
+    s.set_remote(Leg::B, Some(addr("0.0.0.0:5000")));
+    assert_eq!(s.remote(Leg::B), None, "c=0.0.0.0 is hold");
+    assert_eq!(s.handle_packet(ms(40), Leg::A, false, a, &rtp(1, 3)), None);
+    // B on old-style hold still sends (music on hold) from its known address: accepted.
+    assert!(s.handle_packet(ms(50), Leg::B, false, addr(B_SDP), &rtp(2, 1)).is_some());
+    s.set_remote(Leg::B, Some(addr(B_SDP)));
+    assert!(s.handle_packet(ms(60), Leg::A, false, a, &rtp(1, 4)).is_some(), "resumed");
+    assert_eq!(s.stats(Leg::B).latched, Some(addr(B_SDP)), "hold and resume to the same address keep the latch");
+}
+
+#[test]
+fn a_non_nat_leg_accepts_only_its_sdp_address() {
+    let mut s = session([false; 2]);
+    let behind_nat = addr("203.0.113.7:31000");
+    for seq in 1..=5 {
+        assert_eq!(s.handle_packet(ms(u64::from(seq) * 20), Leg::A, false, behind_nat, &rtp(1, seq)), None);
+    }
+    let st = s.stats(Leg::A);
+    assert_eq!((st.packets_in, st.dropped, st.latched), (0, 5, None));
+    assert!(st.heard && st.source_differs_from_sdp, "NAT evidence for DIRECT_MEDIA.md rule 2");
+    assert_eq!(events(&mut s), []);
+    // RTCP from anywhere but SDP port + 1 is refused too.
+    assert_eq!(s.handle_packet(ms(200), Leg::A, true, addr("192.0.2.10:9999"), &rtcp(1)), None);
+}
+
+#[test]
+fn a_nat_leg_latches_to_the_first_stable_source() {
+    let mut s = session([true, false]);
+    let public = addr("203.0.113.7:31000");
+    let other = addr("203.0.113.8:41000");
+    assert_eq!(s.handle_packet(ms(0), Leg::A, false, public, &rtp(1, 100)), None, "one packet is not stable");
+    assert_eq!(s.handle_packet(ms(10), Leg::A, false, other, &rtp(9, 7)), None, "another source restarts the count");
+    assert_eq!(s.handle_packet(ms(20), Leg::A, false, public, &rtp(1, 101)), None, "…so this is public's first again");
+    assert_eq!(s.handle_packet(ms(20), Leg::A, false, public, &rtp(1, 101)), None, "a repeated packet does not count");
+    assert_eq!(s.handle_packet(ms(40), Leg::A, false, public, &rtp(1, 102)), Some(Forward { leg: Leg::B, rtcp: false, to: addr(B_SDP) }));
+    assert_eq!(events(&mut s), [RelayEvent::Latched { leg: Leg::A, source: public }]);
+    // B's media now goes to the latched source, not the (private) SDP address.
+    assert_eq!(s.handle_packet(ms(50), Leg::B, false, addr(B_SDP), &rtp(2, 1)), Some(Forward { leg: Leg::A, rtcp: false, to: public }));
+    // RTCP from the latched IP (any port: the NAT picks it) latches RTCP, and B's RTCP goes there.
+    let public_rtcp = addr("203.0.113.7:31007");
+    assert!(s.handle_packet(ms(60), Leg::A, true, public_rtcp, &rtcp(1)).is_some());
+    assert_eq!(
+        s.handle_packet(ms(70), Leg::B, true, addr("198.51.100.20:5001"), &rtcp(2)),
+        Some(Forward { leg: Leg::A, rtcp: true, to: public_rtcp })
+    );
+    let st = s.stats(Leg::A);
+    assert_eq!((st.latched, st.latched_rtcp, st.dropped), (Some(public), Some(public_rtcp), 4));
+    assert!(st.source_differs_from_sdp);
+}
+
+#[test]
+fn a_stray_source_never_hijacks_a_latched_leg() {
+    let mut s = session([true, true]);
+    let public = addr("203.0.113.7:31000");
+    let stray = addr("203.0.113.66:6666");
+    s.handle_packet(ms(0), Leg::A, false, public, &rtp(1, 1));
+    s.handle_packet(ms(20), Leg::A, false, public, &rtp(1, 2));
+    assert_eq!(s.stats(Leg::A).latched, Some(public));
+    for seq in 0..50 {
+        assert_eq!(s.handle_packet(ms(30 + u64::from(seq)), Leg::A, false, stray, &rtp(66, seq)), None);
+    }
+    assert_eq!(s.handle_packet(ms(100), Leg::A, true, addr("203.0.113.66:6667"), &rtcp(66)), None, "nor its RTCP");
+    assert_eq!(s.stats(Leg::A).latched, Some(public));
+    assert_eq!(s.handle_packet(ms(200), Leg::B, false, addr(B_SDP), &rtp(2, 1)).map(|f| f.to), Some(public));
+    // The SDP address itself is not a stray: the endpoint asked for it.
+    assert!(s.handle_packet(ms(220), Leg::A, false, addr(A_SDP), &rtp(1, 3)).is_some());
+    assert_eq!(s.stats(Leg::A).latched, Some(addr(A_SDP)));
+    assert_eq!(s.handle_packet(ms(240), Leg::A, false, public, &rtp(1, 4)), None, "the old latch is gone");
+}
+
+#[test]
+fn a_new_sdp_address_forgets_the_latch() {
+    let mut s = session([true, false]);
+    let public = addr("203.0.113.7:31000");
+    s.handle_packet(ms(0), Leg::A, false, public, &rtp(1, 1));
+    s.handle_packet(ms(20), Leg::A, false, public, &rtp(1, 2));
+    assert_eq!(s.stats(Leg::A).latched, Some(public));
+    s.set_remote(Leg::A, Some(addr(A_SDP)));
+    assert_eq!(s.stats(Leg::A).latched, Some(public), "the same address again (a refresh) keeps it");
+    s.set_remote(Leg::A, Some(addr("192.0.2.10:4100")));
+    assert_eq!(s.stats(Leg::A).latched, None);
+    assert_eq!(s.handle_packet(ms(40), Leg::B, false, addr(B_SDP), &rtp(2, 1)).map(|f| f.to), Some(addr("192.0.2.10:4100")));
+}
+
+#[test]
+fn explicit_rtcp_address() {
+    let mut s = session([false; 2]);
+    s.set_remote_rtcp(Leg::B, Some(addr("198.51.100.20:7777")));
+    let f = s.handle_packet(ms(0), Leg::A, true, addr("192.0.2.10:4001"), &rtcp(1));
+    assert_eq!(f, Some(Forward { leg: Leg::B, rtcp: true, to: addr("198.51.100.20:7777") }));
+    assert_eq!(s.handle_packet(ms(1), Leg::B, true, addr("198.51.100.20:5001"), &rtcp(2)), None);
+    assert!(s.handle_packet(ms(2), Leg::B, true, addr("198.51.100.20:7777"), &rtcp(2)).is_some());
+}
+
+#[test]
+fn loss_with_reordering_wraparound_and_ssrc_change() {
+    let mut s = session([false; 2]);
+    let a = addr(A_SDP);
+    let mut t = 0;
+    let mut send = |s: &mut Session, ssrc: u32, seq: u16| {
+        t += 20;
+        s.handle_packet(ms(t), Leg::A, false, a, &rtp(ssrc, seq));
+    };
+    for seq in [65530, 65531, 65533, 65532, 65535, 1, 0, 3] {
+        send(&mut s, 1, seq);
+    }
+    // 65534 and 2 never came; 65532 and 0 came late.
+    assert_eq!(s.stats(Leg::A).lost, 2);
+    // RFC 3550 A.3: a duplicate counts as received, so it offsets one loss…
+    send(&mut s, 1, 3);
+    assert_eq!(s.stats(Leg::A).lost, 1);
+    // …but the count never goes below zero.
+    send(&mut s, 1, 3);
+    send(&mut s, 1, 3);
+    assert_eq!(s.stats(Leg::A).lost, 0);
+    // A new SSRC starts a new count and keeps the old loss.
+    for seq in [100, 101, 105] {
+        send(&mut s, 2, seq);
+    }
+    assert_eq!(s.stats(Leg::A).lost, 3);
+    assert_eq!(s.stats(Leg::A).ssrc, Some(2));
+    assert_eq!(s.stats(Leg::B).lost, 0);
+}
+
+#[test]
+fn inactivity_timeout_fires_and_is_pushed_back() {
+    let mut s = Session::new(ms(1000), SessionConfig { timeout: Duration::from_secs(60), nat: [false; 2] });
+    s.set_remote(Leg::A, Some(addr(A_SDP)));
+    s.set_remote(Leg::B, Some(addr(B_SDP)));
+    assert_eq!(s.poll_timeout(), Some(ms(61_000)), "counted from creation");
+    s.restart_timeout(ms(5000)); // answered
+    assert_eq!(s.poll_timeout(), Some(ms(65_000)));
+    s.handle_packet(ms(10_000), Leg::A, false, addr(A_SDP), &rtp(1, 1));
+    assert_eq!(s.poll_timeout(), Some(ms(70_000)), "RTP from one leg is enough");
+    // RTCP and refused packets do not count as activity.
+    s.handle_packet(ms(20_000), Leg::A, true, addr("192.0.2.10:4001"), &rtcp(1));
+    s.handle_packet(ms(20_000), Leg::B, false, addr("203.0.113.1:1"), &rtp(2, 1));
+    assert_eq!(s.poll_timeout(), Some(ms(70_000)));
+    assert_eq!(s.handle_timeout(ms(69_999)), None);
+    assert_eq!(s.handle_timeout(ms(70_000)), Some(RelayEvent::Inactive));
+    assert_eq!(s.poll_timeout(), None, "reported once");
+    assert_eq!(s.handle_timeout(ms(80_000)), None);
+    s.handle_packet(ms(90_000), Leg::B, false, addr(B_SDP), &rtp(2, 2));
+    assert_eq!(s.poll_timeout(), Some(ms(150_000)), "RTP again arms it again");
+    // Time never goes backwards.
+    s.handle_packet(ms(1), Leg::B, false, addr(B_SDP), &rtp(2, 3));
+    assert_eq!(s.poll_timeout(), Some(ms(150_000)));
+    assert_eq!(s.stats(Leg::B).last_packet_at, Some(ms(90_000)));
+}
+
+#[test]
+fn zero_timeout_is_none() {
+    let mut s = Session::new(Duration::ZERO, SessionConfig { timeout: Duration::ZERO, nat: [false; 2] });
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.handle_timeout(Duration::from_secs(1_000_000)), None);
+    s.set_timeout(Duration::from_secs(5));
+    assert_eq!(s.poll_timeout(), Some(Duration::from_secs(5)));
+}
+
+#[test]
+fn forwarding_off_counts_but_drops_and_stops_the_timer() {
+    let mut s = session([false; 2]);
+    let a = addr(A_SDP);
+    assert!(s.handle_packet(ms(0), Leg::A, false, a, &rtp(1, 1)).is_some());
+    s.set_forwarding(ms(100), false);
+    assert!(!s.forwarding());
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.handle_timeout(Duration::from_secs(3600)), None);
+    assert_eq!(s.handle_packet(Duration::from_secs(3600), Leg::A, false, a, &rtp(1, 2)), None);
+    assert_eq!(s.handle_packet(Duration::from_secs(3600), Leg::B, false, addr(B_SDP), &rtp(2, 1)), None);
+    let (sa, sb) = (s.stats(Leg::A), s.stats(Leg::B));
+    assert_eq!((sa.packets_in, sa.packets_out, sb.packets_in, sb.packets_out), (2, 0, 1, 1));
+    assert!(s.heard_both());
+    s.set_forwarding(Duration::from_secs(4000), true);
+    assert_eq!(s.poll_timeout(), Some(Duration::from_secs(4060)), "re-anchored: counted from now");
+    assert!(s.handle_packet(Duration::from_secs(4001), Leg::A, false, a, &rtp(1, 3)).is_some());
+}
+
+#[test]
+fn heard_both_waits_for_both_legs() {
+    let mut s = session([false; 2]);
+    s.handle_packet(ms(0), Leg::A, false, addr(A_SDP), &rtp(1, 1));
+    s.handle_packet(ms(5), Leg::A, true, addr("198.51.100.20:5001"), &rtcp(1));
+    assert!(!s.heard_both(), "RTCP is not RTP, and that was the wrong leg anyway");
+    // Garbage from B's address is forwarded (transparent) but is not RTP.
+    assert!(s.handle_packet(ms(10), Leg::B, false, addr(B_SDP), b"\x00\x01hello").is_some());
+    assert!(!s.heard_both());
+    s.handle_packet(ms(20), Leg::B, false, addr(B_SDP), &rtp(2, 1));
+    assert!(s.heard_both());
+    assert!(events(&mut s).contains(&RelayEvent::HeardBoth));
+    s.handle_packet(ms(40), Leg::B, false, addr(B_SDP), &rtp(2, 2));
+    assert!(!events(&mut s).contains(&RelayEvent::HeardBoth), "once");
+}

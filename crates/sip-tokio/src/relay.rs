@@ -1,0 +1,492 @@
+//! The RTP relay's I/O: one tokio task per relayed call, owning that call's four UDP
+//! sockets and its sans-IO [`media_relay::Session`].
+//!
+//! ```text
+//!  B2BUA (signalling task)                    call task (1 per relayed call)
+//!  MediaRelay::open ── binds 4 sockets ──►  ┌──────────────────────────────────┐
+//!  MediaHandle ── Command (unbounded) ─────►│ owns Session + 4 UdpSockets      │
+//!      ▲  stats(): watch snapshot ◄─────────│ select!: command, 4 × readable,  │
+//!      └── MediaEvent (unbounded) ◄─────────│   the one timer (inactivity,     │
+//!                                           │   stats publication)             │
+//!                                           └──────────────────────────────────┘
+//! ```
+//!
+//! - The signalling task never waits on media: [`MediaRelay::open`] binds synchronously
+//!   (so the ports are known before the SDP is written) and every [`MediaHandle`] call
+//!   only queues a command or reads the latest snapshot.
+//! - The call task drains each readable socket with `try_recv_from` (at most
+//!   [`BATCH`] datagrams per wake-up, so one busy socket cannot starve the others or the
+//!   commands), hands each to [`Session::handle_packet`] and sends the [`Forward`] with
+//!   `try_send_to`: a full socket buffer drops the packet, as the network might.
+//! - Ports come from one [`PortPool`] shared by every call behind a `std` mutex, held
+//!   only to take or give back a port number (never across an await). A port that fails
+//!   to bind (another process has it) is skipped and goes back to the pool's tail.
+//!   The ports return to the pool when the call task ends — after [`MediaHandle::close`],
+//!   dropping the handle, or the runtime shutting down — and its sockets are closed.
+//! - Time: a tokio `Instant` taken when the task starts is the session's epoch.
+
+use media_relay::{Forward, Leg, LegStats, PortPool, RelayEvent, Session, SessionConfig};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Datagrams read from one socket per wake-up before the task looks at the others.
+pub const BATCH: usize = 32;
+/// The stats snapshot behind [`MediaHandle::stats`] is refreshed at most this often
+/// while packets flow (and at once on a latch, a command or an event).
+pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
+/// Receive buffer: larger than any RTP packet on an Ethernet path; a longer datagram is
+/// truncated by the kernel and relayed truncated.
+const MAX_DATAGRAM: usize = 2048;
+
+/// What a call's media task tells the B2BUA. `key` is the one given to
+/// [`MediaRelay::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// No RTP in either direction for the session's timeout: hang the call up.
+    Inactive {
+        /// The call.
+        key: u64,
+    },
+    /// A leg latched: its media now goes to `source` (symmetric RTP).
+    Latched {
+        /// The call.
+        key: u64,
+        /// The leg.
+        leg: Leg,
+        /// Where that leg's RTP comes from and now goes to.
+        source: SocketAddr,
+    },
+    /// RTP has arrived from both legs (DIRECT_MEDIA.md rule 9): the direct-media
+    /// decision can look at [`LegStats::source_differs_from_sdp`].
+    HeardBoth {
+        /// The call.
+        key: u64,
+    },
+}
+
+/// Why [`MediaRelay::open`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// Every port pair of the range is in use (or was skipped: bound by someone else).
+    #[error("no free relay port pair on {address} (range {first}-{last})")]
+    Exhausted {
+        /// The address the pair was wanted on.
+        address: IpAddr,
+        /// The range's first port.
+        first: u16,
+        /// The range's last port.
+        last: u16,
+    },
+    /// A bind failed for another reason than the port being in use (an address that is
+    /// not ours, no permission): trying other ports would not help.
+    #[error("cannot bind relay socket {addr}: {source}")]
+    Bind {
+        /// The socket address.
+        addr: SocketAddr,
+        /// The system's error.
+        source: io::Error,
+    },
+}
+
+/// The relay: a cheap [`Clone`] handle on the shared port pool, the default media
+/// address, the runtime the call tasks run on and the event sender.
+#[derive(Debug, Clone)]
+pub struct MediaRelay {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    address: IpAddr,
+    range: (u16, u16),
+    pool: Mutex<PortPool>,
+    runtime: Handle,
+    events: mpsc::UnboundedSender<MediaEvent>,
+}
+
+impl Shared {
+    fn pool(&self) -> MutexGuard<'_, PortPool> {
+        // The pool is a list of numbers, consistent after any panic in a holder.
+        self.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl MediaRelay {
+    /// A relay whose calls run on the current tokio runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (use [`MediaRelay::with_runtime`] there).
+    pub fn new(address: IpAddr, ports: (u16, u16), events: mpsc::UnboundedSender<MediaEvent>) -> MediaRelay {
+        MediaRelay::with_runtime(Handle::current(), address, ports, events)
+    }
+
+    /// A relay whose call tasks are spawned on `runtime` (for instance a runtime of its
+    /// own, on its own threads, so media never shares a thread with signalling).
+    /// `address` is `[media] address`, `ports` the `[media] ports` range (inclusive).
+    pub fn with_runtime(runtime: Handle, address: IpAddr, ports: (u16, u16), events: mpsc::UnboundedSender<MediaEvent>) -> MediaRelay {
+        let pool = Mutex::new(PortPool::new(ports.0, ports.1));
+        MediaRelay { shared: Arc::new(Shared { address, range: ports, pool, runtime, events }) }
+    }
+
+    /// The default address to bind and advertise (`[media] address`).
+    pub fn address(&self) -> IpAddr {
+        self.shared.address
+    }
+
+    /// Free RTP/RTCP port pairs in the pool. Each open call holds two.
+    pub fn available(&self) -> usize {
+        self.shared.pool().available()
+    }
+
+    /// Opens a call's media: binds an RTP/RTCP pair for each leg on `local[leg]` (the
+    /// endpoint's `media_address`, else [`MediaRelay::address`]) and spawns the call's
+    /// task. Returns at once; the sockets are bound when it returns, so
+    /// [`MediaHandle::local`] can go straight into the SDP. `key` is echoed in every
+    /// [`MediaEvent`] of this call.
+    pub fn open(&self, key: u64, local: [IpAddr; 2], config: SessionConfig) -> Result<MediaHandle, RelayError> {
+        // `from_std` registers with the runtime's reactor: enter it, so that `open` works
+        // from any thread.
+        let _runtime = self.shared.runtime.enter();
+        let (port_a, a) = self.bind_pair(local[0])?;
+        let mut ports = Ports { shared: self.shared.clone(), ports: vec![port_a] };
+        let (port_b, b) = self.bind_pair(local[1])?;
+        ports.ports.push(port_b);
+        let sockets = [a, b];
+        let locals = [SocketAddr::new(local[0], port_a), SocketAddr::new(local[1], port_b)];
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let (stats_tx, stats) = watch::channel([LegStats::default(); 2]);
+        let start = Instant::now();
+        let task = CallTask {
+            key,
+            start,
+            session: Session::new(Duration::ZERO, config),
+            sockets,
+            commands,
+            events: self.shared.events.clone(),
+            stats: stats_tx,
+            stats_due: None,
+            published_at: start,
+            _ports: ports,
+        };
+        tracing::debug!(key, a = %locals[0], b = %locals[1], "relay: call opened");
+        let task = self.shared.runtime.spawn(task.run());
+        Ok(MediaHandle { key, locals, commands: commands_tx, stats, task })
+    }
+
+    /// Takes ports from the pool until both of a pair bind on `ip`; the ones skipped go
+    /// back to the pool's tail.
+    fn bind_pair(&self, ip: IpAddr) -> Result<(u16, [UdpSocket; 2]), RelayError> {
+        let mut skipped = Vec::new();
+        let result = loop {
+            let Some(port) = self.shared.pool().allocate() else {
+                let (first, last) = self.shared.range;
+                break Err(RelayError::Exhausted { address: ip, first, last });
+            };
+            match bind_one(ip, port).and_then(|rtp| Ok([rtp, bind_one(ip, port + 1)?])) {
+                Ok(pair) => break Ok((port, pair)),
+                Err(BindError::InUse) => skipped.push(port),
+                Err(BindError::Other(addr, source)) => {
+                    skipped.push(port);
+                    break Err(RelayError::Bind { addr, source });
+                }
+            }
+        };
+        let mut pool = self.shared.pool();
+        for port in skipped {
+            pool.release(port);
+        }
+        result
+    }
+}
+
+enum BindError {
+    InUse,
+    Other(SocketAddr, io::Error),
+}
+
+fn bind_one(ip: IpAddr, port: u16) -> Result<UdpSocket, BindError> {
+    let addr = SocketAddr::new(ip, port);
+    let bind = || -> io::Result<UdpSocket> {
+        let socket = std::net::UdpSocket::bind(addr)?;
+        socket.set_nonblocking(true)?;
+        UdpSocket::from_std(socket)
+    };
+    bind().map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => BindError::InUse,
+        _ => BindError::Other(addr, e),
+    })
+}
+
+/// The ports of one call, back to the pool when the call task ends.
+#[derive(Debug)]
+struct Ports {
+    shared: Arc<Shared>,
+    ports: Vec<u16>,
+}
+
+impl Drop for Ports {
+    fn drop(&mut self) {
+        let mut pool = self.shared.pool();
+        for &port in &self.ports {
+            pool.release(port);
+        }
+    }
+}
+
+/// One call's media, as the B2BUA holds it. Dropping it ends the call's task, like
+/// [`MediaHandle::close`].
+#[derive(Debug)]
+pub struct MediaHandle {
+    key: u64,
+    locals: [SocketAddr; 2],
+    commands: mpsc::UnboundedSender<Command>,
+    stats: watch::Receiver<[LegStats; 2]>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Debug)]
+enum Command {
+    SetRemote(Leg, Option<SocketAddr>),
+    SetRemoteRtcp(Leg, Option<SocketAddr>),
+    SetForwarding(bool),
+    RestartTimeout,
+    SetTimeout(Duration),
+    Stats(oneshot::Sender<[LegStats; 2]>),
+}
+
+impl MediaHandle {
+    /// The key given to [`MediaRelay::open`].
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// Our RTP socket address for `leg` (RTCP is on port + 1): what goes into that leg's
+    /// SDP `c=`/`m=`.
+    pub fn local(&self, leg: Leg) -> SocketAddr {
+        self.locals[leg.index()]
+    }
+
+    /// The leg's SDP address (see [`Session::set_remote`]; `None` or `0.0.0.0` = send
+    /// nothing to it).
+    pub fn set_remote(&self, leg: Leg, rtp: Option<SocketAddr>) {
+        self.send(Command::SetRemote(leg, rtp));
+    }
+
+    /// The leg's RTCP address from `a=rtcp`; `None` = RTP port + 1.
+    pub fn set_remote_rtcp(&self, leg: Leg, rtcp: Option<SocketAddr>) {
+        self.send(Command::SetRemoteRtcp(leg, rtcp));
+    }
+
+    /// Forwarding on (relayed) or off (direct media: packets are counted and dropped, no
+    /// inactivity timeout). See [`Session::set_forwarding`].
+    pub fn set_forwarding(&self, on: bool) {
+        self.send(Command::SetForwarding(on));
+    }
+
+    /// Counts the inactivity timeout from now (call it when the call is answered).
+    pub fn restart_timeout(&self) {
+        self.send(Command::RestartTimeout);
+    }
+
+    /// Changes the inactivity timeout (`Duration::ZERO` = none).
+    pub fn set_timeout(&self, timeout: Duration) {
+        self.send(Command::SetTimeout(timeout));
+    }
+
+    /// The latest snapshot of both legs' counters: at most [`STATS_INTERVAL`] old while
+    /// packets flow, exact once the call has been quiet that long.
+    pub fn stats(&self) -> [LegStats; 2] {
+        *self.stats.borrow()
+    }
+
+    /// Asks the task for the counters as of now, after every command sent before
+    /// (tests, the API's "show call"). The last snapshot if the task has ended.
+    pub async fn fresh_stats(&self) -> [LegStats; 2] {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Stats(tx));
+        rx.await.unwrap_or_else(|_| self.stats())
+    }
+
+    /// Ends the call's task; the sockets close and the ports go back to the pool as it
+    /// ends (at once, unless the runtime is busy).
+    pub fn close(self) {
+        drop(self);
+    }
+
+    /// [`MediaHandle::close`], and waits until the task has ended and the ports are back.
+    pub async fn close_and_wait(self) {
+        let MediaHandle { commands, task, .. } = self;
+        drop(commands);
+        let _ = task.await;
+    }
+
+    fn send(&self, command: Command) {
+        // Fails only when the task has ended (runtime shut down): nothing left to tell.
+        let _ = self.commands.send(command);
+    }
+}
+
+/// What woke the call task.
+enum Wake {
+    Command(Option<Command>),
+    Readable(io::Result<()>, Leg, bool),
+    Timer,
+}
+
+/// The task of one call.
+struct CallTask {
+    key: u64,
+    start: Instant,
+    session: Session,
+    /// `[leg][rtcp]`.
+    sockets: [[UdpSocket; 2]; 2],
+    commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    stats: watch::Sender<[LegStats; 2]>,
+    /// Packets were counted since the last snapshot: publish by then.
+    stats_due: Option<Instant>,
+    published_at: Instant,
+    /// Released when the task ends, after the sockets are dropped (field order).
+    _ports: Ports,
+}
+
+impl CallTask {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    async fn run(mut self) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let sleep = tokio::time::sleep_until(self.start);
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        loop {
+            // The timer is moved only when the deadline comes earlier than the one armed:
+            // every RTP packet pushes the inactivity deadline later, and resetting the
+            // timer on each would cost a timer-wheel update per packet. A timer that fires
+            // early is simply re-armed for the real deadline.
+            if let Some(at) = self.deadline() {
+                if armed.is_none_or(|armed| at < armed) {
+                    sleep.as_mut().reset(at);
+                    armed = Some(at);
+                }
+            }
+            let [[a_rtp, a_rtcp], [b_rtp, b_rtcp]] = &self.sockets;
+            let wake = tokio::select! {
+                biased;
+                command = self.commands.recv() => Wake::Command(command),
+                r = a_rtp.readable() => Wake::Readable(r, Leg::A, false),
+                r = b_rtp.readable() => Wake::Readable(r, Leg::B, false),
+                r = a_rtcp.readable() => Wake::Readable(r, Leg::A, true),
+                r = b_rtcp.readable() => Wake::Readable(r, Leg::B, true),
+                () = &mut sleep, if armed.is_some() => Wake::Timer,
+            };
+            match wake {
+                Wake::Command(Some(command)) => self.on_command(command),
+                Wake::Command(None) => break,
+                Wake::Readable(Ok(()), leg, rtcp) => self.drain(leg, rtcp, &mut buf),
+                Wake::Readable(Err(e), ..) => tracing::warn!(key = self.key, error = %e, "relay: socket readiness failed"),
+                Wake::Timer => {
+                    armed = None;
+                    self.on_timer();
+                }
+            }
+        }
+        tracing::debug!(key = self.key, "relay: call closed");
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let inactive = self.session.poll_timeout().map(|d| self.start + d);
+        match (inactive, self.stats_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Reads up to [`BATCH`] datagrams from one socket and forwards them.
+    fn drain(&mut self, leg: Leg, rtcp: bool, buf: &mut [u8]) {
+        let now = self.now();
+        let mut latched = false;
+        for _ in 0..BATCH {
+            let socket = &self.sockets[leg.index()][usize::from(rtcp)];
+            let (len, source) = match socket.try_recv_from(buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors of earlier sends surface here on some systems: not fatal.
+                Err(_) => continue,
+            };
+            let data = &buf[..len];
+            if let Some(Forward { leg: out, rtcp, to }) = self.session.handle_packet(now, leg, rtcp, source, data) {
+                // A full buffer or an unreachable destination drops the packet, as the
+                // network would; RTP does not retransmit.
+                let _ = self.sockets[out.index()][usize::from(rtcp)].try_send_to(data, to);
+            }
+            while let Some(event) = self.session.poll_event() {
+                latched = true;
+                self.emit(event);
+            }
+        }
+        if latched {
+            self.publish();
+        } else if self.stats_due.is_none() {
+            self.stats_due = Some(self.published_at + STATS_INTERVAL);
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = self.now();
+        match command {
+            Command::SetRemote(leg, rtp) => self.session.set_remote(leg, rtp),
+            Command::SetRemoteRtcp(leg, rtcp) => self.session.set_remote_rtcp(leg, rtcp),
+            Command::SetForwarding(on) => self.session.set_forwarding(now, on),
+            Command::RestartTimeout => self.session.restart_timeout(now),
+            Command::SetTimeout(t) => self.session.set_timeout(t),
+            Command::Stats(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+        }
+        self.publish();
+    }
+
+    fn on_timer(&mut self) {
+        let now = self.now();
+        if let Some(event) = self.session.handle_timeout(now) {
+            self.emit(event);
+        }
+        if self.stats_due.is_some_and(|due| due <= Instant::now()) {
+            self.publish();
+        }
+    }
+
+    fn emit(&self, event: RelayEvent) {
+        let key = self.key;
+        let event = match event {
+            RelayEvent::Inactive => MediaEvent::Inactive { key },
+            RelayEvent::Latched { leg, source } => {
+                tracing::debug!(key, ?leg, %source, "relay: latched");
+                MediaEvent::Latched { key, leg, source }
+            }
+            RelayEvent::HeardBoth => MediaEvent::HeardBoth { key },
+        };
+        // The B2BUA has gone away: nobody to tell.
+        let _ = self.events.send(event);
+    }
+
+    fn snapshot(&self) -> [LegStats; 2] {
+        [self.session.stats(Leg::A), self.session.stats(Leg::B)]
+    }
+
+    fn publish(&mut self) {
+        self.stats.send_replace(self.snapshot());
+        self.published_at = Instant::now();
+        self.stats_due = None;
+    }
+}
