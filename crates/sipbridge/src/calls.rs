@@ -26,6 +26,8 @@ pub trait MediaBackend {
     fn open(&mut self, call: CallId, local: [IpAddr; 2], nat: [bool; 2]) -> Result<[SocketAddr; 2], String>;
     /// A leg's SDP gave the address it receives at.
     fn set_remote(&mut self, call: CallId, side: Side, remote: Option<SocketAddr>);
+    /// The call is answered: media inactivity counts from now.
+    fn answered(&mut self, _call: CallId) {}
     /// The call is over: release its ports.
     fn close(&mut self, call: CallId);
 }
@@ -162,7 +164,8 @@ impl<M: MediaBackend> Calls<M> {
                     tracing::debug!(%call, %reason, "releasing media");
                     self.media.close(call);
                 }
-                CallEvent::Progress { .. } | CallEvent::Answered { .. } => {}
+                CallEvent::Answered { call } => self.media.answered(call),
+                CallEvent::Progress { .. } => {}
             }
         }
     }

@@ -5,5 +5,6 @@
 pub mod calls;
 pub mod cli;
 pub mod config;
+pub mod media;
 pub mod policy;
 pub mod run;

@@ -1,6 +1,11 @@
 //! Running the server: logging, sockets, the engine, and shutdown on SIGTERM / Ctrl-C.
 
-use crate::calls::{Calls, MediaBackend, NoMedia};
+use crate::calls::Calls;
+use crate::media::Relay;
+use sip_core::b2bua::CallId;
+use sip_tokio::MediaEvent;
+use std::time::Duration;
+use tokio::sync::mpsc;
 use crate::config::{self, Config};
 use crate::policy;
 use anyhow::Context as _;
@@ -92,30 +97,55 @@ pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::
     for (t, a) in &ec.listeners {
         tracing::info!(transport = %t, address = %a, "listening");
     }
-    let calls = Calls::new(config, ec.listeners.clone(), NoMedia::default(), seed);
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+    let ports = (config.media.ports.first(), config.media.ports.last());
+    let timeout = Duration::from_secs(u64::from(config.media.timeout_s));
+    let relay = Relay::start(config.media.address, ports, timeout, media_tx).context("cannot start the media relay")?;
+    let (commands_tx, commands) = mpsc::channel(1024);
+    // Relay events become engine commands, so the engine task is woken for them.
+    tokio::spawn(async move {
+        while let Some(e) = media_rx.recv().await {
+            if commands_tx.send(AppCommand::Media(e)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let calls = Calls::new(config, ec.listeners.clone(), relay, seed);
     let endpoint = Endpoint::new(ec);
-    let (endpoint, app) = bound.run(endpoint, App { calls }, shutdown).await;
+    let (endpoint, app) = bound.run_with_commands(endpoint, App { calls }, commands, shutdown).await;
     let s = endpoint.stats();
     let c = app.calls.b2bua.stats();
-    tracing::info!(
-        received = s.received,
-        transactions = s.transactions,
-        parse_errors = s.parse_errors,
-        calls = c.calls,
-        answered = c.answered,
-        "stopped"
-    );
+    tracing::info!(received = s.received, transactions = s.transactions, parse_errors = s.parse_errors, calls = c.calls, answered = c.answered, "stopped");
     Ok(())
+}
+
+/// What reaches the engine task from outside it.
+#[derive(Debug)]
+pub enum AppCommand {
+    /// From the RTP relay.
+    Media(MediaEvent),
 }
 
 /// The layer above the engine: the call layer and its policy, then [`policy::on_event`]
 /// for what is not about calls.
-struct App<M: MediaBackend> {
-    calls: Calls<M>,
+struct App {
+    calls: Calls<Relay>,
 }
 
-impl<M: MediaBackend> Application for App<M> {
-    type Command = ();
+impl Application for App {
+    type Command = AppCommand;
+
+    fn on_command(&mut self, now: Time, endpoint: &mut Endpoint, command: AppCommand) {
+        match command {
+            AppCommand::Media(MediaEvent::Inactive { key }) => {
+                let call = CallId(key);
+                tracing::info!(%call, "no RTP in either direction: hanging up");
+                let _ = self.calls.b2bua.hang_up(now, endpoint, call, "RTP timeout");
+            }
+            AppCommand::Media(e) => tracing::debug!(?e, "relay"),
+        }
+        self.calls.drain(now, endpoint);
+    }
 
     fn on_event(&mut self, now: Time, endpoint: &mut Endpoint, event: Event) {
         if let Some(e) = self.calls.b2bua.handle_event(now, endpoint, event) {
