@@ -31,7 +31,12 @@ fn leg(side: Side) -> Leg {
 impl Relay {
     /// A relay on `address` with ports `first..=last`, running on its own thread; its
     /// events (an inactive call, latching) go to `events`.
-    pub fn start(address: IpAddr, ports: (u16, u16), timeout: Duration, events: mpsc::UnboundedSender<MediaEvent>) -> std::io::Result<Relay> {
+    pub fn start(
+        address: IpAddr,
+        ports: (u16, u16),
+        timeout: Duration,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> std::io::Result<Relay> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let handle = runtime.handle().clone();
         std::thread::Builder::new().name("sipbridge-media".into()).spawn(move || runtime.block_on(std::future::pending::<()>()))?;

@@ -1,17 +1,17 @@
 //! Running the server: logging, sockets, the engine, and shutdown on SIGTERM / Ctrl-C.
 
 use crate::calls::Calls;
-use crate::media::Relay;
-use sip_core::b2bua::CallId;
-use sip_tokio::MediaEvent;
-use std::time::Duration;
-use tokio::sync::mpsc;
 use crate::config::{self, Config};
+use crate::media::Relay;
 use crate::policy;
 use anyhow::Context as _;
+use sip_core::b2bua::CallId;
 use sip_core::{Endpoint, Event, Time, Transport};
+use sip_tokio::MediaEvent;
 use sip_tokio::{Application, DriverConfig, TlsConfig, TlsFiles};
 use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
 /// Runs the server with `config` until SIGTERM or Ctrl-C. `sip_debug` is the
@@ -115,7 +115,14 @@ pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::
     let (endpoint, app) = bound.run_with_commands(endpoint, App { calls }, commands, shutdown).await;
     let s = endpoint.stats();
     let c = app.calls.b2bua.stats();
-    tracing::info!(received = s.received, transactions = s.transactions, parse_errors = s.parse_errors, calls = c.calls, answered = c.answered, "stopped");
+    tracing::info!(
+        received = s.received,
+        transactions = s.transactions,
+        parse_errors = s.parse_errors,
+        calls = c.calls,
+        answered = c.answered,
+        "stopped"
+    );
     Ok(())
 }
 

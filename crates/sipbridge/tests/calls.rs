@@ -156,3 +156,51 @@ fn sipp_500_bridged_calls_without_a_failure() {
 fn sipp_500_bridged_calls_with_10_percent_loss_on_both_sides() {
     bridged_calls("lossy", 6, 500, 50, 10);
 }
+
+fn repo_file(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(name).display().to_string()
+}
+
+/// The caller's RTP (SIPp `play_pcap_audio` of Debian's g711a.pcap) reaches the callee
+/// from sipbridge's relay, never from the caller: the callee's media socket is the test's.
+#[test]
+fn sipp_rtp_reaches_the_callee_from_the_relay() {
+    let (ip, uas_ip, uac_ip) = ("127.0.0.70", "127.0.0.71", "127.0.0.72");
+    let server = Server::start("rtp", ip, &format!("{uac_ip}:5080"), &format!("{uas_ip}:5070"), "");
+    let media = std::net::UdpSocket::bind((uas_ip, 31500)).unwrap();
+    media.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let uas_args: Vec<String> =
+        ["-sf", &repo_file("bench/rtp_uas.xml"), "-m", "1", "-timeout", "60s"].iter().map(|s| s.to_string()).collect();
+    let uas = sipp(uas_ip, 5070, &uas_args).spawn().expect("sipp runs");
+    std::thread::sleep(Duration::from_millis(300));
+    let uac_args: Vec<String> = [&format!("{ip}:5060"), "-sf", &repo_file("bench/rtp_uac.xml"), "-m", "1", "-d", "4000", "-timeout", "60s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let uac = sipp(uac_ip, 5080, &uac_args).spawn().expect("sipp runs");
+    let mut sources = std::collections::HashMap::new();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut packets = 0;
+    while Instant::now() < deadline {
+        match media.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                packets += 1;
+                assert!(n > 12 && buf[0] >> 6 == 2, "an RTP packet");
+                *sources.entry(from).or_insert(0) += 1;
+            }
+            Err(_) if packets > 0 => break, // the pcap has ended
+            Err(_) => {}
+        }
+    }
+    let uac = uac.wait_with_output().unwrap();
+    let uas = uas.wait_with_output().unwrap();
+    assert!(uac.status.success(), "UAC failed\n{}\nsipbridge:\n{}", text(&uac), server.stderr());
+    assert!(uas.status.success(), "UAS failed\n{}", text(&uas));
+    // g711a.pcap is 20 ms PCMA packets; several seconds of them.
+    assert!(packets >= 100, "only {packets} RTP packets reached the callee; sources {sources:?}\n{}", server.stderr());
+    assert_eq!(sources.len(), 1, "one source: {sources:?}");
+    let from = *sources.keys().next().unwrap();
+    assert_eq!(from.ip().to_string(), ip, "the RTP comes from sipbridge's media address");
+    assert!((20000..=29999).contains(&from.port()) && from.port() % 2 == 0, "from an even relay port: {from}");
+}
