@@ -15,15 +15,16 @@ export SIPBRIDGE_SHARED=$shared
 step() { printf '\n=== %s\n' "$*"; }
 
 # Debian packages the tests need: SIPp (sip-tester) drives the built binary in
-# crates/sipbridge/tests/e2e.rs.
-need_pkgs=(sip-tester)
+# crates/sipbridge/tests/{e2e,calls}.rs; baresip, sox and its formats are the phones of
+# crates/sipbridge/tests/interop.rs (../shared/interop drives them).
+need_pkgs=(sip-tester baresip-core sox libsox-fmt-all)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
   else
     echo "missing Debian packages: ${missing[*]} (run as root or install them)" >&2
     exit 1
