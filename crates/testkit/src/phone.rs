@@ -103,6 +103,7 @@ pub struct Phone {
     refresh_tx: Option<(TransactionId, Action)>,
     retry_at: Option<(Time, Action)>,
     last_ack: Option<(Bytes, Flow)>,
+    last_refresh_ack: Option<(u32, Bytes, Flow)>,
     hold: bool,
     version: u64,
     session_expires: Option<String>,
@@ -134,6 +135,7 @@ impl Phone {
             refresh_tx: None,
             retry_at: None,
             last_ack: None,
+            last_refresh_ack: None,
             hold: false,
             version: 1,
             session_expires: None,
@@ -313,6 +315,15 @@ impl Phone {
             }
             return;
         }
+        if (200..300).contains(&status) && matches!(r.cseq().method, Method::Invite) {
+            if let Some((seq, wire, flow)) = &self.last_refresh_ack {
+                if *seq == r.cseq().seq {
+                    // A retransmitted 2xx to our re-INVITE: the same ACK again.
+                    ep.send_stateless(*flow, wire.clone());
+                    return;
+                }
+            }
+        }
         let Some((rtx, action)) = self.refresh_tx.clone() else { return };
         if rtx != tx || status < 200 {
             return;
@@ -335,7 +346,9 @@ impl Phone {
                 let sb = self.sent_by();
                 if let Some(d) = self.dialog.as_ref() {
                     if let Some(ack) = d.ack(r.cseq().seq, sb, None, &mut self.ids) {
-                        ep.send_stateless(d.destination(), ack.to_bytes());
+                        let wire = ack.to_bytes();
+                        ep.send_stateless(d.destination(), wire.clone());
+                        self.last_refresh_ack = Some((r.cseq().seq, wire, d.destination()));
                     }
                 }
             }

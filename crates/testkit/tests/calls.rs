@@ -452,3 +452,53 @@ fn session_interval_below_min_se_gets_422() {
     let a = w.alice().record.clone();
     w.check(a.invite_finals == vec![422], "422 Session Interval Too Small");
 }
+
+/// The other scenarios under 10 % loss with duplication and reordering: what must hold
+/// whatever the luck of the run.
+#[test]
+fn lossy_scenarios_converge() {
+    for seed in 0..20 {
+        let tag = format!("seed {seed}");
+        let lossy = LinkConfig::lossy(0.1);
+        // CANCEL before the answer.
+        let alice = caller().at(ms(0), Action::Call("bob".into())).at(ms(3000), Action::Cancel);
+        let bob = callee(Answer { ring_after: Some(Duration::ZERO), after: None, status: 200, fork: false });
+        let mut w = World::new(seed, lossy, alice, bob, to_bob());
+        w.net.run_until(END);
+        let a = w.alice().record.clone();
+        w.check(a.invite_finals == vec![487], &format!("{tag}: cancel gives 487"));
+        let ok = w.bob().record.ended;
+        w.check(ok, &format!("{tag}: bob's INVITE is cancelled"));
+        w.check_clean();
+        // Hold by re-INVITE, then BYE from bob.
+        let alice = caller().at(ms(0), Action::Call("bob".into())).at(ms(5000), Action::Reinvite { hold: true });
+        let bob = callee(Answer::ok_after(Duration::from_secs(1))).at(ms(40_000), Action::Bye);
+        let mut w = World::new(seed, lossy, alice, bob, to_bob());
+        w.net.run_until(END);
+        let a = w.alice().record.clone();
+        w.check(a.refresh_finals.last() == Some(&200), &format!("{tag}: the hold gets 200"));
+        let ok = w.bob().record.remote_sdp.clone().unwrap_or_default().contains("a=sendonly");
+        w.check(ok, &format!("{tag}: bob sees hold"));
+        w.check(a.bye_received, &format!("{tag}: alice gets bob's BYE"));
+        w.check_clean();
+        // Crossing re-INVITEs: both end with a 200 after their retries.
+        let alice =
+            caller().at(ms(0), Action::Call("bob".into())).at(ms(5000), Action::Reinvite { hold: true }).at(ms(60_000), Action::Bye);
+        let bob = callee(Answer::ok_after(Duration::from_secs(1))).at(ms(5000), Action::Reinvite { hold: false });
+        let mut w = World::new(seed, lossy, alice, bob, to_bob());
+        w.net.run_until(END);
+        let (a, b) = (w.alice().record.clone(), w.bob().record.clone());
+        w.check(a.refresh_finals.last() == Some(&200) && b.refresh_finals.last() == Some(&200), &format!("{tag}: glare converges"));
+        w.check(b.bye_received, &format!("{tag}: the call survives until alice hangs up"));
+        w.check_clean();
+        // UPDATE.
+        let alice = caller().at(ms(0), Action::Call("bob".into())).at(ms(5000), Action::Update).at(ms(30_000), Action::Bye);
+        let mut w = World::new(seed, lossy, alice, callee(Answer::ok_after(Duration::from_secs(1))), to_bob());
+        w.net.run_until(END);
+        let a = w.alice().record.clone();
+        w.check(a.refresh_finals == vec![200], &format!("{tag}: UPDATE gets 200"));
+        let ok = w.bob().record.bye_received;
+        w.check(ok, &format!("{tag}: bob gets the BYE"));
+        w.check_clean();
+    }
+}
