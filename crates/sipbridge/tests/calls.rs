@@ -24,13 +24,13 @@ struct Server {
 
 impl Server {
     /// sipbridge on `ip:5060` with the UAC at `uac` and the UAS at `uas` as endpoints,
-    /// every dialled user routed to the UAS.
-    fn start(name: &str, ip: &str, uac: &str, uas: &str, extra: &str) -> Server {
+    /// every dialled user routed to the UAS; `media` is added to `[media]`.
+    fn start(name: &str, ip: &str, uac: &str, uas: &str, media: &str) -> Server {
         let dir = std::env::temp_dir().join(format!("sipbridge-calls-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = format!(
-            "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"\"\n[store]\nurl = \"memory\"\n[media]\naddress = \"{ip}\"\n\
-             [log]\nlevel = \"info\"\n{extra}\n\
+            "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"\"\n[store]\nurl = \"memory\"\n[media]\naddress = \"{ip}\"\n{media}\n\
+             [log]\nlevel = \"info\"\n\
              [[endpoint]]\nname = \"uac\"\nhost = \"{uac}\"\n[[endpoint]]\nname = \"uas\"\nhost = \"{uas}\"\n\
              [[route]]\nmatch = \".*\"\nto = \"uas\"\n"
         );
@@ -203,4 +203,31 @@ fn sipp_rtp_reaches_the_callee_from_the_relay() {
     let from = *sources.keys().next().unwrap();
     assert_eq!(from.ip().to_string(), ip, "the RTP comes from sipbridge's media address");
     assert!((20000..=29999).contains(&from.port()) && from.port() % 2 == 0, "from an even relay port: {from}");
+}
+
+/// `[media] timeout_s`: an answered call with no RTP in either direction is hung up:
+/// the callee gets a BYE from sipbridge (SIPp's UAS scenario waits for one and passes),
+/// while the caller, which plays no RTP and holds the call for 30 s, is hung up too.
+#[test]
+fn a_call_without_rtp_is_hung_up_after_the_media_timeout() {
+    let (ip, uas_ip, uac_ip) = ("127.0.0.80", "127.0.0.81", "127.0.0.82");
+    let server = Server::start("rtp-timeout", ip, &format!("{uac_ip}:5080"), &format!("{uas_ip}:5070"), "timeout_s = 2");
+    let uas_args: Vec<String> = ["-sf", &scenario("uas.xml"), "-m", "1", "-timeout", "60s"].iter().map(|s| s.to_string()).collect();
+    let uas = sipp(uas_ip, 5070, &uas_args).spawn().expect("sipp runs");
+    std::thread::sleep(Duration::from_millis(300));
+    let uac_args: Vec<String> = [&format!("{ip}:5060"), "-sf", &scenario("uac.xml"), "-m", "1", "-d", "30000", "-timeout", "60s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let started = Instant::now();
+    let uac = sipp(uac_ip, 5080, &uac_args).spawn().expect("sipp runs");
+    let uas = uas.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let mut uac = uac;
+    let _ = uac.kill();
+    let _ = uac.wait();
+    assert!(uas.status.success(), "the UAS did not get its BYE\n{}\nsipbridge:\n{}", text(&uas), server.stderr());
+    assert!(took < Duration::from_secs(15), "hung up after {took:?}, not about 2 s after the answer");
+    let log = server.stderr();
+    assert!(log.contains("no RTP in either direction"), "sipbridge logs why:\n{log}");
 }
