@@ -65,7 +65,7 @@ pub async fn bind(config: DriverConfig) -> Result<Bound, DriverError> {
         let err = |source| DriverError::Bind { transport, addr, source };
         let local = match transport {
             Transport::Udp => {
-                let socket = UdpSocket::bind(addr).await.map_err(err)?;
+                let socket = bind_udp(addr).map_err(err)?;
                 let local = socket.local_addr().map_err(err)?;
                 udp.push((local, Arc::new(socket)));
                 local
@@ -83,6 +83,21 @@ pub async fn bind(config: DriverConfig) -> Result<Bound, DriverError> {
         local_addrs.push((transport, local));
     }
     Ok(Bound { config, udp, listeners, local_addrs })
+}
+
+/// The receive buffer we ask for on a UDP listener: a burst of a few thousand requests
+/// (a registration storm after an outage, a CPS spike) waits in the kernel instead of
+/// being dropped. The kernel caps it at `net.core.rmem_max`.
+const UDP_BUFFER: usize = 8 << 20;
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    // Best effort: a smaller buffer still works.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// Binds and runs in one step, for a binary that knows its addresses up front.
