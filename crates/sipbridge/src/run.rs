@@ -1,10 +1,11 @@
 //! Running the server: logging, sockets, the engine, and shutdown on SIGTERM / Ctrl-C.
 
+use crate::api::{self, ApiCommand, ApiState};
 use crate::calls::{Calls, MediaBackend, NoMedia};
 use crate::config::{self, Config};
 use crate::policy;
 use anyhow::Context as _;
-use sip_core::{Endpoint, Event, Time, Transport};
+use sip_core::{Endpoint, Event, Flow, Time, Transport};
 use sip_tokio::{Application, DriverConfig, TlsConfig, TlsFiles};
 use std::hash::{BuildHasher, Hasher};
 use tracing_subscriber::EnvFilter;
@@ -92,9 +93,16 @@ pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::
     for (t, a) in &ec.listeners {
         tracing::info!(transport = %t, address = %a, "listening");
     }
+    let listener = api::bind(config.api.listen).await?;
+    let (commands, commands_rx) = tokio::sync::mpsc::channel(api::COMMAND_QUEUE);
+    let server = listener.map(|l| AbortOnDrop(api::spawn(l, commands)));
+    // The driver's `Time::ZERO` is its start, a moment from now: close enough for the
+    // API's wall-clock times (milliseconds).
+    let api = ApiState::new(&config, std::time::SystemTime::now());
     let calls = Calls::new(config, ec.listeners.clone(), NoMedia::default(), seed);
     let endpoint = Endpoint::new(ec);
-    let (endpoint, app) = bound.run(endpoint, App { calls }, shutdown).await;
+    let (endpoint, app) = bound.run_with_commands(endpoint, App { calls, api }, commands_rx, shutdown).await;
+    drop(server);
     let s = endpoint.stats();
     let c = app.calls.b2bua.stats();
     tracing::info!(
@@ -112,16 +120,27 @@ pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::
 /// for what is not about calls.
 struct App<M: MediaBackend> {
     calls: Calls<M>,
+    /// The HTTP API's ladders and answers.
+    api: ApiState,
 }
 
 impl<M: MediaBackend> Application for App<M> {
-    type Command = ();
+    type Command = ApiCommand;
 
     fn on_event(&mut self, now: Time, endpoint: &mut Endpoint, event: Event) {
         if let Some(e) = self.calls.b2bua.handle_event(now, endpoint, event) {
             policy::on_event(now, endpoint, e);
         }
         self.calls.drain(now, endpoint);
+        self.api.settle(&self.calls.b2bua);
+    }
+
+    fn on_command(&mut self, now: Time, endpoint: &mut Endpoint, command: ApiCommand) {
+        self.api.on_command(now, endpoint, &mut self.calls, command);
+    }
+
+    fn on_wire(&mut self, now: Time, outbound: bool, flow: &Flow, bytes: &[u8]) {
+        self.api.on_wire(&self.calls.b2bua, now, outbound, flow, bytes);
     }
 
     fn poll_timeout(&mut self) -> Option<Time> {
@@ -131,5 +150,15 @@ impl<M: MediaBackend> Application for App<M> {
     fn handle_timeout(&mut self, now: Time, endpoint: &mut Endpoint) {
         self.calls.b2bua.handle_timeout(now, endpoint);
         self.calls.drain(now, endpoint);
+        self.api.settle(&self.calls.b2bua);
+    }
+}
+
+/// Aborts the HTTP API task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
