@@ -177,10 +177,13 @@ impl ApiState {
     /// Files what waits and belongs to a call; with `final_`, forgets the rest.
     fn resolve(&mut self, b2bua: &B2bua, final_: bool) {
         let mut keep = VecDeque::new();
+        // Call-IDs the call layer did not know in this pass: its search is linear, ask once.
+        let mut missed: Vec<String> = Vec::new();
         while let Some((call_id, wire)) = self.pending.pop_front() {
+            let lookup = || if missed.contains(&call_id) { None } else { b2bua.call_for_call_id(&call_id) };
             let known = match self.known.get(&call_id) {
                 Some(k) => Some(*k),
-                None => match b2bua.call_for_call_id(&call_id) {
+                None => match lookup() {
                     Some(call) => {
                         let leg = b2bua.call(call).map_or(0, |i| usize::from(i.call_ids[1] == call_id));
                         let k = Known::Leg { call, leg };
@@ -197,7 +200,10 @@ impl ApiState {
                         self.known.insert(call_id.clone(), Known::NotACall);
                         Some(Known::NotACall)
                     }
-                    None => None,
+                    None => {
+                        missed.push(call_id.clone());
+                        None
+                    }
                 },
             };
             match known {
@@ -540,6 +546,36 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_millis(951_782_400_123)), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_798_761_599)), "2026-12-31T23:59:59.000Z");
+    }
+
+    #[test]
+    fn messages_of_no_call_wait_then_are_forgotten_and_cached() {
+        let b2bua = B2bua::new(sip_core::b2bua::B2buaConfig::default());
+        let mut api = ApiState::new(&Config::default(), UNIX_EPOCH);
+        let flow = Flow {
+            transport: sip_core::Transport::Udp,
+            local: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            remote: SocketAddr::from(([127, 0, 0, 2], 5060)),
+            connection: None,
+        };
+        let options = b"OPTIONS sip:a SIP/2.0\r\nCall-ID: probe\r\n\r\n";
+        api.on_wire(&b2bua, Time::ZERO, false, &flow, options);
+        // Outbound traffic before the event is handled does not decide: the call layer
+        // may not have seen the request yet.
+        api.on_wire(&b2bua, Time::ZERO, true, &flow, b"SIP/2.0 200 OK\r\ni: probe\r\n\r\n");
+        assert_eq!(api.pending.len(), 2);
+        api.settle(&b2bua);
+        assert!(api.pending.is_empty() && api.ladders.is_empty());
+        assert_eq!(api.known.get("probe"), Some(&Known::NotACall));
+        // Known now: not queued again. Keep-alives and Call-ID-less data are ignored.
+        api.on_wire(&b2bua, Time::ZERO, false, &flow, options);
+        api.on_wire(&b2bua, Time::ZERO, false, &flow, b"\r\n\r\n");
+        assert!(api.pending.is_empty());
+        // The wait is bounded.
+        for i in 0..PENDING_CAP + 10 {
+            api.on_wire(&b2bua, Time::ZERO, false, &flow, format!("OPTIONS sip:a SIP/2.0\r\nCall-ID: p{i}\r\n\r\n").as_bytes());
+        }
+        assert_eq!(api.pending.len(), PENDING_CAP);
     }
 
     #[test]
