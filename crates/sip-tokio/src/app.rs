@@ -1,6 +1,6 @@
 //! The layer above the engine, as the driver sees it.
 
-use sip_core::{ConnectionId, Endpoint, Event, Time};
+use sip_core::{ConnectionId, Endpoint, Event, Flow, Time};
 
 /// What the application (call layer, registrar, policy) implements. Every method runs on
 /// the engine task with the endpoint borrowed mutably, so it answers by calling
@@ -25,6 +25,15 @@ pub trait Application {
     /// a registration that can only be reached over it (RFC 5626 flows).
     fn on_connection_closed(&mut self, now: Time, endpoint: &mut Endpoint, connection: ConnectionId) {
         let _ = (now, endpoint, connection);
+    }
+
+    /// Every message on the wire, as the driver moves it: each UDP datagram and each
+    /// stream read before the endpoint sees it (`outbound` false), each message handed
+    /// to a socket or a connection's write queue (`outbound` true). For a call ladder or
+    /// a capture; it must be cheap, since it runs for every packet. On a stream, an
+    /// inbound `bytes` is one read as it came: part of a message, or several.
+    fn on_wire(&mut self, now: Time, outbound: bool, flow: &Flow, bytes: &[u8]) {
+        let _ = (now, outbound, flow, bytes);
     }
 
     /// The application's own next deadline (registration expiry, a call timer), folded

@@ -329,6 +329,7 @@ impl<A: Application> Engine<A> {
                     debug::log(Direction::In, Transport::Udp, remote, None, &data);
                 }
                 let flow = Flow { transport: Transport::Udp, local, remote, connection: None };
+                self.app.on_wire(now, false, &flow, &data);
                 self.endpoint.handle_datagram(now, flow, data);
             }
             Input::Accepted { transport, local, remote, stream } => self.on_accepted(transport, local, remote, stream),
@@ -344,6 +345,7 @@ impl<A: Application> Engine<A> {
                 if self.config.sip_debug {
                     debug::log(Direction::In, flow.transport, flow.remote, Some(id), &data);
                 }
+                self.app.on_wire(now, false, &flow, &data);
                 self.endpoint.handle_stream(now, flow, &data);
             }
             Input::Closed { id, reason } => self.remove(now, id, &reason),
@@ -475,6 +477,7 @@ impl<A: Application> Engine<A> {
         if self.config.sip_debug {
             debug::log(Direction::Out, Transport::Udp, flow.remote, None, &payload);
         }
+        self.app.on_wire(now, true, &flow, &payload);
         // Never wait on the socket: a full send buffer drops the datagram like the
         // network would, and the transaction layer retransmits.
         match socket.try_send_to(&payload, flow.remote) {
@@ -510,13 +513,14 @@ impl<A: Application> Engine<A> {
         let Some(conn) = self.conns.get_mut(&id) else { return Err(payload) };
         let flow = conn.flow;
         let len = payload.len();
-        let logged = self.config.sip_debug.then(|| payload.clone());
+        let sent = payload.clone();
         match conn.outgoing.try_send(payload) {
             Ok(()) => {
                 conn.last_activity = Instant::now();
-                if let Some(p) = logged {
-                    debug::log(Direction::Out, flow.transport, flow.remote, Some(id), &p);
+                if self.config.sip_debug {
+                    debug::log(Direction::Out, flow.transport, flow.remote, Some(id), &sent);
                 }
+                self.app.on_wire(now, true, &flow, &sent);
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -549,6 +553,7 @@ impl<A: Application> Engine<A> {
         if self.config.sip_debug {
             debug::log(Direction::Out, flow.transport, flow.remote, Some(id), &payload);
         }
+        self.app.on_wire(now, true, &Flow { connection: Some(id), ..flow }, &payload);
         // A fresh queue has room: this cannot fail.
         let _ = queue.try_send(payload);
     }

@@ -38,6 +38,8 @@
 //!   connection we opened also in `handle_transport_error`.
 //! - Limits: [`DriverConfig::max_connections_per_source`] accepted connections per remote
 //!   IP; [`DriverConfig::idle_timeout`] without traffic either way.
+//! - [`Application::on_wire`] sees every datagram and stream read as it arrives, and every
+//!   message as it is handed to a socket or a write queue (for an API's call ladder).
 //! - `sip_debug`: every datagram, stream chunk and outgoing message is logged whole at
 //!   `info` on target `sip`, with direction, transport and peer.
 //!

@@ -34,6 +34,9 @@ struct Counting {
     hold: bool,
     held: Vec<TransactionId>,
     notify: Option<mpsc::UnboundedSender<Seen>>,
+    /// What [`Application::on_wire`] saw: direction (true = out), transport, peer and
+    /// the message's first line.
+    wire: Vec<(bool, Transport, SocketAddr, String)>,
 }
 
 /// What the application tells a test that waits for it.
@@ -87,6 +90,11 @@ impl Application for Counting {
 
     fn on_connection_closed(&mut self, _: Time, _: &mut Endpoint, _: ConnectionId) {
         self.tell(Seen::Closed);
+    }
+
+    fn on_wire(&mut self, _: Time, outbound: bool, flow: &Flow, bytes: &[u8]) {
+        let first = String::from_utf8_lossy(bytes).lines().next().unwrap_or_default().to_owned();
+        self.wire.push((outbound, flow.transport, flow.remote, first));
     }
 
     fn on_command(&mut self, now: Time, endpoint: &mut Endpoint, c: Command) {
@@ -302,6 +310,30 @@ async fn udp_options_is_answered_200_by_the_endpoint() {
     let (endpoint, app) = driver.stop().await;
     assert_eq!(app.requests, 0, "OPTIONS never reaches the application");
     assert_eq!(endpoint.stats().received, 1);
+}
+
+#[tokio::test]
+async fn on_wire_sees_every_message_in_and_out_with_its_peer() {
+    let driver = start_default(&[Transport::Udp, Transport::Tcp]).await;
+    let phone = UdpPhone::new().await;
+    phone.send(driver.addr(Transport::Udp), &options("UDP", phone.addr, "w1")).await;
+    assert_eq!(status(&phone.recv().await), 200);
+    let mut conn = TcpStream::connect(driver.addr(Transport::Tcp)).await.expect("connect");
+    let me = conn.local_addr().expect("a connected socket has an address");
+    let resp = exchange(&mut conn, &options("TCP", me, "w2")).await.expect("a response on the connection");
+    assert_eq!(status(&resp), 200, "{resp}");
+    let (_, app) = driver.stop().await;
+    let ok = "SIP/2.0 200 OK".to_owned();
+    let opt = "OPTIONS sip:sipbridge@127.0.0.1 SIP/2.0".to_owned();
+    assert_eq!(
+        app.wire,
+        vec![
+            (false, Transport::Udp, phone.addr, opt.clone()),
+            (true, Transport::Udp, phone.addr, ok.clone()),
+            (false, Transport::Tcp, me, opt),
+            (true, Transport::Tcp, me, ok),
+        ]
+    );
 }
 
 #[tokio::test]

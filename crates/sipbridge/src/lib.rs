@@ -2,9 +2,11 @@
 //! server entry point. It is a library so that integration tests and the future
 //! `import-sip-conf` tool can use the config types without spawning the binary.
 
+pub mod api;
 pub mod calls;
 pub mod cli;
 pub mod config;
 pub mod media;
 pub mod policy;
 pub mod run;
+pub mod show;

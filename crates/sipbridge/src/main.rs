@@ -44,9 +44,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             };
             sipbridge::run::run(config, sip_debug)
         }
-        Command::Show { what, api } => {
-            anyhow::bail!("cannot show {} from {api}: the HTTP API is not available in this build yet", what.as_str())
-        }
+        Command::Show { what, api } => print_stdout(&sipbridge::show::show(what, &api)?),
     }
 }
 

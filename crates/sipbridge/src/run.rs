@@ -1,12 +1,13 @@
 //! Running the server: logging, sockets, the engine, and shutdown on SIGTERM / Ctrl-C.
 
+use crate::api::{self, ApiCommand, ApiState};
 use crate::calls::Calls;
 use crate::config::{self, Config};
 use crate::media::Relay;
 use crate::policy;
 use anyhow::Context as _;
 use sip_core::b2bua::CallId;
-use sip_core::{Endpoint, Event, Time, Transport};
+use sip_core::{Endpoint, Event, Flow, Time, Transport};
 use sip_tokio::MediaEvent;
 use sip_tokio::{Application, DriverConfig, TlsConfig, TlsFiles};
 use std::hash::{BuildHasher, Hasher};
@@ -97,22 +98,38 @@ pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::
     for (t, a) in &ec.listeners {
         tracing::info!(transport = %t, address = %a, "listening");
     }
+    let listener = api::bind(config.api.listen).await?;
+    let (commands_tx, commands) = mpsc::channel(api::COMMAND_QUEUE.max(1024));
+    let (api_tx, mut api_rx) = mpsc::channel(api::COMMAND_QUEUE);
+    let server = listener.map(|l| AbortOnDrop(api::spawn(l, api_tx)));
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let ports = (config.media.ports.first(), config.media.ports.last());
     let timeout = Duration::from_secs(u64::from(config.media.timeout_s));
     let relay = Relay::start(config.media.address, ports, timeout, media_tx).context("cannot start the media relay")?;
-    let (commands_tx, commands) = mpsc::channel(1024);
-    // Relay events become engine commands, so the engine task is woken for them.
-    tokio::spawn(async move {
+    // The API's requests and the relay's events become engine commands, so the engine
+    // task is woken for them.
+    let to_engine = commands_tx.clone();
+    let api_forward = AbortOnDrop(tokio::spawn(async move {
+        while let Some(c) = api_rx.recv().await {
+            if to_engine.send(AppCommand::Api(c)).await.is_err() {
+                break;
+            }
+        }
+    }));
+    let media_forward = AbortOnDrop(tokio::spawn(async move {
         while let Some(e) = media_rx.recv().await {
             if commands_tx.send(AppCommand::Media(e)).await.is_err() {
                 break;
             }
         }
-    });
+    }));
+    // The driver's `Time::ZERO` is its start, a moment from now: close enough for the
+    // API's wall-clock times (milliseconds).
+    let api = ApiState::new(&config, std::time::SystemTime::now());
     let calls = Calls::new(config, ec.listeners.clone(), relay, seed);
     let endpoint = Endpoint::new(ec);
-    let (endpoint, app) = bound.run_with_commands(endpoint, App { calls }, commands, shutdown).await;
+    let (endpoint, app) = bound.run_with_commands(endpoint, App { calls, api }, commands, shutdown).await;
+    drop((server, api_forward, media_forward));
     let s = endpoint.stats();
     let c = app.calls.b2bua.stats();
     tracing::info!(
@@ -129,36 +146,46 @@ pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::
 /// What reaches the engine task from outside it.
 #[derive(Debug)]
 pub enum AppCommand {
+    /// From the HTTP API.
+    Api(ApiCommand),
     /// From the RTP relay.
     Media(MediaEvent),
 }
 
 /// The layer above the engine: the call layer and its policy, then [`policy::on_event`]
-/// for what is not about calls.
+/// for what is not about calls; the HTTP API's ladders and answers.
 struct App {
     calls: Calls<Relay>,
+    api: ApiState,
 }
 
 impl Application for App {
     type Command = AppCommand;
-
-    fn on_command(&mut self, now: Time, endpoint: &mut Endpoint, command: AppCommand) {
-        match command {
-            AppCommand::Media(MediaEvent::Inactive { key }) => {
-                let call = CallId(key);
-                tracing::info!(%call, "no RTP in either direction: hanging up");
-                let _ = self.calls.b2bua.hang_up(now, endpoint, call, "RTP timeout");
-            }
-            AppCommand::Media(e) => tracing::debug!(?e, "relay"),
-        }
-        self.calls.drain(now, endpoint);
-    }
 
     fn on_event(&mut self, now: Time, endpoint: &mut Endpoint, event: Event) {
         if let Some(e) = self.calls.b2bua.handle_event(now, endpoint, event) {
             policy::on_event(now, endpoint, e);
         }
         self.calls.drain(now, endpoint);
+        self.api.settle(&self.calls.b2bua);
+    }
+
+    fn on_command(&mut self, now: Time, endpoint: &mut Endpoint, command: AppCommand) {
+        match command {
+            AppCommand::Api(c) => self.api.on_command(now, endpoint, &mut self.calls, c),
+            AppCommand::Media(MediaEvent::Inactive { key }) => {
+                let call = CallId(key);
+                tracing::info!(%call, "no RTP in either direction: hanging up");
+                let _ = self.calls.b2bua.hang_up(now, endpoint, call, "RTP timeout");
+                self.calls.drain(now, endpoint);
+            }
+            AppCommand::Media(e) => tracing::debug!(?e, "relay"),
+        }
+        self.api.settle(&self.calls.b2bua);
+    }
+
+    fn on_wire(&mut self, now: Time, outbound: bool, flow: &Flow, bytes: &[u8]) {
+        self.api.on_wire(&self.calls.b2bua, now, outbound, flow, bytes);
     }
 
     fn poll_timeout(&mut self) -> Option<Time> {
@@ -168,5 +195,15 @@ impl Application for App {
     fn handle_timeout(&mut self, now: Time, endpoint: &mut Endpoint) {
         self.calls.b2bua.handle_timeout(now, endpoint);
         self.calls.drain(now, endpoint);
+        self.api.settle(&self.calls.b2bua);
+    }
+}
+
+/// Aborts the HTTP API task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

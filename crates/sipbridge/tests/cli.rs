@@ -107,10 +107,20 @@ fn bad_arguments_exit_2_with_usage() {
 }
 
 #[test]
-fn show_is_not_available_yet() {
-    let out = sipbridge(&["show", "calls"]);
+fn show_without_a_running_instance_says_it_cannot_reach_it() {
+    // A port nobody listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    for what in ["calls", "endpoints", "registrations"] {
+        let out = sipbridge(&["show", what, "--api", &url]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.starts_with(&format!("sipbridge: cannot reach the sipbridge API at {url}: ")), "{stderr}");
+        assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    }
+    let out = sipbridge(&["show", "calls", "--api", "https://127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("the HTTP API is not available in this build yet"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("https is not supported"), "{}", text(&out.stderr));
 }
 
 #[test]
