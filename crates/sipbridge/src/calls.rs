@@ -30,6 +30,48 @@ pub trait MediaBackend {
     fn answered(&mut self, _call: CallId) {}
     /// The call is over: release its ports.
     fn close(&mut self, call: CallId);
+    /// A call's per-leg counters (A, B), when it has relay ports.
+    fn leg_stats(&self, _call: CallId) -> Option<[LegCounters; 2]> {
+        None
+    }
+    /// Relay totals since start: packets in, packets out, packets lost, calls open.
+    fn totals(&self) -> RelayTotals {
+        RelayTotals::default()
+    }
+}
+
+/// One leg's relay counters, for the API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LegCounters {
+    /// Packets received from the leg's endpoint.
+    pub packets_in: u64,
+    /// Bytes received from it.
+    pub bytes_in: u64,
+    /// Packets sent to it.
+    pub packets_out: u64,
+    /// Bytes sent to it.
+    pub bytes_out: u64,
+    /// RTP packets missing from its sequence numbers (RFC 3550 A.3).
+    pub lost: u64,
+    /// Milliseconds since its last packet, on the relay's clock; `None` before any.
+    pub last_packet_ms: Option<u64>,
+    /// The source its media is latched to.
+    pub latched: Option<SocketAddr>,
+}
+
+/// Relay totals since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayTotals {
+    /// Packets received on relay ports.
+    pub packets_in: u64,
+    /// Packets forwarded.
+    pub packets_out: u64,
+    /// RTP packets lost (sequence gaps).
+    pub lost: u64,
+    /// Calls with relay ports open.
+    pub open_calls: u64,
+    /// Free port pairs.
+    pub free_pairs: u64,
 }
 
 /// A resolved `[[endpoint]]`.
@@ -50,6 +92,9 @@ pub struct Calls<M: MediaBackend> {
     listeners: Vec<(Transport, SocketAddr)>,
     /// Calls by outcome, for metrics.
     pub refused: u64,
+    /// Calls routed since the last look, with their endpoints' names (inbound,
+    /// outbound), for the API.
+    pub routed: Vec<(CallId, [String; 2])>,
 }
 
 /// The address we advertise in Contact, Via and SDP origins: `[sip] external_address`,
@@ -117,7 +162,7 @@ impl<M: MediaBackend> Calls<M> {
             peers.insert(e.name.clone(), Peer { index, addr });
         }
         let b2bua = B2bua::new(b2bua_config(&config, &listeners, seed));
-        Calls { b2bua, config, peers, media, listeners, refused: 0 }
+        Calls { b2bua, config, peers, media, listeners, refused: 0, routed: Vec::new() }
     }
 
     /// The media backend.
@@ -228,9 +273,12 @@ impl<M: MediaBackend> Calls<M> {
             headers: Vec::new(),
         };
         tracing::info!(%call, from = %caller_name, to = %callee_name, user = %new_user, "routing");
-        if let Err(e) = self.b2bua.route(now, ep, call, target) {
-            tracing::warn!(%call, error = %e, "cannot route");
-            self.media.close(call);
+        match self.b2bua.route(now, ep, call, target) {
+            Ok(()) => self.routed.push((call, [caller_name, callee_name])),
+            Err(e) => {
+                tracing::warn!(%call, error = %e, "cannot route");
+                self.media.close(call);
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 //! signalling. The RTP inactivity timeout (`[media] timeout_s`) starts at the answer:
 //! ringing without early media is silence that must not hang the call up.
 
-use crate::calls::MediaBackend;
+use crate::calls::{LegCounters, MediaBackend, RelayTotals};
 use sip_core::b2bua::{CallId, Side};
 use sip_tokio::media_relay::{Leg, LegStats, SessionConfig};
 use sip_tokio::{MediaEvent, MediaHandle, MediaRelay};
@@ -19,6 +19,8 @@ pub struct Relay {
     relay: MediaRelay,
     handles: HashMap<CallId, MediaHandle>,
     timeout: Duration,
+    /// Counters of closed calls, so the totals only grow.
+    closed: RelayTotals,
 }
 
 fn leg(side: Side) -> Leg {
@@ -40,35 +42,32 @@ impl Relay {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let handle = runtime.handle().clone();
         std::thread::Builder::new().name("sipbridge-media".into()).spawn(move || runtime.block_on(std::future::pending::<()>()))?;
-        Ok(Relay { relay: MediaRelay::with_runtime(handle, address, ports, events), handles: HashMap::new(), timeout })
+        Ok(Relay {
+            relay: MediaRelay::with_runtime(handle, address, ports, events),
+            handles: HashMap::new(),
+            timeout,
+            closed: RelayTotals::default(),
+        })
     }
+}
 
-    /// The latest counters of a call's legs (at most 100 ms old).
-    pub fn stats(&self, call: CallId) -> Option<[LegStats; 2]> {
-        self.handles.get(&call).map(MediaHandle::stats)
+fn counters(s: &LegStats) -> LegCounters {
+    LegCounters {
+        packets_in: s.packets_in,
+        bytes_in: s.bytes_in,
+        packets_out: s.packets_out,
+        bytes_out: s.bytes_out,
+        lost: s.lost,
+        last_packet_ms: s.last_packet_at.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        latched: s.latched,
     }
+}
 
-    /// Calls with relay ports open.
-    pub fn open_calls(&self) -> usize {
-        self.handles.len()
-    }
-
-    /// Free port pairs.
-    pub fn available(&self) -> usize {
-        self.relay.available()
-    }
-
-    /// The counters of every open call, summed: (packets in, packets out, lost).
-    pub fn totals(&self) -> (u64, u64, u64) {
-        let mut t = (0, 0, 0);
-        for h in self.handles.values() {
-            for s in h.stats() {
-                t.0 += s.packets_in;
-                t.1 += s.packets_out;
-                t.2 += s.lost;
-            }
-        }
-        t
+fn add(t: &mut RelayTotals, stats: &[LegStats; 2]) {
+    for s in stats {
+        t.packets_in += s.packets_in;
+        t.packets_out += s.packets_out;
+        t.lost += s.lost;
     }
 }
 
@@ -96,7 +95,22 @@ impl MediaBackend for Relay {
 
     fn close(&mut self, call: CallId) {
         if let Some(h) = self.handles.remove(&call) {
+            add(&mut self.closed, &h.stats());
             h.close();
         }
+    }
+
+    fn leg_stats(&self, call: CallId) -> Option<[LegCounters; 2]> {
+        self.handles.get(&call).map(|h| h.stats().map(|s| counters(&s)))
+    }
+
+    fn totals(&self) -> RelayTotals {
+        let mut t = self.closed;
+        for h in self.handles.values() {
+            add(&mut t, &h.stats());
+        }
+        t.open_calls = self.handles.len() as u64;
+        t.free_pairs = self.relay.available() as u64;
+        t
     }
 }

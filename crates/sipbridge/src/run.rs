@@ -159,6 +159,17 @@ struct App {
     api: ApiState,
 }
 
+impl App {
+    /// After every input: the API learns the new calls' endpoint names and forgets
+    /// ended calls.
+    fn settle(&mut self) {
+        for (call, names) in self.calls.routed.drain(..) {
+            self.api.set_leg_endpoints(call, names);
+        }
+        self.api.settle(&self.calls.b2bua);
+    }
+}
+
 impl Application for App {
     type Command = AppCommand;
 
@@ -167,7 +178,7 @@ impl Application for App {
             policy::on_event(now, endpoint, e);
         }
         self.calls.drain(now, endpoint);
-        self.api.settle(&self.calls.b2bua);
+        self.settle();
     }
 
     fn on_command(&mut self, now: Time, endpoint: &mut Endpoint, command: AppCommand) {
@@ -181,7 +192,7 @@ impl Application for App {
             }
             AppCommand::Media(e) => tracing::debug!(?e, "relay"),
         }
-        self.api.settle(&self.calls.b2bua);
+        self.settle();
     }
 
     fn on_wire(&mut self, now: Time, outbound: bool, flow: &Flow, bytes: &[u8]) {
@@ -195,7 +206,7 @@ impl Application for App {
     fn handle_timeout(&mut self, now: Time, endpoint: &mut Endpoint) {
         self.calls.b2bua.handle_timeout(now, endpoint);
         self.calls.drain(now, endpoint);
-        self.api.settle(&self.calls.b2bua);
+        self.settle();
     }
 }
 

@@ -246,6 +246,9 @@ fn health_metrics_endpoints_errors_and_a_call_with_its_ladder() {
         "sipbridge_sip_retransmissions_absorbed_total",
         "sipbridge_sip_parse_errors_total",
         "sipbridge_relay_packets_total",
+        "sipbridge_relay_lost_packets_total",
+        "sipbridge_relay_calls",
+        "sipbridge_relay_free_port_pairs",
     ] {
         assert!(metrics.contains(&format!("\n# HELP {name} ")) || metrics.starts_with(&format!("# HELP {name} ")), "{name}:\n{metrics}");
         assert!(metrics.contains(&format!("# TYPE {name} ")), "{name}:\n{metrics}");
@@ -319,6 +322,13 @@ fn health_metrics_endpoints_errors_and_a_call_with_its_ladder() {
     assert_eq!(code, Some(0), "{err}");
     let row = out.lines().find(|l| l.starts_with(&id.to_string())).unwrap_or_else(|| panic!("call {id} missing:\n{out}"));
     assert!(row.contains(caller) && row.contains("answered") && row.contains("relayed"), "{out}");
+    // The relay holds the call's ports, and each leg shows its counters.
+    assert_eq!(server.metric("sipbridge_relay_calls"), 1);
+    let (_, body) = server.get("/api/calls");
+    let calls: Vec<Value> = serde_json::from_str(&body).unwrap();
+    for leg in calls[0]["legs"].as_array().unwrap() {
+        assert!(leg["media"]["stats"]["packets_in"].is_u64(), "per-leg relay counters: {leg:#}");
+    }
 
     // The caller hangs up after 5 s: both SIPps succeed, the call leaves the list, and the
     // ladder (still there while the call layer remembers it) ends with the BYE's 200.
@@ -330,6 +340,7 @@ fn health_metrics_endpoints_errors_and_a_call_with_its_ladder() {
     assert_eq!(server.metric("sipbridge_calls_total{outcome=\"completed\"}"), 1);
     assert_eq!(server.metric("sipbridge_calls_answered_total"), 1);
     assert_eq!(server.metric("sipbridge_calls_active"), 0);
+    assert_eq!(server.metric("sipbridge_relay_calls"), 0, "the relay ports are released");
     let (status, body) = server.get(&format!("/api/calls/{id}"));
     if status == 200 {
         let detail: Value = serde_json::from_str(&body).unwrap();

@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text exposition format, version 0.0.4.
 
+use crate::calls::RelayTotals;
 use sip_core::b2bua::CallStats;
 use std::fmt::Write as _;
 
@@ -25,6 +26,8 @@ pub struct Metrics {
     pub parse_errors: u64,
     /// Responses dropped (unparseable, or matching no transaction).
     pub responses_dropped: u64,
+    /// The RTP relay's totals.
+    pub relay: RelayTotals,
 }
 
 impl Metrics {
@@ -80,12 +83,22 @@ impl Metrics {
             "Responses dropped: unparseable, or matching no client transaction.",
             self.responses_dropped,
         );
-        counter(
+        let r = &self.relay;
+        family(
             &mut out,
             "sipbridge_relay_packets_total",
-            "RTP/RTCP packets relayed. Always 0 in this build: the relay's counters arrive with the media relay.",
-            0,
+            "RTP/RTCP packets on relay ports: received from endpoints (in) and forwarded (out).",
+            "counter",
+            &[("direction=\"in\"", r.packets_in), ("direction=\"out\"", r.packets_out)],
         );
+        counter(
+            &mut out,
+            "sipbridge_relay_lost_packets_total",
+            "RTP packets missing from the senders' sequence numbers (RFC 3550 A.3).",
+            r.lost,
+        );
+        gauge(&mut out, "sipbridge_relay_calls", "Calls with relay ports open.", r.open_calls);
+        gauge(&mut out, "sipbridge_relay_free_port_pairs", "RTP/RTCP port pairs left in [media] ports.", r.free_pairs);
         out
     }
 }

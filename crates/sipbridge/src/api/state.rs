@@ -13,7 +13,7 @@
 
 use super::metrics::Metrics;
 use super::ApiCommand;
-use crate::calls::{Calls, MediaBackend};
+use crate::calls::{Calls, LegCounters, MediaBackend};
 use crate::config::{self, Config, EndpointHost};
 use serde::Serialize;
 use sip_core::b2bua::{B2bua, CallId, CallInfo, Phase};
@@ -240,10 +240,10 @@ impl ApiState {
         // A receiver that gave up (timeout, client gone) is not our problem.
         match command {
             ApiCommand::Calls(tx) => {
-                let _ = tx.send(calls.b2bua.calls().iter().map(|c| self.view(now, c)).collect());
+                let _ = tx.send(calls.b2bua.calls().iter().map(|c| self.view(now, c, calls.media().leg_stats(c.id))).collect());
             }
             ApiCommand::Call(id, tx) => {
-                let _ = tx.send(calls.b2bua.call(id).map(|c| self.detail(now, &c)));
+                let _ = tx.send(calls.b2bua.call(id).map(|c| self.detail(now, &c, calls.media().leg_stats(id))));
             }
             ApiCommand::HangUp(id, tx) => {
                 let r = calls.b2bua.hang_up(now, endpoint, id, "hung up through the HTTP API");
@@ -265,6 +265,7 @@ impl ApiState {
                     retransmissions_absorbed: s.retransmissions_absorbed,
                     parse_errors: s.parse_errors,
                     responses_dropped: s.responses_dropped,
+                    relay: calls.media().totals(),
                 });
             }
         }
@@ -289,11 +290,11 @@ impl ApiState {
         exact.or(unique_ip).map(|(_, n)| n.clone()).unwrap_or_default()
     }
 
-    fn view(&self, now: Time, c: &CallInfo) -> CallView {
+    fn view(&self, now: Time, c: &CallInfo, stats: Option<[LegCounters; 2]>) -> CallView {
         let leg = |i: usize| LegView {
             endpoint: self.endpoint_name(c.id, i),
             call_id: c.call_ids[i].clone(),
-            media: MediaView { local: c.media[i].0.to_string(), remote: c.media[i].1.map(|a| a.to_string()) },
+            media: MediaView { local: c.media[i].0.to_string(), remote: c.media[i].1.map(|a| a.to_string()), stats: stats.map(|s| s[i]) },
         };
         CallView {
             id: c.id.0,
@@ -310,13 +311,13 @@ impl ApiState {
         }
     }
 
-    fn detail(&self, now: Time, c: &CallInfo) -> CallDetail {
+    fn detail(&self, now: Time, c: &CallInfo, stats: Option<[LegCounters; 2]>) -> CallDetail {
         let (ladder, omitted) = match self.ladders.get(&c.id) {
             Some(l) => (l.head.iter().chain(l.tail.iter()).map(|(leg, w)| self.entry(*leg, w)).collect(), l.omitted),
             None => (Vec::new(), 0),
         };
         CallDetail {
-            call: self.view(now, c),
+            call: self.view(now, c, stats),
             ladder,
             ladder_omitted: omitted,
             media_history: vec![MediaChange { time: self.wall(c.created_at), media_path: MEDIA_PATH, reason: MEDIA_REASON }],
@@ -446,6 +447,8 @@ pub struct MediaView {
     pub local: String,
     /// Where the leg's SDP says it receives; `null` before its SDP, or on hold.
     pub remote: Option<String>,
+    /// The relay's counters for the leg (at most 100 ms old); `null` without relay ports.
+    pub stats: Option<LegCounters>,
 }
 
 /// `GET /api/calls/{id}`: the call, its SIP ladder and its media-path history.
