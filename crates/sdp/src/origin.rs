@@ -18,7 +18,9 @@ pub struct LocalOrigin {
     session_id: u64,
     address: IpAddr,
     version: u64,
-    last_sent: Option<SessionDescription>,
+    /// A hash of the last description stamped (with its `o=` at the version then): a
+    /// parsed description is about 2 KiB, and each leg of each call keeps one of these.
+    last_sent: Option<u64>,
 }
 
 impl LocalOrigin {
@@ -36,13 +38,15 @@ impl LocalOrigin {
     pub fn stamp(&mut self, sdp: &mut SessionDescription) {
         sdp.set_session_name("-");
         sdp.set_origin(self.origin(self.version));
-        let changed = self.last_sent.as_ref().is_some_and(|last| last != sdp);
+        let now = fingerprint(sdp);
+        let changed = self.last_sent.is_some_and(|last| last != now);
         if changed {
             // RFC 3264 §5: the version stays below 2^63 in practice; saturate rather than wrap.
             self.version = self.version.saturating_add(1);
             sdp.set_origin(self.origin(self.version));
         }
-        self.last_sent = Some(sdp.clone());
+        // Hashed with the version it was compared at, so the next stamp compares alike.
+        self.last_sent = Some(if changed { fingerprint(sdp) } else { now });
     }
 
     /// The version of the last description stamped (1 before the first).
@@ -58,4 +62,15 @@ impl LocalOrigin {
     fn origin(&self, version: u64) -> Origin {
         Origin::new(&self.username, self.session_id, version, self.address)
     }
+}
+
+/// A 64-bit digest of a description (`DefaultHasher::new` has fixed keys: the same in
+/// every run of one build). Two
+/// different descriptions share one with probability 2^-64; then a change would keep its
+/// version, which RFC 3264 peers tolerate as an unchanged session.
+fn fingerprint(sdp: &SessionDescription) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    sdp.hash(&mut h);
+    h.finish()
 }

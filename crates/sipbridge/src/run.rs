@@ -126,9 +126,10 @@ pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::
     // The driver's `Time::ZERO` is its start, a moment from now: close enough for the
     // API's wall-clock times (milliseconds).
     let api = ApiState::new(&config, std::time::SystemTime::now());
+    let api_enabled = config.api.listen.is_some();
     let calls = Calls::new(config, ec.listeners.clone(), relay, seed);
     let endpoint = Endpoint::new(ec);
-    let (endpoint, app) = bound.run_with_commands(endpoint, App { calls, api }, commands, shutdown).await;
+    let (endpoint, app) = bound.run_with_commands(endpoint, App { calls, api, api_enabled }, commands, shutdown).await;
     drop((server, api_forward, media_forward));
     let s = endpoint.stats();
     let c = app.calls.b2bua.stats();
@@ -157,12 +158,18 @@ pub enum AppCommand {
 struct App {
     calls: Calls<Relay>,
     api: ApiState,
+    /// `[api] listen` is set.
+    api_enabled: bool,
 }
 
 impl App {
     /// After every input: the API learns the new calls' endpoint names and forgets
     /// ended calls.
     fn settle(&mut self) {
+        if !self.api_enabled {
+            self.calls.routed.clear();
+            return;
+        }
         for (call, names) in self.calls.routed.drain(..) {
             self.api.set_leg_endpoints(call, names);
         }
@@ -196,7 +203,10 @@ impl Application for App {
     }
 
     fn on_wire(&mut self, now: Time, outbound: bool, flow: &Flow, bytes: &[u8]) {
-        self.api.on_wire(&self.calls.b2bua, now, outbound, flow, bytes);
+        // The ladders are for the API; without it, no work per message.
+        if self.api_enabled {
+            self.api.on_wire(&self.calls.b2bua, now, outbound, flow, bytes);
+        }
     }
 
     fn poll_timeout(&mut self) -> Option<Time> {

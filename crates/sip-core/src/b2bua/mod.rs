@@ -1642,6 +1642,18 @@ impl B2bua {
                 hang_up_leg(now, ep, &cfg, c, Side::B, &mut self.txs);
             }
         }
+        // Nothing can still need the record (no INVITE of ours unanswered, no 2xx waiting
+        // for its ACK): forget it soon. Late requests in its dialogs get 481, late
+        // responses to our BYEs are dropped; a call record is about 10 KiB, and at 2000
+        // calls/s holding each for 64·T1 would keep 74 000 of them.
+        let quiet = (c.b.invite_tx.is_none() || c.b.final_done)
+            && c.a.pending_2xx.is_none()
+            && c.b.pending_2xx.is_none()
+            && !c.a.bye_after_ack
+            && !c.b.bye_after_ack;
+        if quiet {
+            c.reap_at = Some(now + Duration::from_secs(1));
+        }
         tracing::info!(call = %id, %reason, "call ended");
         self.events.push_back(CallEvent::Ended { call: id, reason });
     }
