@@ -95,6 +95,8 @@ pub struct Calls<M: MediaBackend> {
     /// Calls routed since the last look, with their endpoints' names (inbound,
     /// outbound), for the API.
     pub routed: Vec<(CallId, [String; 2])>,
+    /// Calls that ended since the last look, as they were then, for the API.
+    pub ended: Vec<sip_core::b2bua::CallInfo>,
 }
 
 /// The address we advertise in Contact, Via and SDP origins: `[sip] external_address`,
@@ -162,7 +164,7 @@ impl<M: MediaBackend> Calls<M> {
             peers.insert(e.name.clone(), Peer { index, addr });
         }
         let b2bua = B2bua::new(b2bua_config(&config, &listeners, seed));
-        Calls { b2bua, config, peers, media, listeners, refused: 0, routed: Vec::new() }
+        Calls { b2bua, config, peers, media, listeners, refused: 0, routed: Vec::new(), ended: Vec::new() }
     }
 
     /// The media backend.
@@ -208,6 +210,9 @@ impl<M: MediaBackend> Calls<M> {
                 CallEvent::Ended { call, reason } => {
                     tracing::debug!(%call, %reason, "releasing media");
                     self.media.close(call);
+                    if let Some(info) = self.b2bua.call(call) {
+                        self.ended.push(info);
+                    }
                 }
                 CallEvent::Answered { call } => self.media.answered(call),
                 CallEvent::Progress { .. } => {}

@@ -168,10 +168,14 @@ impl App {
     fn settle(&mut self) {
         if !self.api_enabled {
             self.calls.routed.clear();
+            self.calls.ended.clear();
             return;
         }
         for (call, names) in self.calls.routed.drain(..) {
             self.api.set_leg_endpoints(call, names);
+        }
+        for info in self.calls.ended.drain(..) {
+            self.api.remember_ended(info);
         }
         self.api.settle(&self.calls.b2bua);
     }

@@ -33,6 +33,9 @@ const PENDING_CAP: usize = 256;
 const NEGATIVE_CAP: usize = 4096;
 /// Forgotten calls tolerated before their ladders are swept.
 const SWEEP_SLACK: usize = 32;
+/// Ended calls kept for `GET /api/calls/{id}` (with their ladders) after the call layer
+/// has forgotten them: the last this many.
+pub const RECENT_CALLS: usize = 1000;
 /// First lines longer than this are cut (a first line is a method, a URI and a version).
 const FIRST_LINE_MAX: usize = 256;
 
@@ -95,6 +98,8 @@ pub struct ApiState {
     /// Static endpoint addresses, to name a leg's endpoint by its peer.
     hosts: Vec<(SocketAddr, String)>,
     ladders: HashMap<CallId, Ladder>,
+    /// Ended calls, newest last, for post-mortems.
+    recent: VecDeque<CallInfo>,
     known: HashMap<String, Known>,
     negatives: usize,
     pending: VecDeque<(String, Wire)>,
@@ -135,6 +140,7 @@ impl ApiState {
             endpoints,
             hosts,
             ladders: HashMap::new(),
+            recent: VecDeque::new(),
             known: HashMap::new(),
             negatives: 0,
             pending: VecDeque::new(),
@@ -164,6 +170,14 @@ impl ApiState {
                 self.resolve(b2bua, false);
             }
         }
+    }
+
+    /// A call has ended: keep its summary (and so its ladder) among the recent ones.
+    pub fn remember_ended(&mut self, info: CallInfo) {
+        if self.recent.len() == RECENT_CALLS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(info);
     }
 
     /// Files or forgets the messages waiting for their Call-ID (run after every event,
@@ -222,10 +236,11 @@ impl ApiState {
     /// A new Call-ID of a call: sweep what belongs to calls the call layer forgot, when
     /// there are enough of them.
     fn new_call_id(&mut self, b2bua: &B2bua) {
-        if self.ladders.len() <= b2bua.call_count() + SWEEP_SLACK {
+        if self.ladders.len() <= b2bua.call_count() + self.recent.len() + SWEEP_SLACK {
             return;
         }
-        self.ladders.retain(|id, _| b2bua.call(*id).is_some());
+        let recent = &self.recent;
+        self.ladders.retain(|id, _| b2bua.call(*id).is_some() || recent.iter().any(|c| c.id == *id));
         let ladders = &self.ladders;
         self.known.retain(|_, k| match k {
             Known::Leg { call, .. } => ladders.contains_key(call),
@@ -243,10 +258,14 @@ impl ApiState {
                 let _ = tx.send(calls.b2bua.calls().iter().map(|c| self.view(now, c, calls.media().leg_stats(c.id))).collect());
             }
             ApiCommand::Call(id, tx) => {
-                let _ = tx.send(calls.b2bua.call(id).map(|c| self.detail(now, &c, calls.media().leg_stats(id))));
+                let info = calls.b2bua.call(id).or_else(|| self.recent.iter().find(|c| c.id == id).cloned());
+                let _ = tx.send(info.map(|c| self.detail(now, &c, calls.media().leg_stats(id))));
             }
             ApiCommand::HangUp(id, tx) => {
-                let r = calls.b2bua.hang_up(now, endpoint, id, "hung up through the HTTP API");
+                let mut r = calls.b2bua.hang_up(now, endpoint, id, "hung up through the HTTP API");
+                if r == Err(sip_core::b2bua::CallError::NoCall) && self.recent.iter().any(|c| c.id == id) {
+                    r = Err(sip_core::b2bua::CallError::WrongState("ended"));
+                }
                 calls.drain(now, endpoint);
                 let _ = tx.send(r);
             }
