@@ -29,7 +29,7 @@ use crate::transport::{Flow, Transport};
 use crate::Time;
 use bytes::Bytes;
 use leg::{sdp_of, AckOwed, Leg, Pending2xx};
-use sdp::{LocalOrigin, NegotiationError, SessionDescription};
+use sdp::{LocalOrigin, SessionDescription};
 use session_timer::{supports_timer, SessionTimer};
 use sip_message::{reason_phrase, Header, HeaderName, Host, IdSource, Method, NameAddr, Request, Response, SipUri, Uri};
 use std::cmp::Reverse;
@@ -1109,27 +1109,19 @@ impl B2bua {
         }
         let mut body = None;
         match sdp_of(request.content_type(), request.body()) {
-            Some(Ok(sd)) => {
-                let token = match this.nego.remote_offer(sd.clone()) {
-                    Ok(t) => t,
-                    Err(_) => {
-                        self.stats.glare_491_sent += 1;
-                        let _ = ep.reply(now, tx, 491, Vec::new());
-                        return;
+            Some(Ok(sd)) => match relay_offer(this, other, &sd) {
+                Ok((out, moved)) => {
+                    if moved {
+                        self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
                     }
-                };
-                let Some(out) = other.rewrite(&sd) else {
-                    this.nego.rollback();
-                    let _ = ep.reply(now, tx, 488, Vec::new());
-                    return;
-                };
-                this.remote_offer = Some(token);
-                if this.learn_remote(&sd) {
-                    self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
+                    body = Some(out);
                 }
-                let _ = other.nego.local_offer(out.clone());
-                body = Some(out.to_bytes());
-            }
+                Err(status) => {
+                    self.stats.glare_491_sent += u64::from(status == 491);
+                    let _ = ep.reply(now, tx, status, Vec::new());
+                    return;
+                }
+            },
             Some(Err(())) => {
                 let _ = ep.reply(now, tx, 400, Vec::new());
                 return;
@@ -1309,25 +1301,19 @@ impl B2bua {
                         let _ = ep.reply(now, tx, 491, Vec::new());
                         return;
                     }
-                    let token = match this.nego.remote_offer(sd.clone()) {
-                        Ok(t) => t,
-                        Err(NegotiationError::OfferPending) | Err(_) => {
-                            self.stats.glare_491_sent += 1;
-                            let _ = ep.reply(now, tx, 491, Vec::new());
+                    match relay_offer(this, other, &sd) {
+                        Ok((out, moved)) => {
+                            if moved {
+                                self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
+                            }
+                            body = Some(("application/sdp".into(), out));
+                        }
+                        Err(status) => {
+                            self.stats.glare_491_sent += u64::from(status == 491);
+                            let _ = ep.reply(now, tx, status, Vec::new());
                             return;
                         }
-                    };
-                    let Some(out) = other.rewrite(&sd) else {
-                        this.nego.rollback();
-                        let _ = ep.reply(now, tx, 488, Vec::new());
-                        return;
-                    };
-                    this.remote_offer = Some(token);
-                    if this.learn_remote(&sd) {
-                        self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
                     }
-                    let _ = other.nego.local_offer(out.clone());
-                    body = Some(("application/sdp".into(), out.to_bytes()));
                 }
                 Some(Err(())) => {
                     let _ = ep.reply(now, tx, 400, Vec::new());
@@ -1668,6 +1654,22 @@ impl Leg {
     fn nego_pending_remote(&self) -> Option<SessionDescription> {
         self.nego.pending_offer().cloned()
     }
+}
+
+/// An offer from `this` leg for the `other`: taken into this leg's offer/answer state
+/// (491 when an offer is already pending, RFC 3264 §4 and RFC 3311 §5.2), rewritten for
+/// the other leg (488 when no codec is left) and made the other leg's pending offer.
+/// Returns the other leg's body and whether this leg's media address changed.
+fn relay_offer(this: &mut Leg, other: &mut Leg, sd: &SessionDescription) -> Result<(Bytes, bool), u16> {
+    let token = this.nego.remote_offer(sd.clone()).map_err(|_| 491u16)?;
+    let Some(out) = other.rewrite(sd) else {
+        this.nego.rollback();
+        return Err(488);
+    };
+    this.remote_offer = Some(token);
+    let moved = this.learn_remote(sd);
+    let _ = other.nego.local_offer(out.clone());
+    Ok((out.to_bytes(), moved))
 }
 
 fn hang_up_leg(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, txs: &mut HashMap<TransactionId, TxEntry>) {
