@@ -43,3 +43,27 @@ for f in "${files[@]}"; do
 done
 echo "seed.sh: ${#files[@]} messages from $src -> $here/corpus/{datagram,stream}"
 echo "  datagram: $(ls "$here/corpus/datagram" | wc -l) files, stream: $(ls "$here/corpus/stream" | wc -l) files, endpoint: $(ls "$here/corpus/endpoint" | wc -l) files"
+
+# b2bua: a few whole calls in the op encoding of fuzz_targets/b2bua.rs.
+mkdir -p "$here/corpus/b2bua"
+python3 - "$here/corpus/b2bua" <<'PY'
+import sys, os
+d = sys.argv[1]
+sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+hold = sdp.replace(b"sendrecv", b"sendonly")
+inv = lambda body: bytes([6, len(body)]) + body
+ans = lambda peer, status, body=b"": bytes([2 if peer == "callee" else 3, (status - 100) >> 8, (status - 100) & 255, len(body)]) + body
+req = lambda peer, m, body=b"": bytes([5 if peer == "callee" else 4, m, len(body)]) + body
+wait = lambda n: bytes([1, n])
+seeds = {
+    "basic": inv(sdp) + ans("callee", 180) + ans("callee", 200, sdp) + wait(20) + req("caller", 0) + wait(255),
+    "cancel": inv(sdp) + ans("callee", 180) + req("caller", 5) + wait(255),
+    "busy": inv(sdp) + ans("callee", 486) + wait(255),
+    "hold": inv(sdp) + ans("callee", 200, sdp) + req("callee", 1, hold) + ans("caller", 200, sdp) + req("callee", 0) + wait(255),
+    "update": inv(sdp) + ans("callee", 200, sdp) + req("caller", 2, sdp) + ans("callee", 200, sdp) + wait(255),
+    "offerless": inv(b"") + ans("callee", 200, sdp) + wait(255),
+    "hangup": inv(sdp) + ans("callee", 200, sdp) + bytes([7]) + wait(255),
+}
+for name, data in seeds.items():
+    open(os.path.join(d, name), "wb").write(data)
+PY
