@@ -26,12 +26,17 @@ impl Server {
     /// sipbridge on `ip:5060` with the UAC at `uac` and the UAS at `uas` as endpoints,
     /// every dialled user routed to the UAS; `media` is added to `[media]`.
     fn start(name: &str, ip: &str, uac: &str, uas: &str, media: &str) -> Server {
+        Server::start_with(name, ip, uac, uas, "udp", media)
+    }
+
+    /// As [`Server::start`], reaching the UAS over `transport` (UDP and TCP listeners).
+    fn start_with(name: &str, ip: &str, uac: &str, uas: &str, transport: &str, media: &str) -> Server {
         let dir = std::env::temp_dir().join(format!("sipbridge-calls-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let config = format!(
-            "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"\"\n[store]\nurl = \"memory\"\n[media]\naddress = \"{ip}\"\n{media}\n\
+            "[sip]\nlisten = [\"udp:{ip}:5060\", \"tcp:{ip}:5060\"]\n[api]\nlisten = \"\"\n[store]\nurl = \"memory\"\n[media]\naddress = \"{ip}\"\n{media}\n\
              [log]\nlevel = \"info\"\n\
-             [[endpoint]]\nname = \"uac\"\nhost = \"{uac}\"\n[[endpoint]]\nname = \"uas\"\nhost = \"{uas}\"\n\
+             [[endpoint]]\nname = \"uac\"\nhost = \"{uac}\"\n[[endpoint]]\nname = \"uas\"\nhost = \"{uas}\"\ntransport = \"{transport}\"\n\
              [[route]]\nmatch = \".*\"\nto = \"uas\"\n"
         );
         let cfg = dir.join("sipbridge.toml");
@@ -116,11 +121,18 @@ fn counts(o: &Output) -> (u64, u64) {
 /// Runs `calls` calls UAC → sipbridge → UAS with `lost` percent loss at each SIPp and
 /// checks both sides completed every one.
 fn bridged_calls(name: &str, net: u8, calls: u32, rate: u32, lost: u32) {
+    bridged_calls_over(name, net, calls, rate, lost, "udp");
+}
+
+fn bridged_calls_over(name: &str, net: u8, calls: u32, rate: u32, lost: u32, uas_transport: &str) {
     let (ip, uas_ip, uac_ip) = (format!("127.0.0.{net}0"), format!("127.0.0.{net}1"), format!("127.0.0.{net}2"));
-    let server = Server::start(name, &ip, &format!("{uac_ip}:5080"), &format!("{uas_ip}:5070"), "");
+    let server = Server::start_with(name, &ip, &format!("{uac_ip}:5080"), &format!("{uas_ip}:5070"), uas_transport, "");
     let m = calls.to_string();
     let mut uas_args = vec!["-sf".to_owned(), scenario("uas.xml"), "-m".into(), m.clone(), "-timeout".into(), "120s".into()];
     uas_args.extend(["-default_behaviors".into(), "all,-abortunexp".into()]);
+    if uas_transport == "tcp" {
+        uas_args.extend(["-t".into(), "t1".into()]);
+    }
     let mut uac_args = vec![format!("{ip}:5060"), "-sf".into(), scenario("uac.xml"), "-m".into(), m, "-r".into(), rate.to_string()];
     uac_args.extend(["-d".into(), "0".into(), "-timeout".into(), "120s".into()]);
     if lost > 0 {
@@ -150,6 +162,11 @@ fn bridged_calls(name: &str, net: u8, calls: u32, rate: u32, lost: u32) {
 #[test]
 fn sipp_500_bridged_calls_without_a_failure() {
     bridged_calls("plain", 5, 500, 100, 0);
+}
+
+#[test]
+fn sipp_calls_from_udp_to_a_tcp_callee() {
+    bridged_calls_over("tcp", 9, 100, 50, 0, "tcp");
 }
 
 #[test]
