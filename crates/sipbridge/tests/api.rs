@@ -87,6 +87,9 @@ impl Server {
         );
         let cfg = dir.join("sipbridge.toml");
         std::fs::write(&cfg, config).unwrap();
+        // A stray process on these addresses would answer in our place.
+        assert!(std::net::UdpSocket::bind((ip, 5060)).is_ok(), "{ip}:5060 is taken by another process");
+        assert!(std::net::TcpListener::bind((ip, API_PORT)).is_ok(), "{ip}:{API_PORT} is taken by another process");
         let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
             .arg("--config")

@@ -41,6 +41,9 @@ impl Server {
         );
         let cfg = dir.join("sipbridge.toml");
         std::fs::write(&cfg, config).unwrap();
+        // A stray process on the address would answer in our place and the test would
+        // check it instead.
+        assert!(std::net::UdpSocket::bind((ip, 5060)).is_ok(), "{ip}:5060 is taken by another process");
         let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
             .arg("--config")
@@ -50,11 +53,12 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap();
-        let s = Server { child, dir };
+        let mut s = Server { child, dir };
         // Ready when the UDP port is taken.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::UdpSocket::bind((ip, 5060)).is_ok() {
             assert!(Instant::now() < deadline, "sipbridge did not bind {ip}:5060; stderr:\n{}", s.stderr());
+            assert!(s.child.try_wait().unwrap().is_none(), "sipbridge exited; stderr:\n{}", s.stderr());
             std::thread::sleep(Duration::from_millis(50));
         }
         s

@@ -71,6 +71,7 @@ fn two_baresip_phones_hear_each_other_through_the_relay() {
                   [[endpoint]]\nname = \"a\"\nhost = \"127.0.0.2:5062\"\nnat = \"yes\"\n\
                   [[endpoint]]\nname = \"b\"\nhost = \"127.0.0.3:5064\"\nnat = \"yes\"\n";
     std::fs::write(dir.join("sipbridge.toml"), config).unwrap();
+    assert!(std::net::UdpSocket::bind("127.0.0.10:5060").is_ok(), "127.0.0.10:5060 is taken by another process");
     let sipbridge = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
         .arg("--config")
         .arg(dir.join("sipbridge.toml"))
