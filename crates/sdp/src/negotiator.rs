@@ -74,6 +74,9 @@ pub struct Negotiator {
     local: Option<SessionDescription>,
     remote: Option<SessionDescription>,
     pending: Option<SessionDescription>,
+    /// Keep the peer's description in force (`remote()`); a B2BUA that keeps what it
+    /// needs of it elsewhere saves a parsed description per leg (about 2 KiB).
+    keep_remote: bool,
 }
 
 impl Default for Negotiator {
@@ -92,7 +95,15 @@ impl Negotiator {
             local: None,
             remote: None,
             pending: None,
+            keep_remote: true,
         }
+    }
+
+    /// A negotiator that does not keep the peer's description once an exchange is done:
+    /// [`remote`](Negotiator::remote) is always `None`. Offers and answers are checked
+    /// exactly as with [`new`](Negotiator::new).
+    pub fn without_remote() -> Negotiator {
+        Negotiator { keep_remote: false, ..Negotiator::new() }
     }
 
     /// Where the exchange stands.
@@ -121,7 +132,7 @@ impl Negotiator {
         };
         check_remote_answer(offer, &answer)?;
         self.local = self.pending.take();
-        self.remote = Some(answer);
+        self.remote = Some(answer).filter(|_| self.keep_remote);
         self.state = NegotiationState::Stable;
         Ok(())
     }
@@ -151,7 +162,7 @@ impl Negotiator {
             _ => return Err(NegotiationError::StaleToken),
         };
         validate_answer(offer, &answer)?;
-        self.remote = self.pending.take();
+        self.remote = self.pending.take().filter(|_| self.keep_remote);
         self.local = Some(answer);
         self.state = NegotiationState::Stable;
         Ok(())

@@ -611,6 +611,23 @@ fn negotiator_local_offer_remote_answer() {
 }
 
 #[test]
+fn negotiator_without_remote_checks_alike_and_keeps_only_ours() {
+    let offer = parse(PHONE);
+    let answer = answer_for(&offer);
+    let mut n = Negotiator::without_remote();
+    let token = n.remote_offer(offer.clone()).unwrap();
+    n.local_answer(token, answer.clone()).unwrap();
+    assert_eq!((n.local(), n.remote(), n.state()), (Some(&answer), None, NegotiationState::Stable));
+    n.local_offer(offer.clone()).unwrap();
+    assert!(
+        n.remote_answer(parse("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n")).is_err(),
+        "a mismatched answer is refused as before"
+    );
+    n.remote_answer(answer.clone()).unwrap();
+    assert_eq!((n.local(), n.remote()), (Some(&offer), None));
+}
+
+#[test]
 fn negotiator_remote_offer_local_answer() {
     let offer = parse(PHONE);
     let answer = answer_for(&offer);

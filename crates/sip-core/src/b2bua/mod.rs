@@ -293,6 +293,11 @@ struct Call {
     /// reaped.
     txs: Vec<TransactionId>,
     dialog_keys: Vec<(String, String)>,
+    /// What the API shows of the call: the caller, the dialled URI, each leg's Call-ID
+    /// (kept apart from the INVITEs, which are dropped once answered).
+    from: String,
+    to: String,
+    call_ids: [String; 2],
     /// ACKs we sent for 2xx responses, per leg, to send again when the 2xx is
     /// retransmitted (§13.2.2.4).
     last_ack: [Option<(u32, Bytes, Flow)>; 2],
@@ -572,6 +577,9 @@ impl B2bua {
             reap_at: None,
             reason: None,
             txs: vec![tx],
+            from: request.from().uri().to_string(),
+            to: request.uri().to_string(),
+            call_ids: [key.0.clone(), String::new()],
             dialog_keys: vec![key.clone()],
             last_ack: [None, None],
         };
@@ -620,7 +628,7 @@ impl B2bua {
         c.b.flow = target.flow;
         // The caller's offer, for the outbound leg.
         let mut body = None;
-        if let Some(offer) = c.a.nego.remote().cloned().or_else(|| c.a.nego_pending_remote()) {
+        if let Some(offer) = c.a.nego_pending_remote() {
             // Codecs the caller's endpoint may use bound what the callee is offered too.
             let mut offer = offer;
             if !c.a.codecs.is_empty() {
@@ -677,6 +685,7 @@ impl B2bua {
         let request = b.build(ep.ids()).map_err(|e| CallError::Send(e.to_string()))?;
         let btx = ep.send_request(now, request.clone(), target.flow).map_err(|e| CallError::Send(e.to_string()))?;
         let key = (request.call_id().as_str().to_owned(), request.from().tag().unwrap_or_default().to_owned());
+        c.call_ids[1] = key.0.clone();
         c.b.invite = Some(request);
         c.b.invite_tx = Some(btx);
         c.phase = Phase::Calling;
@@ -894,14 +903,18 @@ impl B2bua {
         if ep.respond(now, tx, resp.clone()).is_err() {
             return;
         }
-        if status >= 200 {
-            c.a.final_done = true;
-        }
+        let seq = req.cseq().seq;
         if (200..300).contains(&status) {
             if let Some(d) = c.a.dialog.as_mut() {
                 d.confirm(None);
             }
-            c.a.pending_2xx = Some(pending(cfg, tx, resp, c.a.flow.transport.is_reliable(), req.cseq().seq, now));
+            c.a.pending_2xx = Some(pending(cfg, tx, resp, c.a.flow.transport.is_reliable(), seq, now));
+        }
+        if status >= 200 {
+            c.a.final_done = true;
+            // The caller's INVITE is not needed after its final response (the transaction
+            // layer keeps its own copy for retransmissions): about 2.6 KiB a call.
+            c.a.invite = None;
         }
     }
 
@@ -1814,13 +1827,12 @@ pub fn map_status_in_dialog(status: u16) -> u16 {
 }
 
 fn info(c: &Call) -> CallInfo {
-    let cid = |l: &Leg| l.invite.as_ref().map(|r| r.call_id().as_str().to_owned()).unwrap_or_default();
     CallInfo {
         id: c.id,
         phase: c.phase,
-        from: c.a.invite.as_ref().map(|r| r.from().uri().to_string()).unwrap_or_default(),
-        to: c.a.invite.as_ref().map(|r| r.uri().to_string()).unwrap_or_default(),
-        call_ids: [cid(&c.a), cid(&c.b)],
+        from: c.from.clone(),
+        to: c.to.clone(),
+        call_ids: c.call_ids.clone(),
         media: [(c.a.media_local, c.a.media_remote), (c.b.media_local, c.b.media_remote)],
         created_at: c.created_at,
         answered_at: c.answered_at,
