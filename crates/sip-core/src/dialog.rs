@@ -62,17 +62,17 @@ impl Dialog {
     /// The UAS side, from the request and the To tag of our response (§12.1.1): the route
     /// set is the Record-Route rows in order, the remote target the request's Contact.
     pub fn uas(request: &Request, local_tag: &str, source: Flow) -> Dialog {
-        let local = with_tag(request.to(), local_tag);
+        let local = detach(&with_tag(request.to(), local_tag));
         Dialog {
             role: Role::Uas,
             state: DialogState::Early,
             call_id: request.call_id().as_str().to_owned(),
             local,
-            remote: request.from().clone(),
+            remote: detach(request.from()),
             local_seq: 0,
             remote_seq: Some(request.cseq().seq),
-            remote_target: contact_uri(request.contacts().addrs()).unwrap_or_else(|| request.from().uri().clone()),
-            route_set: request.record_routes().to_vec(),
+            remote_target: detach_uri(&contact_uri(request.contacts().addrs()).unwrap_or_else(|| request.from().uri().clone())),
+            route_set: request.record_routes().iter().map(detach).collect(),
             flow: source,
             pin_flow: false,
         }
@@ -83,17 +83,17 @@ impl Dialog {
     /// `None` when the response has no To tag (it creates no dialog).
     pub fn uac(request: &Request, response: &Response, flow: Flow) -> Option<Dialog> {
         response.to().tag()?;
-        let mut route_set = response.record_routes().to_vec();
+        let mut route_set: Vec<NameAddr> = response.record_routes().iter().map(detach).collect();
         route_set.reverse();
         Some(Dialog {
             role: Role::Uac,
             state: if (200..300).contains(&response.status()) { DialogState::Confirmed } else { DialogState::Early },
             call_id: request.call_id().as_str().to_owned(),
-            local: request.from().clone(),
-            remote: response.to().clone(),
+            local: detach(request.from()),
+            remote: detach(response.to()),
             local_seq: request.cseq().seq,
             remote_seq: None,
-            remote_target: contact_uri(response.contacts().addrs()).unwrap_or_else(|| request.uri().clone()),
+            remote_target: detach_uri(&contact_uri(response.contacts().addrs()).unwrap_or_else(|| request.uri().clone())),
             route_set,
             flow,
             pin_flow: false,
@@ -121,12 +121,12 @@ impl Dialog {
     pub fn confirm(&mut self, response: Option<&Response>) {
         if let Some(r) = response {
             if self.state == DialogState::Early && self.role == Role::Uac {
-                let mut rs = r.record_routes().to_vec();
+                let mut rs: Vec<NameAddr> = r.record_routes().iter().map(detach).collect();
                 rs.reverse();
                 self.route_set = rs;
             }
             if let Some(u) = contact_uri(r.contacts().addrs()) {
-                self.remote_target = u;
+                self.remote_target = detach_uri(&u);
             }
         }
         self.state = DialogState::Confirmed;
@@ -190,7 +190,7 @@ impl Dialog {
         self.remote_seq = Some(seq);
         if matches!(m, Method::Invite | Method::Update) {
             if let Some(u) = contact_uri(request.contacts().addrs()) {
-                self.remote_target = u;
+                self.remote_target = detach_uri(&u);
             }
         }
         Ok(())
@@ -200,7 +200,7 @@ impl Dialog {
     /// (§12.2.1.2).
     pub fn receive_refresh_response(&mut self, response: &Response) {
         if let Some(u) = contact_uri(response.contacts().addrs()) {
-            self.remote_target = u;
+            self.remote_target = detach_uri(&u);
         }
     }
 
@@ -265,6 +265,18 @@ impl Dialog {
             && request.to().tag() == self.local.tag()
             && request.from().tag().unwrap_or_default() == self.remote_tag()
     }
+}
+
+/// A copy that owns its bytes: a parsed URI is slices of the datagram it came in, and a
+/// dialog that kept those would keep the whole datagram (and its SDP) alive for the call.
+fn detach(n: &NameAddr) -> NameAddr {
+    NameAddr::parse(&n.to_bytes()).unwrap_or_else(|_| n.clone())
+}
+
+fn detach_uri(u: &Uri) -> Uri {
+    let mut out = Vec::new();
+    u.write(&mut out);
+    Uri::parse(&Bytes::from(out)).unwrap_or_else(|_| u.clone())
 }
 
 fn with_tag(n: &NameAddr, tag: &str) -> NameAddr {

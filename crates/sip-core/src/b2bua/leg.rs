@@ -79,7 +79,7 @@ pub(crate) struct Leg {
     /// The flow requests to this leg go over before a dialog exists.
     pub flow: Flow,
     /// A: the caller's INVITE. B: ours.
-    pub invite: Option<Request>,
+    pub invite: Option<Box<Request>>,
     /// The initial INVITE's transaction (server on A, client on B).
     pub invite_tx: Option<TransactionId>,
     /// A: our To tag.
@@ -87,7 +87,7 @@ pub(crate) struct Leg {
     /// A: a final response has been sent; B: one has been received.
     pub final_done: bool,
     /// A 2xx on this leg waiting for its ACK.
-    pub pending_2xx: Option<Pending2xx>,
+    pub pending_2xx: Option<Box<Pending2xx>>,
     /// Tear the leg down with BYE as soon as the ACK arrives (§15: not before).
     pub bye_after_ack: bool,
     pub ack_owed: Option<AckOwed>,

@@ -361,7 +361,9 @@ pub struct CallInfo {
 pub struct B2bua {
     config: B2buaConfig,
     next_call: u64,
-    calls: HashMap<CallId, Call>,
+    /// Boxed: a call is several KiB, and a table of them inline would hold up to twice
+    /// that per call in spare capacity.
+    calls: HashMap<CallId, Box<Call>>,
     dialogs: HashMap<(String, String), (CallId, Side)>,
     /// Both legs' Call-IDs, for the API's ladder and logs.
     call_ids: HashMap<String, CallId>,
@@ -400,7 +402,7 @@ impl B2bua {
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Time> {
         while let Some(Reverse((t, id))) = self.deadlines.peek().copied() {
-            match self.calls.get(&id).and_then(Call::next_deadline) {
+            match self.calls.get(&id).and_then(|c| c.next_deadline()) {
                 Some(d) if d == t => return Some(t),
                 _ => {
                     self.deadlines.pop();
@@ -427,14 +429,14 @@ impl B2bua {
 
     /// Summaries of the calls that have not ended, oldest first.
     pub fn calls(&self) -> Vec<CallInfo> {
-        let mut v: Vec<CallInfo> = self.calls.values().filter(|c| c.phase != Phase::Ended).map(info).collect();
+        let mut v: Vec<CallInfo> = self.calls.values().filter(|c| c.phase != Phase::Ended).map(|c| info(c)).collect();
         v.sort_by_key(|c| c.id);
         v
     }
 
     /// One call's summary (also ended calls not yet reaped).
     pub fn call(&self, id: CallId) -> Option<CallInfo> {
-        self.calls.get(&id).map(info)
+        self.calls.get(&id).map(|c| info(c))
     }
 
     /// The call a Call-ID belongs to (either leg's), for logs and the API's ladder.
@@ -443,7 +445,7 @@ impl B2bua {
     }
 
     fn schedule(&mut self, id: CallId) {
-        if let Some(d) = self.calls.get(&id).and_then(Call::next_deadline) {
+        if let Some(d) = self.calls.get(&id).and_then(|c| c.next_deadline()) {
             self.deadlines.push(Reverse((d, id)));
         }
     }
@@ -563,7 +565,7 @@ impl B2bua {
         }
         a.peer_allows_update = allows_update(request.headers());
         a.session_asked = session_asked.map(|se| (se, supports_timer(request.headers())));
-        a.invite = Some(request.clone());
+        a.invite = Some(Box::new(request.clone()));
         let b = Leg::new(source, unspecified, self.origin());
         let call = Call {
             id,
@@ -586,7 +588,7 @@ impl B2bua {
         self.call_ids.insert(key.0.clone(), id);
         self.dialogs.insert(key, (id, Side::A));
         self.txs.insert(tx, TxEntry { call: id, side: Side::A, usage: TxUse::Invite });
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         tracing::debug!(call = %id, "incoming call");
         self.events.push_back(CallEvent::Incoming(Box::new(Incoming { call: id, request, source })));
     }
@@ -686,7 +688,7 @@ impl B2bua {
         let btx = ep.send_request(now, request.clone(), target.flow).map_err(|e| CallError::Send(e.to_string()))?;
         let key = (request.call_id().as_str().to_owned(), request.from().tag().unwrap_or_default().to_owned());
         c.call_ids[1] = key.0.clone();
-        c.b.invite = Some(request);
+        c.b.invite = Some(Box::new(request));
         c.b.invite_tx = Some(btx);
         c.phase = Phase::Calling;
         c.no_answer_at = Some(now + target.no_answer.unwrap_or(cfg.no_answer));
@@ -1743,8 +1745,16 @@ fn kill_fork(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, fork: &mut Dialog,
     }
 }
 
-fn pending(cfg: &B2buaConfig, tx: TransactionId, response: Response, reliable: bool, seq: u32, now: Time) -> Pending2xx {
-    Pending2xx { tx, response, reliable, next_at: now + cfg.timers.t1, interval: cfg.timers.t1, give_up_at: now + cfg.timers.t1 * 64, seq }
+fn pending(cfg: &B2buaConfig, tx: TransactionId, response: Response, reliable: bool, seq: u32, now: Time) -> Box<Pending2xx> {
+    Box::new(Pending2xx {
+        tx,
+        response,
+        reliable,
+        next_at: now + cfg.timers.t1,
+        interval: cfg.timers.t1,
+        give_up_at: now + cfg.timers.t1 * 64,
+        seq,
+    })
 }
 
 fn build_response(
