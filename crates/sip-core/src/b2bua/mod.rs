@@ -1122,27 +1122,20 @@ impl B2bua {
             let _ = ep.reply(now, tx, 491, Vec::new());
             return;
         }
-        let mut body = None;
-        match sdp_of(request.content_type(), request.body()) {
-            Some(Ok(sd)) => match relay_offer(this, other, &sd) {
-                Ok((out, moved)) => {
-                    if moved {
-                        self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
-                    }
-                    body = Some(out);
+        let body = match offer_of(&request, this, other) {
+            Ok(Some((out, moved))) => {
+                if moved {
+                    self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
                 }
-                Err(status) => {
-                    self.stats.glare_491_sent += u64::from(status == 491);
-                    let _ = ep.reply(now, tx, status, Vec::new());
-                    return;
-                }
-            },
-            Some(Err(())) => {
-                let _ = ep.reply(now, tx, 400, Vec::new());
+                Some(out)
+            }
+            Ok(None) => None,
+            Err(status) => {
+                self.stats.glare_491_sent += u64::from(status == 491);
+                let _ = ep.reply(now, tx, status, Vec::new());
                 return;
             }
-            None => {}
-        }
+        };
         let Some(d) = other.dialog.as_mut() else { return };
         let transport = d.destination().transport;
         let mut b = d.request(Method::Invite, sent_by(&cfg, transport), &contact(&cfg, transport));
@@ -1308,33 +1301,26 @@ impl B2bua {
         }
         let mut body: Option<(String, Bytes)> = None;
         if update {
-            match sdp_of(request.content_type(), request.body()) {
-                Some(Ok(sd)) => {
-                    // RFC 3311 §5.2: an offer while one of ours is pending gets 491.
-                    if this.client_update.is_some() || other.client_update.is_some() || !other.nego_stable() {
-                        self.stats.glare_491_sent += 1;
-                        let _ = ep.reply(now, tx, 491, Vec::new());
-                        return;
+            // RFC 3311 §5.2: an offer while one of ours is pending gets 491.
+            let busy = this.client_update.is_some() || other.client_update.is_some() || !other.nego_stable();
+            if busy && matches!(sdp_of(request.content_type(), request.body()), Some(Ok(_))) {
+                self.stats.glare_491_sent += 1;
+                let _ = ep.reply(now, tx, 491, Vec::new());
+                return;
+            }
+            match offer_of(&request, this, other) {
+                Ok(Some((out, moved))) => {
+                    if moved {
+                        self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
                     }
-                    match relay_offer(this, other, &sd) {
-                        Ok((out, moved)) => {
-                            if moved {
-                                self.events.push_back(CallEvent::Media { call, side, remote: this.media_remote });
-                            }
-                            body = Some(("application/sdp".into(), out));
-                        }
-                        Err(status) => {
-                            self.stats.glare_491_sent += u64::from(status == 491);
-                            let _ = ep.reply(now, tx, status, Vec::new());
-                            return;
-                        }
-                    }
+                    body = Some(("application/sdp".into(), out));
                 }
-                Some(Err(())) => {
-                    let _ = ep.reply(now, tx, 400, Vec::new());
+                Ok(None) => {}
+                Err(status) => {
+                    self.stats.glare_491_sent += u64::from(status == 491);
+                    let _ = ep.reply(now, tx, status, Vec::new());
                     return;
                 }
-                None => {}
             }
         } else if !request.body().is_empty() {
             let ct =
@@ -1668,6 +1654,17 @@ impl Leg {
     /// The caller's offer before it has been answered.
     fn nego_pending_remote(&self) -> Option<SessionDescription> {
         self.nego.pending_offer().cloned()
+    }
+}
+
+/// The SDP offer `request` (a re-INVITE or UPDATE from `this` leg) carries, through
+/// [`relay_offer`]: `Ok(None)` without SDP, `Err(status)` to answer it with (400 when the
+/// SDP does not parse, 491, 488).
+fn offer_of(request: &Request, this: &mut Leg, other: &mut Leg) -> Result<Option<(Bytes, bool)>, u16> {
+    match sdp_of(request.content_type(), request.body()) {
+        Some(Ok(sd)) => relay_offer(this, other, &sd).map(Some),
+        Some(Err(())) => Err(400),
+        None => Ok(None),
     }
 }
 
