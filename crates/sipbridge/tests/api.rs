@@ -11,7 +11,6 @@
 use serde_json::Value;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpStream, UdpSocket};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,19 +19,9 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(10);
 const API_PORT: u16 = 18080;
 
-/// `$SIPBRIDGE_SHARED`, else the nearest `shared/` with the bench scenarios above the
-/// crate (`../shared` beside the repository, also from a git worktree one level deeper).
-fn shared() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SIPBRIDGE_SHARED") {
-        return PathBuf::from(dir);
-    }
-    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    crate_dir
-        .ancestors()
-        .map(|a| a.join("shared"))
-        .find(|s| s.join("bench/scenarios/uac.xml").is_file())
-        .unwrap_or_else(|| crate_dir.join("../../../shared"))
-}
+mod common;
+
+use common::{shared, Binary};
 
 fn scenario(name: &str) -> String {
     shared().join("bench/scenarios").join(name).display().to_string()
@@ -69,15 +58,12 @@ impl Drop for Kid {
 /// sipbridge on `ip:5060` with its API on `ip:18080`, endpoints `caller` (`caller_ip:5080`)
 /// and `callee` (`callee_ip:5070`), every dialled user routed to `callee`.
 struct Server {
-    _child: Kid,
-    dir: PathBuf,
+    bin: Binary,
     ip: String,
 }
 
 impl Server {
     fn start(name: &str, ip: &str, caller_ip: &str, callee_ip: &str) -> Server {
-        let dir = std::env::temp_dir().join(format!("sipbridge-api-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let config = format!(
             "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{ip}:{API_PORT}\"\n[store]\nurl = \"memory\"\n\
              [media]\naddress = \"{ip}\"\n[log]\nlevel = \"info\"\n\
@@ -85,21 +71,10 @@ impl Server {
              [[endpoint]]\nname = \"callee\"\nhost = \"{callee_ip}:5070\"\n\
              [[route]]\nmatch = \".*\"\nto = \"callee\"\n"
         );
-        let cfg = dir.join("sipbridge.toml");
-        std::fs::write(&cfg, config).unwrap();
         // A stray process on these addresses would answer in our place.
         assert!(std::net::UdpSocket::bind((ip, 5060)).is_ok(), "{ip}:5060 is taken by another process");
         assert!(std::net::TcpListener::bind((ip, API_PORT)).is_ok(), "{ip}:{API_PORT} is taken by another process");
-        let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
-            .arg("--config")
-            .arg(&cfg)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Server { _child: Kid(Some(child)), dir, ip: ip.to_owned() };
+        let s = Server { bin: Binary::start_in(common::temp_dir("api", name), &config), ip: ip.to_owned() };
         // Ready when the API answers (it is bound after the SIP sockets).
         let deadline = Instant::now() + WAIT;
         while http(&s.api(), "GET", "/api/health").is_err() {
@@ -118,7 +93,7 @@ impl Server {
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+        self.bin.stderr()
     }
 
     /// `GET path` → (status, body), failing the test when the API is unreachable.
@@ -159,12 +134,6 @@ impl Server {
             assert!(Instant::now() < deadline, "{what}: never; last /api/calls: {calls:?}\nsipbridge:\n{}", self.stderr());
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

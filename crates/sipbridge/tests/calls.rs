@@ -8,19 +8,14 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn shared() -> PathBuf {
-    std::env::var_os("SIPBRIDGE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+mod common;
 
-struct Server {
-    child: Child,
-    dir: PathBuf,
-}
+use common::{shared, Binary};
+
+struct Server(Binary);
 
 impl Server {
     /// sipbridge on `ip:5060` with the UAC at `uac` and the UAS at `uas` as endpoints,
@@ -31,49 +26,28 @@ impl Server {
 
     /// As [`Server::start`], reaching the UAS over `transport` (UDP and TCP listeners).
     fn start_with(name: &str, ip: &str, uac: &str, uas: &str, transport: &str, media: &str) -> Server {
-        let dir = std::env::temp_dir().join(format!("sipbridge-calls-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let config = format!(
             "[sip]\nlisten = [\"udp:{ip}:5060\", \"tcp:{ip}:5060\"]\n[api]\nlisten = \"\"\n[store]\nurl = \"memory\"\n[media]\naddress = \"{ip}\"\n{media}\n\
              [log]\nlevel = \"info\"\n\
              [[endpoint]]\nname = \"uac\"\nhost = \"{uac}\"\n[[endpoint]]\nname = \"uas\"\nhost = \"{uas}\"\ntransport = \"{transport}\"\n\
              [[route]]\nmatch = \".*\"\nto = \"uas\"\n"
         );
-        let cfg = dir.join("sipbridge.toml");
-        std::fs::write(&cfg, config).unwrap();
         // A stray process on the address would answer in our place and the test would
         // check it instead.
         assert!(std::net::UdpSocket::bind((ip, 5060)).is_ok(), "{ip}:5060 is taken by another process");
-        let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
-            .arg("--config")
-            .arg(&cfg)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut s = Server { child, dir };
+        let mut s = Server(Binary::start_in(common::temp_dir("calls", name), &config));
         // Ready when the UDP port is taken.
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::UdpSocket::bind((ip, 5060)).is_ok() {
             assert!(Instant::now() < deadline, "sipbridge did not bind {ip}:5060; stderr:\n{}", s.stderr());
-            assert!(s.child.try_wait().unwrap().is_none(), "sipbridge exited; stderr:\n{}", s.stderr());
+            assert!(s.0.child.try_wait().unwrap().is_none(), "sipbridge exited; stderr:\n{}", s.stderr());
             std::thread::sleep(Duration::from_millis(50));
         }
         s
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.0.stderr()
     }
 }
 

@@ -15,16 +15,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn shared() -> PathBuf {
-    std::env::var_os("SIPBRIDGE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+mod common;
+
+use common::{shared, Binary};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -42,8 +40,7 @@ fn free_port() -> u16 {
 }
 
 struct Server {
-    child: Child,
-    dir: PathBuf,
+    bin: Binary,
     port: u16,
 }
 
@@ -52,8 +49,7 @@ impl Server {
     /// self-signed certificate), T1 as given, and waits until it answers OPTIONS.
     fn start(name: &str, t1_ms: u64) -> Server {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!("sipbridge-e2e-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::temp_dir("e2e", name);
         let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
         std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
         std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
@@ -65,18 +61,7 @@ impl Server {
             tls = port + 1,
             dir = dir.display()
         );
-        let cfg = dir.join("sipbridge.toml");
-        std::fs::write(&cfg, config).unwrap();
-        let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
-            .arg("--config")
-            .arg(&cfg)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Server { child, dir, port };
+        let s = Server { bin: Binary::start_in(dir, &config), port };
         s.wait_ready();
         s
     }
@@ -100,15 +85,7 @@ impl Server {
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.bin.stderr()
     }
 }
 
@@ -270,8 +247,8 @@ fn options_over_udp_tcp_and_tls() {
 
     // TLS, trusting the server's own certificate.
     let tls = sip_tokio::TlsConfig::from_files(&sip_tokio::TlsFiles {
-        certificate: server.dir.join("cert.pem"),
-        private_key: server.dir.join("key.pem"),
+        certificate: server.bin.dir().join("cert.pem"),
+        private_key: server.bin.dir().join("key.pem"),
         trust: None,
     })
     .unwrap();
@@ -364,11 +341,11 @@ fn sipp_options_and_invite_scenarios_pass() {
 #[test]
 fn sigterm_stops_the_server_with_status_0() {
     let mut server = Server::start("sigterm", 500);
-    let pid = server.child.id().to_string();
+    let pid = server.bin.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + WAIT;
     loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
+        if let Some(status) = server.bin.child.try_wait().unwrap() {
             assert!(status.success(), "exit status {status:?}; stderr:\n{}", server.stderr());
             assert!(server.stderr().contains("shutting down"));
             return;

@@ -1,0 +1,75 @@
+//! What the tests of the built binary share: a temp folder per server, the binary started
+//! on a config file there with its stderr in a file, and everything stopped and removed
+//! on drop.
+
+// Each test file uses what it needs of this.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// `$SIPBRIDGE_SHARED`, else the nearest `shared/` with the bench scenarios above the
+/// crate (`../shared` beside the repository, also from a git worktree one level deeper).
+/// Its data is read in place.
+pub fn shared() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SIPBRIDGE_SHARED") {
+        return PathBuf::from(dir);
+    }
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .ancestors()
+        .map(|a| a.join("shared"))
+        .find(|s| s.join("bench/scenarios/uac.xml").is_file())
+        .unwrap_or_else(|| crate_dir.join("../../../shared"))
+}
+
+/// A fresh folder for one server of one test file (`suite`) and test (`name`).
+pub fn temp_dir(suite: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sipbridge-{suite}-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp folder");
+    dir
+}
+
+/// The running binary.
+pub struct Binary {
+    /// The process (killed and reaped on drop).
+    pub child: Child,
+    dir: PathBuf,
+}
+
+impl Binary {
+    /// Writes `config` to `dir/sipbridge.toml` and starts `sipbridge --config` on it with
+    /// `RUST_LOG` unset and stderr in `dir/stderr.log`.
+    pub fn start_in(dir: PathBuf, config: &str) -> Binary {
+        let cfg = dir.join("sipbridge.toml");
+        std::fs::write(&cfg, config).expect("the config file");
+        let log = std::fs::File::create(dir.join("stderr.log")).expect("the log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the binary starts");
+        Binary { child, dir }
+    }
+
+    /// Its folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What it logged so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
