@@ -43,6 +43,8 @@
 pub mod b2bua;
 pub mod dialog;
 mod endpoint;
+pub mod nat;
+pub mod registrar;
 mod time;
 mod timers;
 mod transaction;

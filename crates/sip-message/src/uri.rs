@@ -644,6 +644,34 @@ impl SipUri {
         self.port = port;
     }
 
+    /// RFC 3261 §19.1.4 equivalence, for matching a REGISTER's Contact to a binding:
+    /// scheme, user (after unescaping) and password compared exactly, host
+    /// case-insensitively, the port only when written the same way; `user`, `ttl`,
+    /// `method`, `maddr` and `transport` must agree when either side has them, other
+    /// parameters only when both do; the headers part must be the same.
+    pub fn equivalent(&self, other: &SipUri) -> bool {
+        let host_eq = match (&self.host, &other.host) {
+            (Host::Domain(a), Host::Domain(b)) => a.as_str().eq_ignore_ascii_case(b.as_str()),
+            (a, b) => a == b,
+        };
+        if self.secure != other.secure || !host_eq || self.port != other.port || self.password() != other.password() {
+            return false;
+        }
+        if self.user_decoded() != other.user_decoded() || self.headers() != other.headers() {
+            return false;
+        }
+        let same =
+            |a: &Param, b: &Param| a.value_decoded().map(|v| v.to_ascii_lowercase()) == b.value_decoded().map(|v| v.to_ascii_lowercase());
+        for name in ["user", "ttl", "method", "maddr", "transport"] {
+            match (self.params.get(name), other.params.get(name)) {
+                (None, None) => {}
+                (Some(a), Some(b)) if same(&a, &b) => {}
+                _ => return false,
+            }
+        }
+        self.params.iter().all(|a| other.params.get(a.name().as_str()).is_none_or(|b| same(&a, &b)))
+    }
+
     /// Parses `b[start..end]`, the text after `sip:` / `sips:`; errors are absolute offsets.
     fn parse_rest(secure: bool, b: &Bytes, start: usize, end: usize) -> Result<Uri, usize> {
         let (mut user, mut password) = (None, None);
@@ -865,6 +893,42 @@ impl fmt::Display for Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The examples of RFC 3261 §19.1.4.
+    #[test]
+    fn equivalence_follows_section_19_1_4() {
+        let u = |s: &str| match Uri::parse_str(s) {
+            Ok(Uri::Sip(u)) => u,
+            other => panic!("{s}: {other:?}"),
+        };
+        let equal = [
+            ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
+            ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5"),
+            (
+                "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+                "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
+            ),
+        ];
+        for (a, b) in equal {
+            assert!(u(a).equivalent(&u(b)), "{a} == {b}");
+            assert!(u(b).equivalent(&u(a)), "{b} == {a}");
+        }
+        let different = [
+            ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+            ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
+            ("sip:a@h;x=1", "sip:a@h;x=2"),
+            ("sips:a@h", "sip:a@h"),
+        ];
+        for (a, b) in different {
+            assert!(!u(a).equivalent(&u(b)), "{a} != {b}");
+            assert!(!u(b).equivalent(&u(a)), "{b} != {a}");
+        }
+    }
 
     #[test]
     fn one_pass_lookup_agrees_with_the_walk() {
