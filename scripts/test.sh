@@ -16,8 +16,10 @@ step() { printf '\n=== %s\n' "$*"; }
 
 # Debian packages the tests need: SIPp (sip-tester) drives the built binary in
 # crates/sipbridge/tests/{e2e,calls}.rs; baresip, sox and its formats are the phones of
-# crates/sipbridge/tests/interop.rs (../shared/interop drives them).
-need_pkgs=(sip-tester baresip-core sox libsox-fmt-all)
+# crates/sipbridge/tests/interop.rs (../shared/interop drives them); postgresql is the
+# real server crates/sipbridge/tests/common/pg.rs starts for the postgres:// store tests
+# (they fail, not skip, without it).
+need_pkgs=(sip-tester baresip-core sox libsox-fmt-all postgresql)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,6 +1,7 @@
-//! sipbridge, the binary crate's library half: config loading, the command line and the
-//! server entry point. It is a library so that integration tests and the future
-//! `import-sip-conf` tool can use the config types without spawning the binary.
+//! sipbridge, the binary crate's library half: config loading, the command line, the
+//! registrar store and the server entry point. It is a library so that integration tests
+//! and the future `import-sip-conf` tool can use the config types without spawning the
+//! binary.
 
 pub mod api;
 pub mod calls;
@@ -10,3 +11,4 @@ pub mod media;
 pub mod policy;
 pub mod run;
 pub mod show;
+pub mod store;

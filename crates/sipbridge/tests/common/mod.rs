@@ -1,9 +1,11 @@
 //! What the tests of the built binary share: a temp folder per server, the binary started
 //! on a config file there with its stderr in a file, and everything stopped and removed
-//! on drop.
+//! on drop. `pg` starts a real PostgreSQL server for tests of the `postgres://` store.
 
 // Each test file uses what it needs of this.
 #![allow(dead_code)]
+
+pub mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
