@@ -23,6 +23,9 @@
 //! sends 100 Trying when the layer above is slow, and reports timeouts and transport
 //! errors as events. Nothing above it ever sees a retransmitted request.
 //!
+//! Beside it, [`digest`] authenticates requests (RFC 3261 §22, RFC 8760): stateless
+//! HMAC nonces, SHA-256 and MD5 challenges, verification with replay protection.
+//!
 //! ```
 //! use sip_core::{Endpoint, EndpointConfig, Flow, Time, Transport};
 //! use bytes::Bytes;
@@ -42,6 +45,7 @@
 
 pub mod b2bua;
 pub mod dialog;
+pub mod digest;
 mod endpoint;
 pub mod nat;
 pub mod registrar;
