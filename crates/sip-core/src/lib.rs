@@ -23,6 +23,9 @@
 //! sends 100 Trying when the layer above is slow, and reports timeouts and transport
 //! errors as events. Nothing above it ever sees a retransmitted request.
 //!
+//! Above the endpoint sit the call layer ([`b2bua`]) and the OPTIONS keep-alives
+//! ([`qualify`]); each takes the engine events that are its own and hands back the rest.
+//!
 //! ```
 //! use sip_core::{Endpoint, EndpointConfig, Flow, Time, Transport};
 //! use bytes::Bytes;
@@ -43,6 +46,7 @@
 pub mod b2bua;
 pub mod dialog;
 mod endpoint;
+pub mod qualify;
 mod time;
 mod timers;
 mod transaction;
