@@ -25,6 +25,8 @@
 //!
 //! Beside it, [`digest`] authenticates requests (RFC 3261 §22, RFC 8760): stateless
 //! HMAC nonces, SHA-256 and MD5 challenges, verification with replay protection.
+//! Above the endpoint sit the call layer ([`b2bua`]) and the OPTIONS keep-alives
+//! ([`qualify`]); each takes the engine events that are its own and hands back the rest.
 //!
 //! ```
 //! use sip_core::{Endpoint, EndpointConfig, Flow, Time, Transport};
@@ -49,6 +51,7 @@ pub mod digest;
 mod endpoint;
 pub mod nat;
 pub mod registrar;
+pub mod qualify;
 mod time;
 mod timers;
 mod transaction;

@@ -20,6 +20,7 @@
 
 pub mod b2bua_node;
 pub mod phone;
+pub mod qualify_node;
 
 use bytes::Bytes;
 use sip_core::{Endpoint, EndpointConfig, Event, Flow, Time, Transmit, Transport};
