@@ -34,6 +34,8 @@ pub enum NatEvidence {
         /// The packet's source.
         source: SocketAddr,
     },
+    /// Not detected: the endpoint is configured `nat = yes`.
+    Configured,
 }
 
 impl fmt::Display for NatEvidence {
@@ -41,7 +43,24 @@ impl fmt::Display for NatEvidence {
         match self {
             NatEvidence::Via { sent_by, source } => write!(f, "Via says {sent_by}, packets come from {source}"),
             NatEvidence::PrivateContact { contact, source } => write!(f, "Contact says {contact}, packets come from {source}"),
+            NatEvidence::Configured => f.write_str("configured nat = yes"),
         }
+    }
+}
+
+impl NatEvidence {
+    /// Reads back what [`fmt::Display`] wrote (the store keeps the words).
+    pub fn parse(text: &str) -> Option<NatEvidence> {
+        if text == "configured nat = yes" {
+            return Some(NatEvidence::Configured);
+        }
+        let (head, source) = text.split_once(", packets come from ")?;
+        let source = source.parse().ok()?;
+        if let Some(v) = head.strip_prefix("Via says ") {
+            return Some(NatEvidence::Via { sent_by: v.parse().ok()?, source });
+        }
+        let contact = head.strip_prefix("Contact says ")?.parse().ok()?;
+        Some(NatEvidence::PrivateContact { contact, source })
     }
 }
 
@@ -149,6 +168,20 @@ mod tests {
         // A host name in the Via proves nothing.
         let r = request("phone.example:5060", "sip:a@phone.example");
         assert_eq!(detect(&r, &flow(Transport::Udp, "203.0.113.7:5060")), None);
+    }
+
+    #[test]
+    fn words_read_back() {
+        let all = [
+            NatEvidence::Via { sent_by: "10.0.0.5:5060".parse().unwrap(), source: "203.0.113.7:40000".parse().unwrap() },
+            NatEvidence::PrivateContact { contact: "fd00::5".parse().unwrap(), source: "[2001:db8::7]:5060".parse().unwrap() },
+            NatEvidence::Configured,
+        ];
+        for e in all {
+            assert_eq!(NatEvidence::parse(&e.to_string()), Some(e));
+        }
+        assert_eq!(NatEvidence::parse("Via says nonsense, packets come from 1.2.3.4:5"), None);
+        assert_eq!(NatEvidence::parse(""), None);
     }
 
     #[test]

@@ -3,17 +3,23 @@
 //!
 //! The call mechanism is [`sip_core::b2bua`]; this module answers its questions:
 //! - the caller is the `[[endpoint]]` without `secret` whose static `host` address the
-//!   INVITE came from (digest authentication for `secret` endpoints is issue 5); any
-//!   other source gets 403, the same answer for an unknown user as for any refusal;
+//!   INVITE came from, or the `secret` endpoint whose digest credentials it carries
+//!   (407 challenge first, [`crate::access`]); wrong credentials, an unknown user and a
+//!   source that matches nobody all get the same 403;
 //! - the Request-URI user names an endpoint, or the first `[[route]]` whose `match`
 //!   fits it gives the endpoint and the new user; otherwise 404;
-//! - a `dynamic` endpoint has no contact until registrations exist (issue 5): 480;
+//! - a `dynamic` endpoint is reached at its registered contacts
+//!   ([`crate::registrations`]), all rung at once; without any: 480;
 //! - each leg gets a relay port pair on the endpoint's `media_address` or `[media]
 //!   address`; the codecs are each endpoint's `codecs`.
 
+use crate::access::{Access, Outcome, Owed};
 use crate::config::{self, Config, EndpointHost};
+use crate::guard::Admission;
 use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, Incoming, Side, Target};
-use sip_core::sip_message::Uri;
+use sip_core::digest::Challenger;
+use sip_core::registrar::{Binding, Registrar, RegistrarConfig};
+use sip_core::sip_message::{Header, Uri};
 use sip_core::{Endpoint, Flow, Time, Transport};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -86,10 +92,16 @@ struct Peer {
 pub struct Calls<M: MediaBackend> {
     /// The call layer.
     pub b2bua: B2bua,
-    config: Config,
+    /// Authentication and the guard against guessing.
+    pub access: Access,
+    /// The bindings of `dynamic` endpoints.
+    pub registrar: Registrar,
+    /// The wall-clock time of the engine's `Time::ZERO`, for Date headers and the store.
+    pub boot: std::time::SystemTime,
+    pub(crate) config: Config,
     peers: HashMap<String, Peer>,
     media: M,
-    listeners: Vec<(Transport, SocketAddr)>,
+    pub(crate) listeners: Vec<(Transport, SocketAddr)>,
     /// Calls by outcome, for metrics.
     pub refused: u64,
     /// Calls routed since the last look, with their endpoints' names (inbound,
@@ -141,7 +153,7 @@ fn transport(t: config::Transport) -> Transport {
 impl<M: MediaBackend> Calls<M> {
     /// The policy for `config`; static endpoint hosts are resolved now (a name that does
     /// not resolve is logged, and calls to it get 480).
-    pub fn new(config: Config, listeners: Vec<(Transport, SocketAddr)>, media: M, seed: u64) -> Calls<M> {
+    pub fn new(config: Config, listeners: Vec<(Transport, SocketAddr)>, media: M, seed: u64, auth_secret: [u8; 32]) -> Calls<M> {
         let mut peers = HashMap::new();
         for (index, e) in config.endpoints.iter().enumerate() {
             let addr = match &e.host {
@@ -164,7 +176,66 @@ impl<M: MediaBackend> Calls<M> {
             peers.insert(e.name.clone(), Peer { index, addr });
         }
         let b2bua = B2bua::new(b2bua_config(&config, &listeners, seed));
-        Calls { b2bua, config, peers, media, listeners, refused: 0, routed: Vec::new(), ended: Vec::new() }
+        let access = Access::new(&config, auth_secret);
+        let registrar = Registrar::new(RegistrarConfig {
+            min_expires: config.registrar.min_expires_s,
+            max_expires: config.registrar.max_expires_s,
+            default_expires: config.registrar.max_expires_s.min(3600),
+            ..RegistrarConfig::default()
+        });
+        Calls {
+            b2bua,
+            access,
+            registrar,
+            boot: std::time::SystemTime::now(),
+            config,
+            peers,
+            media,
+            listeners,
+            refused: 0,
+            routed: Vec::new(),
+            ended: Vec::new(),
+        }
+    }
+
+    /// Handles one engine event: the call layer first, then REGISTER, then
+    /// [`crate::policy::on_event`] for what nobody took.
+    pub fn on_event(&mut self, now: Time, ep: &mut Endpoint, event: sip_core::Event) {
+        match self.b2bua.handle_event(now, ep, event) {
+            Some(sip_core::Event::Request { tx, request, source }) if *request.method() == sip_core::sip_message::Method::Register => {
+                self.register(now, ep, tx, &request, &source);
+            }
+            Some(e) => crate::policy::on_event(now, ep, e),
+            None => {}
+        }
+        self.drain(now, ep);
+    }
+
+    /// The wall-clock time of engine time `now`.
+    pub fn wall(&self, now: Time) -> std::time::SystemTime {
+        self.boot + now.since_origin()
+    }
+
+    /// The next time the policy layer needs waking: binding expiry, a held answer.
+    pub fn poll_timeout(&mut self) -> Option<Time> {
+        [self.b2bua.poll_timeout(), self.registrar.poll_timeout(), self.access.poll_timeout()].into_iter().flatten().min()
+    }
+
+    /// Expires bindings, sends held answers, moves the call layer's timers.
+    pub fn handle_timeout(&mut self, now: Time, ep: &mut Endpoint) {
+        self.b2bua.handle_timeout(now, ep);
+        self.registrar.handle_timeout(now);
+        for d in self.access.due(now) {
+            match d.owed {
+                Owed::Tx(tx) => {
+                    let _ = ep.reply(now, tx, d.status, d.headers);
+                }
+                Owed::Call(call) => {
+                    let _ = self.b2bua.reject_with(now, ep, call, d.status, d.headers);
+                }
+            }
+        }
+        self.drain(now, ep);
     }
 
     /// The media backend.
@@ -226,34 +297,123 @@ impl<M: MediaBackend> Calls<M> {
         let _ = self.b2bua.reject(now, ep, call, status);
     }
 
+    /// Refuses a call that did not authenticate (a 407 challenge, or 403), after the
+    /// guard's delay when `source` is throttled.
+    fn refuse_auth(
+        &mut self,
+        now: Time,
+        ep: &mut Endpoint,
+        call: CallId,
+        source: IpAddr,
+        (status, headers, why): (u16, Vec<Header>, String),
+    ) {
+        if status == 407 {
+            tracing::debug!(%call, "challenged: {why}");
+        } else {
+            tracing::info!(%call, status, "refused: {why}");
+            self.refused += 1;
+        }
+        if let Admission::Throttled(d) = self.access.guard.peek(now, source) {
+            self.access.delay(now + d, Owed::Call(call), status, headers);
+            return;
+        }
+        let _ = self.b2bua.reject_with(now, ep, call, status, headers);
+    }
+
+    /// The endpoint placing the call: a no-secret endpoint by its address, else the
+    /// one whose credentials the INVITE carries; `Err` is the answer to refuse with.
+    fn authenticate_caller(&mut self, now: Time, inc: &Incoming) -> Result<usize, (u16, Vec<Header>, String)> {
+        let ip = inc.source.remote.ip();
+        if let Admission::Banned(until) = self.access.admit(now, ip) {
+            return Err((403, Vec::new(), format!("{ip} is refused until {until} (failed authentications)")));
+        }
+        if let Some(i) = self.caller(&inc.source) {
+            return Ok(i);
+        }
+        if !self.access.has_secrets() {
+            return Err((403, Vec::new(), format!("{} is no endpoint of ours", inc.source.remote)));
+        }
+        match self.access.authenticate(now, Challenger::Proxy, &inc.request, ip) {
+            Outcome::Endpoint(i) => Ok(i),
+            Outcome::Answer(407, h) => Err((407, h, format!("{} sent no valid credentials yet", inc.source.remote))),
+            Outcome::Answer(status, h) => Err((status, h, format!("{} failed authentication", inc.source.remote))),
+        }
+    }
+
     fn incoming(&mut self, now: Time, ep: &mut Endpoint, inc: Incoming) {
         let call = inc.call;
-        let Some(from) = self.caller(&inc.source) else {
-            return self.refuse(now, ep, call, 403, &format!("{} is no endpoint of ours", inc.source.remote));
+        let from = match self.authenticate_caller(now, &inc) {
+            Ok(i) => i,
+            Err(answer) => return self.refuse_auth(now, ep, call, inc.source.remote.ip(), answer),
         };
         let user =
             inc.request.uri().as_sip().and_then(|u| u.user_decoded()).map(|u| String::from_utf8_lossy(&u).into_owned()).unwrap_or_default();
         let Some((to, new_user)) = self.destination(&user) else {
             return self.refuse(now, ep, call, 404, &format!("no endpoint or route for {user:?}"));
         };
+        let contacts = match self.contacts(to, &new_user) {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => {
+                let why = format!("{} has no contact", self.config.endpoints[to].name);
+                return self.refuse(now, ep, call, 480, &why);
+            }
+            Err((status, why)) => return self.refuse(now, ep, call, status, &why),
+        };
         let (caller, callee) = (&self.config.endpoints[from], &self.config.endpoints[to]);
-        let Some(remote) = self.peers.get(&callee.name).and_then(|p| p.addr) else {
-            let why = format!("{} has no contact", callee.name);
-            return self.refuse(now, ep, call, 480, &why);
-        };
-        let t = transport(callee.transport);
-        let Some(local) = self.listeners.iter().find(|(x, _)| *x == t).map(|(_, a)| *a) else {
-            let why = format!("no {t} listener to reach {}", callee.name);
-            return self.refuse(now, ep, call, 503, &why);
-        };
         let media_ip = |e: &config::Endpoint| e.media_address.unwrap_or(self.config.media.address);
-        let nat = |e: &config::Endpoint| e.nat == config::Nat::Yes;
+        let caller_nat = match caller.nat {
+            config::Nat::Yes => true,
+            config::Nat::Auto => sip_core::nat::detect(&inc.request, &inc.source).is_some(),
+            config::Nat::No => false,
+        };
         let (caller_name, callee_name) = (caller.name.clone(), callee.name.clone());
         let codecs = [caller.codecs.clone(), callee.codecs.clone()];
-        let pin = [nat(caller), nat(callee)];
+        let mut contacts = contacts.into_iter();
+        let Some(first) = contacts.next() else { return };
+        let pin = [caller_nat, first.pin];
         let media = match self.media.open(call, [media_ip(caller), media_ip(callee)], pin) {
             Ok(m) => m,
             Err(e) => return self.refuse(now, ep, call, 503, &format!("no relay ports: {e}")),
+        };
+        let target = Target { uri: first.uri, flow: first.flow, media, codecs, pin_flow: pin, no_answer: None, headers: Vec::new() };
+        tracing::info!(%call, from = %caller_name, to = %callee_name, user = %new_user, "routing");
+        match self.b2bua.route(now, ep, call, target) {
+            Ok(()) => self.routed.push((call, [caller_name, callee_name])),
+            Err(e) => {
+                tracing::warn!(%call, error = %e, "cannot route");
+                self.media.close(call);
+            }
+        }
+    }
+}
+
+/// One place an outbound leg's INVITE goes.
+#[derive(Debug, Clone)]
+pub struct Contact {
+    /// Its Request-URI.
+    pub uri: Uri,
+    /// The flow it goes over.
+    pub flow: Flow,
+    /// In-dialog requests keep to `flow` (NAT).
+    pub pin: bool,
+}
+
+impl<M: MediaBackend> Calls<M> {
+    /// Where a call to endpoint `index` with Request-URI user `user` goes: its static
+    /// host, or its registered contacts, best `q` first, most recent first among equals.
+    /// `Err`: the status to refuse with and why.
+    fn contacts(&self, index: usize, user: &str) -> Result<Vec<Contact>, (u16, String)> {
+        let callee = &self.config.endpoints[index];
+        if callee.host == EndpointHost::Dynamic {
+            let mut list: Vec<&Binding> = self.registrar.bindings(&callee.name).iter().collect();
+            list.reverse();
+            list.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
+            return Ok(list.into_iter().filter_map(|b| self.binding_contact(b)).collect());
+        }
+        let Some(remote) = self.peers.get(&callee.name).and_then(|p| p.addr) else { return Ok(Vec::new()) };
+        let t = transport(callee.transport);
+        let Some(local) = self.listener(t) else {
+            return Err((503, format!("no {t} listener to reach {}", callee.name)));
         };
         let host = match remote.ip() {
             IpAddr::V6(v) => format!("[{v}]"),
@@ -264,27 +424,42 @@ impl<M: MediaBackend> Calls<M> {
             _ => "",
         };
         let scheme = if t == Transport::Tls { "sips" } else { "sip" };
-        let Ok(uri) = Uri::parse_str(&format!("{scheme}:{new_user}@{host}:{}{param}", remote.port())) else {
-            self.media.close(call);
-            return self.refuse(now, ep, call, 484, &format!("{new_user:?} is not a valid user part"));
+        let Ok(uri) = Uri::parse_str(&format!("{scheme}:{user}@{host}:{}{param}", remote.port())) else {
+            return Err((484, format!("{user:?} is not a valid user part")));
         };
-        let target = Target {
-            uri,
-            flow: Flow { transport: t, local, remote, connection: None },
-            media,
-            codecs,
-            pin_flow: pin,
-            no_answer: None,
-            headers: Vec::new(),
-        };
-        tracing::info!(%call, from = %caller_name, to = %callee_name, user = %new_user, "routing");
-        match self.b2bua.route(now, ep, call, target) {
-            Ok(()) => self.routed.push((call, [caller_name, callee_name])),
-            Err(e) => {
-                tracing::warn!(%call, error = %e, "cannot route");
-                self.media.close(call);
-            }
+        let flow = Flow { transport: t, local, remote, connection: None };
+        Ok(vec![Contact { uri, flow, pin: callee.nat == config::Nat::Yes }])
+    }
+
+    /// Our listener for `t`.
+    fn listener(&self, t: Transport) -> Option<SocketAddr> {
+        self.listeners.iter().find(|(x, _)| *x == t).map(|(_, a)| *a)
+    }
+
+    /// How to reach one binding: a NATed one, or one registered over TCP/TLS, over the
+    /// flow it registered on (RFC 5626's rule, and the only way through a NAT); another
+    /// at its Contact's address when that is an IP literal, else over its flow too.
+    fn binding_contact(&self, b: &Binding) -> Option<Contact> {
+        let mut uri = b.target.clone();
+        if let Uri::Sip(u) = &mut uri {
+            u.clear_headers();
         }
+        let sip = uri.as_sip()?;
+        let via_source = b.nat.is_some() || b.source.transport != Transport::Udp;
+        let flow = match sip.host().ip() {
+            Some(ip) if !via_source => {
+                let t = match sip.params().value_str("transport").map(str::to_ascii_lowercase).as_deref() {
+                    Some("tcp") => Transport::Tcp,
+                    Some("tls") => Transport::Tls,
+                    _ if sip.is_secure() => Transport::Tls,
+                    _ => Transport::Udp,
+                };
+                let remote = SocketAddr::new(ip, sip.port().unwrap_or(t.default_port()));
+                Flow { transport: t, local: self.listener(t)?, remote, connection: None }
+            }
+            _ => b.source,
+        };
+        Some(Contact { uri, flow, pin: b.nat.is_some() })
     }
 }
 

@@ -113,6 +113,9 @@ pub struct Config {
     pub log: Log,
     /// `[calls]`: ringing and duration limits (beyond the shared contract).
     pub calls: Calls,
+    /// `[auth]`: digest realm, nonce lifetime, password-guessing defence (beyond the
+    /// shared contract).
+    pub auth: Auth,
     /// `[[endpoint]]`: phones and peer servers, in file order.
     #[serde(rename = "endpoint", skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
@@ -364,6 +367,47 @@ impl Default for Calls {
     }
 }
 
+/// `[auth]` (beyond the shared contract; see `docs/CONFIG.md`): digest authentication
+/// and the defence against password guessing (fail2ban's rule, built in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    /// The digest realm; `""` means `[sip] domain`.
+    pub realm: String,
+    /// Digest algorithms challenged for, most preferred first (RFC 8760): `"SHA-256"`,
+    /// `"MD5"`. Clients that answer the first challenge whatever it is (SIPp 3.6, some
+    /// older phones) need `"MD5"` first.
+    pub algorithms: Vec<String>,
+    /// How long a nonce stays good before the answer is `stale=true`.
+    pub nonce_lifetime_s: u32,
+    /// Failed authentications from one source address within `window_s` after which
+    /// its answers are slowed down by `throttle_ms` each.
+    pub throttle_after: u32,
+    /// The delay of each answer to a throttled source.
+    pub throttle_ms: u32,
+    /// Failures within `window_s` after which the source is refused (403) outright.
+    pub ban_after: u32,
+    /// How long a refused source stays refused.
+    pub ban_s: u32,
+    /// The window failures are counted in.
+    pub window_s: u32,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            realm: String::new(),
+            algorithms: vec!["SHA-256".to_owned(), "MD5".to_owned()],
+            nonce_lifetime_s: 300,
+            throttle_after: 5,
+            throttle_ms: 2000,
+            ban_after: 10,
+            ban_s: 600,
+            window_s: 300,
+        }
+    }
+}
+
 /// `[log]` (beyond the shared contract; see `docs/CONFIG.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -440,6 +484,7 @@ impl Config {
             )
             .or_at(registrar.then("max_expires_s")));
         }
+        self.check_auth()?;
         check_log_level(&self.log.level).map_err(|message| Invalid::new(KeyPath::key("log").then("level"), message))?;
         self.check_endpoints()?;
         self.check_routes()
@@ -503,6 +548,53 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn check_auth(&self) -> Result<(), Invalid> {
+        let auth = KeyPath::key("auth");
+        if self.auth.realm.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+            return Err(Invalid::new(auth.then("realm"), "must not hold quotes, backslashes or control characters"));
+        }
+        if self.auth.algorithms.is_empty() {
+            return Err(Invalid::new(auth.then("algorithms"), "needs at least one of \"SHA-256\", \"MD5\""));
+        }
+        for (i, a) in self.auth.algorithms.iter().enumerate() {
+            if sip_core::digest::Algorithm::from_token(a).is_none() {
+                return Err(Invalid::new(
+                    auth.then("algorithms").index(i),
+                    format!("{a:?} is not a digest algorithm we know: \"SHA-256\" or \"MD5\""),
+                ));
+            }
+            if self.auth.algorithms[..i].iter().any(|b| b.eq_ignore_ascii_case(a)) {
+                return Err(Invalid::new(auth.then("algorithms").index(i), format!("{a:?} is listed twice")));
+            }
+        }
+        for (key, value) in [("nonce_lifetime_s", self.auth.nonce_lifetime_s), ("window_s", self.auth.window_s), ("ban_s", self.auth.ban_s)]
+        {
+            if value == 0 {
+                return Err(Invalid::new(auth.then(key), "must be at least 1"));
+            }
+        }
+        if self.auth.ban_after == 0 || self.auth.throttle_after == 0 {
+            let key = if self.auth.ban_after == 0 { "ban_after" } else { "throttle_after" };
+            return Err(Invalid::new(auth.then(key), "must be at least 1 (a source is never refused before its first failure)"));
+        }
+        if self.auth.throttle_after > self.auth.ban_after {
+            return Err(Invalid::new(
+                auth.then("throttle_after"),
+                format!("throttle_after ({}) is greater than ban_after ({})", self.auth.throttle_after, self.auth.ban_after),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The digest realm in force: `[auth] realm`, else `[sip] domain`.
+    pub fn realm(&self) -> &str {
+        if self.auth.realm.is_empty() {
+            &self.sip.domain
+        } else {
+            &self.auth.realm
+        }
     }
 
     fn check_routes(&self) -> Result<(), Invalid> {

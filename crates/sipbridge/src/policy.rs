@@ -33,7 +33,16 @@ pub fn endpoint_config(config: &Config, seed: u64) -> EndpointConfig {
         user_agent: if config.sip.user_agent.is_empty() { "sipbridge".into() } else { config.sip.user_agent.clone() },
         listeners,
         seed,
-        allow: vec![Method::Invite, Method::Ack, Method::Cancel, Method::Bye, Method::Options, Method::Update, Method::Info],
+        allow: vec![
+            Method::Invite,
+            Method::Ack,
+            Method::Cancel,
+            Method::Bye,
+            Method::Options,
+            Method::Update,
+            Method::Info,
+            Method::Register,
+        ],
         supported: vec!["timer".into()],
         ..EndpointConfig::default()
     }

@@ -5,8 +5,11 @@ use crate::calls::Calls;
 use crate::config::{self, Config};
 use crate::media::Relay;
 use crate::policy;
+use crate::registrations;
+use crate::store::{self, StoreHandle};
 use anyhow::Context as _;
 use sip_core::b2bua::CallId;
+use sip_core::registrar::Change;
 use sip_core::{Endpoint, Event, Flow, Time, Transport};
 use sip_tokio::MediaEvent;
 use sip_tokio::{Application, DriverConfig, TlsConfig, TlsFiles};
@@ -89,6 +92,19 @@ fn os_seed() -> u64 {
     h.finish()
 }
 
+/// 32 bytes from the OS for the digest nonce key: nonces minted before a restart are
+/// not honoured after it (the client just gets a fresh challenge).
+fn os_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key));
+    if read.is_err() {
+        for chunk in key.chunks_mut(8) {
+            chunk.copy_from_slice(&os_seed().to_le_bytes());
+        }
+    }
+    key
+}
+
 /// Binds, then serves until `shutdown` completes.
 pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
     let bound = sip_tokio::bind(driver_config(&config, sip_debug)?).await?;
@@ -127,9 +143,15 @@ pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::
     // API's wall-clock times (milliseconds).
     let api = ApiState::new(&config, std::time::SystemTime::now());
     let api_enabled = config.api.listen.is_some();
-    let calls = Calls::new(config, ec.listeners.clone(), relay, seed);
+    let url = config.store.url.clone();
+    let (store, rows) = store::start(&url).with_context(|| format!("cannot open the store {url}"))?;
+    let mut calls = Calls::new(config, ec.listeners.clone(), relay, seed, os_key());
+    let (kept, skipped) = calls.restore(Time::ZERO, rows);
+    store.remove_expired(registrations::unix(calls.wall(Time::ZERO)));
+    tracing::info!(store = %url, registrations = kept, expired = skipped, "store open");
     let endpoint = Endpoint::new(ec);
-    let (endpoint, app) = bound.run_with_commands(endpoint, App { calls, api, api_enabled }, commands, shutdown).await;
+    let (endpoint, app) = bound.run_with_commands(endpoint, App { calls, api, api_enabled, store }, commands, shutdown).await;
+    app.store.flush();
     drop((server, api_forward, media_forward));
     let s = endpoint.stats();
     let c = app.calls.b2bua.stats();
@@ -160,12 +182,18 @@ struct App {
     api: ApiState,
     /// `[api] listen` is set.
     api_enabled: bool,
+    /// Where registrations persist (written from a thread of its own).
+    store: StoreHandle,
 }
 
 impl App {
     /// After every input: the API learns the new calls' endpoint names and forgets
     /// ended calls.
     fn settle(&mut self) {
+        while let Some(change) = self.calls.registrar.poll_change() {
+            log_change(&change);
+            self.calls.persist(&change, &self.store);
+        }
         if !self.api_enabled {
             self.calls.routed.clear();
             self.calls.ended.clear();
@@ -185,10 +213,7 @@ impl Application for App {
     type Command = AppCommand;
 
     fn on_event(&mut self, now: Time, endpoint: &mut Endpoint, event: Event) {
-        if let Some(e) = self.calls.b2bua.handle_event(now, endpoint, event) {
-            policy::on_event(now, endpoint, e);
-        }
-        self.calls.drain(now, endpoint);
+        self.calls.on_event(now, endpoint, event);
         self.settle();
     }
 
@@ -214,13 +239,27 @@ impl Application for App {
     }
 
     fn poll_timeout(&mut self) -> Option<Time> {
-        self.calls.b2bua.poll_timeout()
+        self.calls.poll_timeout()
     }
 
     fn handle_timeout(&mut self, now: Time, endpoint: &mut Endpoint) {
-        self.calls.b2bua.handle_timeout(now, endpoint);
-        self.calls.drain(now, endpoint);
+        self.calls.handle_timeout(now, endpoint);
         self.settle();
+    }
+}
+
+/// Registrations coming and going, at info like Asterisk's "Endpoint alice is now
+/// Reachable" lines.
+fn log_change(change: &Change) {
+    match change {
+        Change::Put { aor, binding } => tracing::info!(
+            endpoint = %aor,
+            contact = %binding.contact.uri(),
+            source = %binding.source.remote,
+            nat = ?binding.nat.map(|n| n.to_string()),
+            "registered"
+        ),
+        Change::Removed { aor, contact, why } => tracing::info!(endpoint = %aor, %contact, ?why, "registration removed"),
     }
 }
 

@@ -26,6 +26,8 @@ fn binding(aor: &str, contact: &str, expires_at: u64) -> Binding {
         q: None,
         instance: None,
         user_agent: None,
+        target: None,
+        nat: None,
     }
 }
 
@@ -37,6 +39,8 @@ fn full_binding() -> Binding {
         q: Some(1000),
         instance: Some("<urn:uuid:00000000-0000-1000-8000-000a95a0e128>".to_owned()),
         user_agent: Some("Yealink SIP-T46S 66.85.0.5 — ünïcode".to_owned()),
+        target: Some("sip:alice@203.0.113.7:40000".to_owned()),
+        nat: Some("Via says 10.0.0.5:5060, packets come from 203.0.113.7:40000".to_owned()),
         ..binding("carol", "sip:carol@198.51.100.9:5062;transport=tcp", 0)
     }
 }
@@ -226,4 +230,38 @@ fn postgres_store() {
     drop(handle);
     let aors: Vec<String> = store::open(&url).unwrap().load_bindings().unwrap().into_iter().map(|b| b.aor).collect();
     assert_eq!(aors, ["carol", "x", "y"]);
+}
+
+/// A database written by schema version 1 (before `target` and `nat`) is migrated in
+/// place and its rows kept, the new columns empty.
+#[test]
+fn sqlite_version_1_database_is_upgraded_in_place() {
+    let dir = TempDir::new("sqlite-v1");
+    let file = dir.0.join("bindings.db");
+    {
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+             INSERT INTO schema_version VALUES (1, 0);
+             CREATE TABLE bindings (aor TEXT NOT NULL, contact TEXT NOT NULL, original_contact TEXT NOT NULL,
+                 source TEXT NOT NULL, call_id TEXT NOT NULL, cseq BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+                 q INTEGER, instance TEXT, user_agent TEXT, PRIMARY KEY (aor, contact));
+             CREATE INDEX bindings_expires_at ON bindings (expires_at);
+             INSERT INTO bindings VALUES ('alice', 'sip:alice@192.0.2.1', '<sip:alice@192.0.2.1>', 'udp:192.0.2.1:5060',
+                 'c1', 7, 4102444800, NULL, NULL, 'old phone');",
+        )
+        .unwrap();
+    }
+    let mut s = store::open(&StoreUrl::Sqlite(file.clone())).unwrap();
+    let rows = s.load_bindings().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].aor.as_str(), rows[0].cseq, rows[0].target.as_deref(), rows[0].nat.as_deref()), ("alice", 7, None, None));
+    assert_eq!(rows[0].user_agent.as_deref(), Some("old phone"));
+    s.put_binding(&full_binding()).unwrap();
+    assert!(s.load_bindings().unwrap().contains(&full_binding()));
+    drop(s);
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    let top: i64 = conn.query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(top, i64::from(SCHEMA_VERSION));
+    assert_eq!(SCHEMA_VERSION, 2);
 }

@@ -599,9 +599,27 @@ impl B2bua {
 
     /// Refuses a call waiting for routing with `status` (403, 404, 480 …).
     pub fn reject(&mut self, now: Time, ep: &mut Endpoint, call: CallId, status: u16) -> Result<(), CallError> {
-        let c = self.calls.get(&call).ok_or(CallError::NoCall)?;
+        self.reject_with(now, ep, call, status, Vec::new())
+    }
+
+    /// [`B2bua::reject`] with extra headers in the answer: a 407's Proxy-Authenticate
+    /// challenges, a Retry-After.
+    pub fn reject_with(&mut self, now: Time, ep: &mut Endpoint, call: CallId, status: u16, headers: Vec<Header>) -> Result<(), CallError> {
+        let cfg = &self.config;
+        let c = self.calls.get_mut(&call).ok_or(CallError::NoCall)?;
         if c.phase != Phase::Routing {
             return Err(CallError::WrongState(c.phase.name()));
+        }
+        if !headers.is_empty() && !c.a.final_done {
+            if let (Some(req), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) {
+                if let Some(mut resp) = build_response(cfg, req, status, None, &c.a.local_tag, None, c.a.flow.transport) {
+                    for h in headers {
+                        let _ = resp.push_header(h);
+                    }
+                    let _ = ep.respond(now, tx, resp);
+                    c.a.final_done = true;
+                }
+            }
         }
         self.end_call_with(now, ep, call, EndReason::Rejected(status), status);
         self.schedule(call);

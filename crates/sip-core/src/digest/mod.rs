@@ -38,7 +38,7 @@
 //! use sip_core::digest::{Challenge, Digest, DigestConfig, Verdict};
 //! use sip_core::Time;
 //! let mut digest = Digest::new(DigestConfig::new("sipbridge", [7; 32]));
-//! let [sha256, _md5] = digest.challenge(Time::ZERO, false);
+//! let [sha256, _md5]: [String; 2] = digest.challenge(Time::ZERO, false).try_into().unwrap();
 //! let auth = Challenge::parse(&sha256).unwrap()
 //!     .authorization("alice", "s3cret", "INVITE", "sip:bob@example.com", "c1", 1);
 //! let checked = digest.verify(Time::from_millis(20), "INVITE", &auth,
@@ -93,12 +93,23 @@ pub struct DigestConfig {
     /// Bound on the replay table; past it the oldest nonces are forgotten (and answered
     /// stale if used again, since their `nc` can no longer be checked).
     pub max_tracked_nonces: usize,
+    /// The algorithms challenged for, most preferred first (RFC 8760 §2.4: one header
+    /// each, in this order); credentials in any other are refused. Default SHA-256,
+    /// MD5. Clients that take the first challenge whatever it is (SIPp 3.6, older
+    /// phones) need MD5 first.
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl DigestConfig {
     /// `realm` and `secret` with the default lifetime (300 s) and table bound (100 000).
     pub fn new(realm: impl Into<String>, secret: [u8; 32]) -> DigestConfig {
-        DigestConfig { realm: realm.into(), secret, nonce_lifetime: DEFAULT_NONCE_LIFETIME, max_tracked_nonces: DEFAULT_MAX_TRACKED_NONCES }
+        DigestConfig {
+            realm: realm.into(),
+            secret,
+            nonce_lifetime: DEFAULT_NONCE_LIFETIME,
+            max_tracked_nonces: DEFAULT_MAX_TRACKED_NONCES,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+        }
     }
 }
 
@@ -109,6 +120,7 @@ impl std::fmt::Debug for DigestConfig {
             .field("secret", &"********")
             .field("nonce_lifetime", &self.nonce_lifetime)
             .field("max_tracked_nonces", &self.max_tracked_nonces)
+            .field("algorithms", &self.algorithms)
             .finish()
     }
 }
@@ -274,21 +286,26 @@ impl Digest {
     /// The two challenge values for a 401's WWW-Authenticate or a 407's
     /// Proxy-Authenticate headers, SHA-256 first then MD5 (RFC 8760 §2.4: most
     /// preferred first), sharing one fresh nonce; `stale` answers a [`Verdict::Stale`].
-    pub fn challenge(&mut self, now: Time, stale: bool) -> [String; 2] {
+    pub fn challenge(&mut self, now: Time, stale: bool) -> Vec<String> {
         self.forget_expired(now);
         let nonce = self.mint(now);
-        [Algorithm::Sha256, Algorithm::Md5].map(|alg| {
-            let mut v = format!("Digest realm={}, nonce=\"{nonce}\", algorithm={alg}, qop=\"auth\"", quote(&self.config.realm));
-            if stale {
-                v.push_str(", stale=true");
-            }
-            v
-        })
+        let realm = quote(&self.config.realm);
+        self.config
+            .algorithms
+            .iter()
+            .map(|alg| {
+                let mut v = format!("Digest realm={realm}, nonce=\"{nonce}\", algorithm={alg}, qop=\"auth\"");
+                if stale {
+                    v.push_str(", stale=true");
+                }
+                v
+            })
+            .collect()
     }
 
     /// [`Digest::challenge`] as the two headers `challenger` puts in its response.
-    pub fn challenge_headers(&mut self, now: Time, challenger: Challenger, stale: bool) -> [Header; 2] {
-        self.challenge(now, stale).map(|v| Header::new(challenger.challenge_header(), v))
+    pub fn challenge_headers(&mut self, now: Time, challenger: Challenger, stale: bool) -> Vec<Header> {
+        self.challenge(now, stale).into_iter().map(|v| Header::new(challenger.challenge_header(), v)).collect()
     }
 
     /// Checks one Authorization / Proxy-Authorization value for a request with
@@ -353,7 +370,8 @@ impl Digest {
 
     fn judge<P: AsRef<[u8]>>(&mut self, now: Time, method: &str, p: &Params, lookup: impl FnOnce(&str) -> Option<P>) -> Verdict {
         let fields = match Fields::from_params(p) {
-            Ok(f) => f,
+            Ok(f) if self.config.algorithms.contains(&f.algorithm) => f,
+            Ok(_) => return Verdict::Failed(FailReason::UnsupportedAlgorithm),
             Err(reason) => return Verdict::Failed(reason),
         };
         let Some(id) = self.open(fields.nonce) else { return Verdict::Failed(FailReason::InvalidNonce) };

@@ -23,7 +23,7 @@ fn at(ms: u64) -> Time {
 
 /// The challenge for `alg` from a fresh challenge at `now`.
 fn challenge(d: &mut Digest, now: Time, alg: Algorithm) -> Challenge {
-    let [sha, md5] = d.challenge(now, false);
+    let [sha, md5]: [String; 2] = d.challenge(now, false).try_into().unwrap();
     Challenge::parse(if alg == Algorithm::Sha256 { &sha } else { &md5 }).unwrap()
 }
 
@@ -42,7 +42,7 @@ fn ok() -> Verdict {
 #[test]
 fn challenges_offer_sha256_then_md5_with_one_nonce() {
     let mut d = digest();
-    let [sha, md5] = d.challenge(at(1), false);
+    let [sha, md5]: [String; 2] = d.challenge(at(1), false).try_into().unwrap();
     assert!(sha.starts_with("Digest realm=\"sipbridge.test\", nonce=\""), "{sha}");
     assert!(sha.ends_with(", algorithm=SHA-256, qop=\"auth\""), "{sha}");
     assert!(md5.ends_with(", algorithm=MD5, qop=\"auth\""), "{md5}");
@@ -51,11 +51,11 @@ fn challenges_offer_sha256_then_md5_with_one_nonce() {
     assert!(!a.stale());
     // Every challenge gets its own nonce, even in the same millisecond.
     assert_ne!(challenge(&mut d, at(1), Algorithm::Sha256).nonce(), a.nonce());
-    let [sha, md5] = d.challenge(at(1), true);
+    let [sha, md5]: [String; 2] = d.challenge(at(1), true).try_into().unwrap();
     assert!(sha.ends_with(", stale=true") && md5.ends_with(", stale=true"));
     assert!(Challenge::parse(&sha).unwrap().stale());
 
-    let [h1, h2] = d.challenge_headers(at(1), Challenger::Proxy, false);
+    let [h1, h2]: [Header; 2] = d.challenge_headers(at(1), Challenger::Proxy, false).try_into().unwrap();
     assert_eq!((h1.name(), h2.name()), (HeaderName::ProxyAuthenticate, HeaderName::ProxyAuthenticate));
     assert!(h1.value_str().unwrap().contains("algorithm=SHA-256"));
     assert_eq!(Challenger::UserAgent.challenge_header(), HeaderName::WwwAuthenticate);
@@ -384,4 +384,26 @@ proptest! {
         let s = String::from_utf8_lossy(&good).into_owned();
         let _ = verdict(&mut d, at(1), &s);
     }
+}
+
+#[test]
+fn challenges_follow_the_configured_algorithms_and_others_are_refused() {
+    let mut config = DigestConfig::new(REALM, SECRET);
+    config.algorithms = vec![Algorithm::Md5];
+    let mut md5_only = Digest::new(config);
+    let c = md5_only.challenge(at(0), false);
+    assert_eq!(c.len(), 1);
+    assert!(c[0].contains("algorithm=MD5"), "{}", c[0]);
+    // SHA-256 credentials on a nonce of ours: not an algorithm we offered.
+    let mut sha = Challenge::parse(&c[0].replace("algorithm=MD5", "algorithm=SHA-256")).unwrap();
+    assert_eq!(sha.algorithm(), Algorithm::Sha256);
+    let a = auth(&sha, "alice", "wonderland", 1);
+    assert_eq!(verdict(&mut md5_only, at(1), &a), Verdict::Failed(FailReason::UnsupportedAlgorithm));
+    sha = Challenge::parse(&c[0]).unwrap();
+    assert_eq!(verdict(&mut md5_only, at(1), &auth(&sha, "alice", "wonderland", 1)), ok());
+    // MD5 first, then SHA-256: the order of the headers.
+    let mut config = DigestConfig::new(REALM, SECRET);
+    config.algorithms = vec![Algorithm::Md5, Algorithm::Sha256];
+    let c = Digest::new(config).challenge(at(0), true);
+    assert!(c[0].contains("algorithm=MD5") && c[1].contains("algorithm=SHA-256") && c[1].ends_with("stale=true"), "{c:?}");
 }

@@ -28,6 +28,27 @@ pub struct Metrics {
     pub responses_dropped: u64,
     /// The RTP relay's totals.
     pub relay: RelayTotals,
+    /// Digest authentication and the guard.
+    pub auth: AuthCounters,
+    /// Registered contacts now.
+    pub registrations: u64,
+}
+
+/// Authentication counters since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthCounters {
+    /// Requests that authenticated.
+    pub authenticated: u64,
+    /// Requests whose credentials failed (wrong password or unknown user alike).
+    pub failures: u64,
+    /// Answers held back for a throttled source.
+    pub throttled: u64,
+    /// Requests refused from a banned source.
+    pub refused: u64,
+    /// Bans imposed.
+    pub bans: u64,
+    /// Sources banned now.
+    pub banned_now: u64,
 }
 
 impl Metrics {
@@ -99,6 +120,24 @@ impl Metrics {
         );
         gauge(&mut out, "sipbridge_relay_calls", "Calls with relay ports open.", r.open_calls);
         gauge(&mut out, "sipbridge_relay_free_port_pairs", "RTP/RTCP port pairs left in [media] ports.", r.free_pairs);
+        let a = &self.auth;
+        family(
+            &mut out,
+            "sipbridge_auth_total",
+            "Digest authentications, by result: ok, or failed (wrong password and unknown user alike).",
+            "counter",
+            &[("result=\"ok\"", a.authenticated), ("result=\"failed\"", a.failures)],
+        );
+        counter(
+            &mut out,
+            "sipbridge_auth_throttled_total",
+            "Answers held back [auth] throttle_ms for a source that keeps failing.",
+            a.throttled,
+        );
+        counter(&mut out, "sipbridge_auth_refused_total", "Requests refused with 403 from a banned source.", a.refused);
+        counter(&mut out, "sipbridge_auth_bans_total", "Sources banned after [auth] ban_after failures.", a.bans);
+        gauge(&mut out, "sipbridge_auth_banned_sources", "Sources refused now.", a.banned_now);
+        gauge(&mut out, "sipbridge_registrations", "Registered contacts.", self.registrations);
         out
     }
 }

@@ -17,6 +17,7 @@
 //! | `GET /api/calls/{id}` | [`CallDetail`]: the call, its ladder and media-path history; 404 when unknown |
 //! | `POST /api/calls/{id}/hangup` | `{"hung_up": id}`; 404 no such call, 409 already ended |
 //! | `GET /api/endpoints` | `[EndpointView]` |
+//! | `GET /api/bans` | `[BanView]`: sources refused after failed authentications |
 //! | `GET /api/health` | `{"status": "ok"}` |
 //! | `GET /metrics` | Prometheus text format 0.0.4 |
 //!
@@ -27,7 +28,7 @@ mod metrics;
 mod state;
 
 pub use metrics::Metrics;
-pub use state::{ApiState, CallDetail, CallView, EndpointView, LadderEntry, LegView, MediaChange, MediaView, RegistrationView};
+pub use state::{ApiState, BanView, CallDetail, CallView, EndpointView, LadderEntry, LegView, MediaChange, MediaView, RegistrationView};
 
 use anyhow::Context as _;
 use axum::extract::{Path, State};
@@ -58,6 +59,8 @@ pub enum ApiCommand {
     HangUp(CallId, oneshot::Sender<Result<(), CallError>>),
     /// The configured endpoints and their state.
     Endpoints(oneshot::Sender<Vec<EndpointView>>),
+    /// Sources banned now.
+    Bans(oneshot::Sender<Vec<BanView>>),
     /// Counters and gauges for `/metrics`.
     Metrics(oneshot::Sender<Metrics>),
 }
@@ -88,6 +91,7 @@ pub fn router(commands: mpsc::Sender<ApiCommand>) -> Router {
         .route("/api/calls/{id}", get(call))
         .route("/api/calls/{id}/hangup", post(hang_up))
         .route("/api/endpoints", get(endpoints))
+        .route("/api/bans", get(bans))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(commands)
@@ -155,6 +159,10 @@ async fn hang_up(State(c): Commands, Path(id): Path<String>) -> Result<Json<serd
 
 async fn endpoints(State(c): Commands) -> Result<Json<Vec<EndpointView>>, ApiError> {
     ask(&c, ApiCommand::Endpoints).await.map(Json)
+}
+
+async fn bans(State(c): Commands) -> Result<Json<Vec<BanView>>, ApiError> {
+    ask(&c, ApiCommand::Bans).await.map(Json)
 }
 
 async fn metrics(State(c): Commands) -> Result<Response, ApiError> {

@@ -11,7 +11,7 @@
 //! Ladders and cache entries of calls the call layer has forgotten are swept as new calls
 //! come.
 
-use super::metrics::Metrics;
+use super::metrics::{AuthCounters, Metrics};
 use super::ApiCommand;
 use crate::calls::{Calls, LegCounters, MediaBackend};
 use crate::config::{self, Config, EndpointHost};
@@ -270,7 +270,11 @@ impl ApiState {
                 let _ = tx.send(r);
             }
             ApiCommand::Endpoints(tx) => {
-                let _ = tx.send(self.endpoints.clone());
+                let _ = tx.send(self.endpoint_views(now, calls));
+            }
+            ApiCommand::Bans(tx) => {
+                let bans = calls.access.guard.bans(now);
+                let _ = tx.send(bans.into_iter().map(|b| BanView { source: b.source.to_string(), until: self.wall(b.until) }).collect());
             }
             ApiCommand::Metrics(tx) => {
                 let s = endpoint.stats();
@@ -285,6 +289,15 @@ impl ApiState {
                     parse_errors: s.parse_errors,
                     responses_dropped: s.responses_dropped,
                     relay: calls.media().totals(),
+                    auth: AuthCounters {
+                        authenticated: calls.access.authenticated,
+                        failures: calls.access.guard.failures,
+                        throttled: calls.access.guard.throttled,
+                        refused: calls.access.guard.refused,
+                        bans: calls.access.guard.bans,
+                        banned_now: calls.access.guard.bans(now).len() as u64,
+                    },
+                    registrations: calls.registrar.len() as u64,
                 });
             }
         }
@@ -293,6 +306,27 @@ impl ApiState {
 
     fn wall(&self, t: Time) -> String {
         rfc3339(self.origin + t.since_origin())
+    }
+
+    /// Every endpoint with its registrations as they are now.
+    fn endpoint_views<M: MediaBackend>(&self, _now: Time, calls: &Calls<M>) -> Vec<EndpointView> {
+        let mut views = self.endpoints.clone();
+        for v in &mut views {
+            v.registrations = calls
+                .registrar
+                .bindings(&v.name)
+                .iter()
+                .map(|b| RegistrationView {
+                    contact: b.contact.uri().to_string(),
+                    expires_at: self.wall(b.expires_at),
+                    source: format!("{}:{}", b.source.transport.to_message().as_str().to_ascii_lowercase(), b.source.remote),
+                    target: b.target.to_string(),
+                    nat: b.nat.map(|n| n.to_string()),
+                    user_agent: b.user_agent.clone(),
+                })
+                .collect();
+        }
+        views
     }
 
     fn endpoint_name(&self, call: CallId, leg: usize) -> String {
@@ -526,7 +560,7 @@ pub struct EndpointView {
     pub state: String,
     /// The last qualify round trip; `null` until qualify exists.
     pub rtt_ms: Option<u64>,
-    /// Its registered contacts; empty until the registrar exists.
+    /// Its registered contacts.
     pub registrations: Vec<RegistrationView>,
 }
 
@@ -539,6 +573,21 @@ pub struct RegistrationView {
     pub expires_at: String,
     /// Where the REGISTER came from, `transport:ip:port`.
     pub source: String,
+    /// Where requests to it go (the source address when it is behind NAT).
+    pub target: String,
+    /// Why it is taken as behind NAT, if it is.
+    pub nat: Option<String>,
+    /// Its User-Agent.
+    pub user_agent: Option<String>,
+}
+
+/// A source refused after failed authentications, in `GET /api/bans`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BanView {
+    /// The address.
+    pub source: String,
+    /// Until when, RFC 3339 UTC.
+    pub until: String,
 }
 
 #[cfg(test)]

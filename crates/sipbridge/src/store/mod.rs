@@ -22,10 +22,15 @@ pub use handle::{start, StoreHandle};
 pub struct Binding {
     /// The endpoint name (the AOR's user part).
     pub aor: String,
-    /// The Contact URI we send requests to, after NAT fix-up; with `aor`, the key.
+    /// The Contact URI as the phone registered it; with `aor`, the key.
     pub contact: String,
-    /// The Contact URI as the phone wrote it, for display.
+    /// The whole Contact value as the phone wrote it (URI and contact parameters).
     pub original_contact: String,
+    /// Where requests go, after NAT fix-up (schema version 2; `None` in rows written by
+    /// version 1, where it was `contact`).
+    pub target: Option<String>,
+    /// Why the registration is taken as behind NAT, in words; `None`: not NATed.
+    pub nat: Option<String>,
     /// The flow it registered over, e.g. `"udp:203.0.113.7:5060"`.
     pub source: String,
     /// Call-ID of the REGISTER: a refresh must carry the same one with a higher CSeq.
@@ -72,7 +77,8 @@ pub enum StoreError {
 /// The schema, one step per entry: entry `i` takes a database from version `i` to `i + 1`.
 /// The SQL is the same for SQLite and PostgreSQL. Append only: a released step never
 /// changes, since databases out there already ran it.
-const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE bindings (
         aor TEXT NOT NULL,
         contact TEXT NOT NULL,
         original_contact TEXT NOT NULL,
@@ -85,7 +91,12 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE bindings (
         user_agent TEXT,
         PRIMARY KEY (aor, contact)
     );
-    CREATE INDEX bindings_expires_at ON bindings (expires_at);"];
+    CREATE INDEX bindings_expires_at ON bindings (expires_at);",
+    // 2: where requests go after NAT fix-up, and why (kept per registration for the
+    // direct-media `nonat` rule).
+    "ALTER TABLE bindings ADD COLUMN target TEXT;
+    ALTER TABLE bindings ADD COLUMN nat TEXT;",
+];
 
 /// The schema version this build writes: the number of migrations it knows.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -95,15 +106,16 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 const CREATE_SCHEMA_VERSION: &str = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
 
 /// Every column of `bindings` in [`Binding`] field order, for SELECT and INSERT.
-const COLUMNS: &str = "aor, contact, original_contact, source, call_id, cseq, expires_at, q, instance, user_agent";
+const COLUMNS: &str = "aor, contact, original_contact, source, call_id, cseq, expires_at, q, instance, user_agent, target, nat";
 
 /// Upsert keyed by (aor, contact); `ON CONFLICT … DO UPDATE` is spelled the same in SQLite
 /// (3.24+) and PostgreSQL (9.5+). `$n` placeholders; SQLite gets them as `?n`.
-const UPSERT: &str = "INSERT INTO bindings (aor, contact, original_contact, source, call_id, cseq, expires_at, q, instance, user_agent)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+const UPSERT: &str =
+    "INSERT INTO bindings (aor, contact, original_contact, source, call_id, cseq, expires_at, q, instance, user_agent, target, nat)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
     ON CONFLICT (aor, contact) DO UPDATE SET original_contact = excluded.original_contact, source = excluded.source,
         call_id = excluded.call_id, cseq = excluded.cseq, expires_at = excluded.expires_at, q = excluded.q,
-        instance = excluded.instance, user_agent = excluded.user_agent";
+        instance = excluded.instance, user_agent = excluded.user_agent, target = excluded.target, nat = excluded.nat";
 
 /// An open store: the backend and its masked URL for errors and logs.
 pub struct Store {
@@ -275,6 +287,8 @@ struct Row {
     q: Option<i32>,
     instance: Option<String>,
     user_agent: Option<String>,
+    target: Option<String>,
+    nat: Option<String>,
 }
 
 impl Row {
@@ -291,6 +305,8 @@ impl Row {
             q: b.q.map(i32::from),
             instance: b.instance.clone(),
             user_agent: b.user_agent.clone(),
+            target: b.target.clone(),
+            nat: b.nat.clone(),
         }
     }
 
@@ -314,6 +330,8 @@ impl Row {
             q,
             instance: self.instance,
             user_agent: self.user_agent,
+            target: self.target,
+            nat: self.nat,
         })
     }
 }
@@ -336,6 +354,8 @@ mod tests {
             q: None,
             instance: None,
             user_agent: None,
+            target: None,
+            nat: None,
         }
     }
 
@@ -363,7 +383,7 @@ mod tests {
         let error = Fail::from(std::io::Error::other("disk on fire")).into_error("postgres://u:********@db/x");
         assert_eq!(error.to_string(), "store postgres://u:********@db/x: disk on fire");
         let error = Fail::Newer(7).into_error("sqlite:a.db");
-        assert!(error.to_string().contains("schema version 7 is newer than version 1"), "{error}");
+        assert!(error.to_string().contains(&format!("schema version 7 is newer than version {SCHEMA_VERSION}")), "{error}");
     }
 
     #[test]

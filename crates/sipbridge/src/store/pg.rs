@@ -73,6 +73,8 @@ impl Pg {
                 q: r.try_get(7)?,
                 instance: r.try_get(8)?,
                 user_agent: r.try_get(9)?,
+                target: r.try_get(10)?,
+                nat: r.try_get(11)?,
             };
             bindings.push(row.into_binding()?);
         }
@@ -84,7 +86,20 @@ impl Pg {
         self.run(|c| {
             c.execute(
                 UPSERT,
-                &[&r.aor, &r.contact, &r.original_contact, &r.source, &r.call_id, &r.cseq, &r.expires_at, &r.q, &r.instance, &r.user_agent],
+                &[
+                    &r.aor,
+                    &r.contact,
+                    &r.original_contact,
+                    &r.source,
+                    &r.call_id,
+                    &r.cseq,
+                    &r.expires_at,
+                    &r.q,
+                    &r.instance,
+                    &r.user_agent,
+                    &r.target,
+                    &r.nat,
+                ],
             )
         })?;
         Ok(())

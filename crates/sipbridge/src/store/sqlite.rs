@@ -47,6 +47,8 @@ impl Sqlite {
                 q: r.get(7)?,
                 instance: r.get(8)?,
                 user_agent: r.get(9)?,
+                target: r.get(10)?,
+                nat: r.get(11)?,
             })
         })?;
         let mut bindings = Vec::new();
@@ -68,7 +70,9 @@ impl Sqlite {
             r.expires_at,
             r.q,
             r.instance,
-            r.user_agent
+            r.user_agent,
+            r.target,
+            r.nat
         ])?;
         Ok(())
     }
