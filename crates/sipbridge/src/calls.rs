@@ -276,6 +276,7 @@ impl<M: MediaBackend> Calls<M> {
             pin_flow: pin,
             no_answer: None,
             headers: Vec::new(),
+            forks: Vec::new(),
         };
         tracing::info!(%call, from = %caller_name, to = %callee_name, user = %new_user, "routing");
         match self.b2bua.route(now, ep, call, target) {
