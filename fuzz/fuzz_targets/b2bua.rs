@@ -89,6 +89,7 @@ impl Harness {
                         pin_flow: [false, true],
                         no_answer: None,
                         headers: Vec::new(),
+                        forks: Vec::new(),
                     };
                     let _ = self.b2.route(self.now, &mut self.ep, inc.call, t);
                 }

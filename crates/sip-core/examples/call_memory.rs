@@ -85,6 +85,7 @@ fn main() {
                     pin_flow: [false, false],
                     no_answer: None,
                     headers: Vec::new(),
+                    forks: Vec::new(),
                 };
                 b2.route(now, ep, inc.call, t).expect("routed");
             }

@@ -16,7 +16,7 @@
 use crate::access::{Access, Outcome, Owed};
 use crate::config::{self, Config, EndpointHost};
 use crate::guard::Admission;
-use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, Incoming, Side, Target};
+use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, Fork, Incoming, Side, Target};
 use sip_core::digest::Challenger;
 use sip_core::registrar::{Binding, Registrar, RegistrarConfig};
 use sip_core::sip_message::{Header, Uri};
@@ -375,7 +375,9 @@ impl<M: MediaBackend> Calls<M> {
             Ok(m) => m,
             Err(e) => return self.refuse(now, ep, call, 503, &format!("no relay ports: {e}")),
         };
-        let target = Target { uri: first.uri, flow: first.flow, media, codecs, pin_flow: pin, no_answer: None, headers: Vec::new() };
+        // Every other contact rings at the same time (first 2xx wins, CANCEL to the rest).
+        let forks: Vec<Fork> = contacts.map(|c| Fork { uri: c.uri, flow: c.flow, pin_flow: c.pin }).collect();
+        let target = Target { uri: first.uri, flow: first.flow, media, codecs, pin_flow: pin, no_answer: None, headers: Vec::new(), forks };
         tracing::info!(%call, from = %caller_name, to = %callee_name, user = %new_user, "routing");
         match self.b2bua.route(now, ep, call, target) {
             Ok(()) => self.routed.push((call, [caller_name, callee_name])),

@@ -2,7 +2,7 @@
 //! policy, for call scenarios in virtual time.
 
 use crate::NodeApp;
-use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, Target};
+use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, Fork, Target};
 use sip_core::sip_message::Uri;
 use sip_core::{Endpoint, Event, Flow, Time, Transport};
 use std::net::SocketAddr;
@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 pub enum Route {
     /// Send calls to this address, Request-URI `sip:user@addr`.
     To(SocketAddr),
+    /// Ring all these addresses at once (a registered user's contacts), Request-URIs
+    /// `sip:user@addr`: the first is `Target::uri`, the others `Target::forks`.
+    Fork(Vec<SocketAddr>),
     /// Reject with this status.
     Reject(u16),
 }
@@ -55,18 +58,26 @@ impl B2buaNode {
                     Route::Reject(s) => {
                         let _ = self.b2bua.reject(now, ep, call, *s);
                     }
-                    Route::To(addr) => {
+                    Route::To(_) | Route::Fork(_) => {
+                        let addrs = match &self.route {
+                            Route::To(a) => vec![*a],
+                            Route::Fork(v) => v.clone(),
+                            Route::Reject(_) => unreachable!("matched above"),
+                        };
                         let user = inc.request.uri().as_sip().and_then(|u| u.user()).map(|u| u.as_str().to_owned()).unwrap_or_default();
-                        let uri = Uri::parse_str(&format!("sip:{user}@{addr}")).expect("a valid URI");
+                        let uri = |addr: &SocketAddr| Uri::parse_str(&format!("sip:{user}@{addr}")).expect("a valid URI");
+                        let flow =
+                            |addr: &SocketAddr| Flow { transport: Transport::Udp, local: self.local, remote: *addr, connection: None };
                         let ip = self.local.ip();
                         let target = Target {
-                            uri,
-                            flow: Flow { transport: Transport::Udp, local: self.local, remote: *addr, connection: None },
+                            uri: uri(&addrs[0]),
+                            flow: flow(&addrs[0]),
                             media: [SocketAddr::new(ip, 20000), SocketAddr::new(ip, 20002)],
                             codecs: [Vec::new(), Vec::new()],
                             pin_flow: [false, false],
                             no_answer: None,
                             headers: Vec::new(),
+                            forks: addrs[1..].iter().map(|a| Fork { uri: uri(a), flow: flow(a), pin_flow: false }).collect(),
                         };
                         if let Err(e) = self.b2bua.route(now, ep, call, target) {
                             panic!("route failed: {e}");

@@ -76,7 +76,8 @@ pub(crate) struct Leg {
     pub dialog: Option<Dialog>,
     /// B before the 2xx: one early dialog per To tag of the 18x's (forking, §12.1.2).
     pub early: Vec<Dialog>,
-    /// The flow requests to this leg go over before a dialog exists.
+    /// The flow requests to this leg go over before a dialog exists (B: the flow of the
+    /// INVITE whose 2xx won).
     pub flow: Flow,
     /// A: the caller's INVITE. B: ours.
     pub invite: Option<Box<Request>>,

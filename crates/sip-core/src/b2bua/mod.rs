@@ -15,6 +15,7 @@
 //! `poll_event` → `handle_event`) and [`B2bua::poll_event`] until all are empty, then
 //! read both `poll_timeout`s.
 
+mod fork;
 mod leg;
 mod session_timer;
 
@@ -28,6 +29,7 @@ use crate::transaction::{Failure, TransactionId};
 use crate::transport::{Flow, Transport};
 use crate::Time;
 use bytes::Bytes;
+use fork::{Branch, Forks};
 use leg::{sdp_of, AckOwed, Leg, Pending2xx};
 use sdp::{LocalOrigin, SessionDescription};
 use session_timer::{supports_timer, SessionTimer};
@@ -103,6 +105,21 @@ pub struct Target {
     pub no_answer: Option<Duration>,
     /// Extra rows for the outbound INVITE.
     pub headers: Vec<Header>,
+    /// More contacts to ring in parallel with `uri` (a registered endpoint's other
+    /// bindings): empty = one INVITE. `docs/CALLS.md`, "Forking to several contacts".
+    pub forks: Vec<Fork>,
+}
+
+/// One more contact a call rings in parallel with [`Target::uri`]: its own INVITE (same
+/// Call-ID, From tag, CSeq and offer; its own branch and Request-URI).
+#[derive(Debug, Clone)]
+pub struct Fork {
+    /// The Request-URI (the binding's contact).
+    pub uri: Uri,
+    /// The flow to send its INVITE over (and its dialog's, when it answers first).
+    pub flow: Flow,
+    /// Send the dialog's requests over `flow` if this contact wins (NAT).
+    pub pin_flow: bool,
 }
 
 /// A call waiting for the binary's decision.
@@ -301,6 +318,11 @@ struct Call {
     /// ACKs we sent for 2xx responses, per leg, to send again when the 2xx is
     /// retransmitted (§13.2.2.4).
     last_ack: [Option<(u32, Bytes, Flow)>; 2],
+    /// The outbound leg's branches when the call rings several contacts; `None` for one.
+    forks: Option<Box<Forks>>,
+    /// The outbound dialog's requests always go over `b.flow` (`Target::pin_flow`, or the
+    /// winning [`Fork::pin_flow`]).
+    b_pin_flow: bool,
 }
 
 impl Call {
@@ -320,6 +342,22 @@ impl Call {
         match s {
             Side::A => (&mut self.a, &mut self.b),
             Side::B => (&mut self.b, &mut self.a),
+        }
+    }
+
+    /// Where the outbound INVITE `tx` went: its flow, and whether its dialog pins it.
+    fn b_branch(&self, tx: TransactionId) -> (Flow, bool) {
+        match self.forks.as_ref().and_then(|f| f.branch(tx)) {
+            Some(b) => (b.flow, b.pin_flow),
+            None => (self.b.flow, self.b_pin_flow),
+        }
+    }
+
+    /// An outbound INVITE is still waiting for its final response.
+    fn b_pending(&self) -> bool {
+        match &self.forks {
+            Some(f) => !f.all_done(),
+            None => self.b.invite_tx.is_some() && !self.b.final_done,
         }
     }
 
@@ -584,6 +622,8 @@ impl B2bua {
             call_ids: [key.0.clone(), String::new()],
             dialog_keys: vec![key.clone()],
             last_ack: [None, None],
+            forks: None,
+            b_pin_flow: false,
         };
         self.call_ids.insert(key.0.clone(), id);
         self.dialogs.insert(key, (id, Side::A));
@@ -646,6 +686,7 @@ impl B2bua {
         c.b.media_local = target.media[1];
         c.b.codecs = target.codecs[1].clone();
         c.b.flow = target.flow;
+        c.b_pin_flow = target.pin_flow[1];
         // The caller's offer, for the outbound leg.
         let mut body = None;
         if let Some(offer) = c.a.nego_pending_remote() {
@@ -684,38 +725,81 @@ impl B2bua {
             from = from.with_display_name(dn);
         }
         let mf = a_request.max_forwards().unwrap_or(70).saturating_sub(1).min(69);
+        let mut extra = vec![
+            Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())),
+            Header::new(HeaderName::UserAgent, Bytes::from(cfg.user_agent.clone())),
+        ];
+        if let Some((se, _)) = c.a.session_asked {
+            // The caller wants session timers: ask the callee too (it picks the refresher).
+            extra.push(SessionExpires { interval: se.interval, refresher: None }.header());
+            extra.push(Header::new(HeaderName::Supported, Bytes::from_static(b"timer")));
+        }
+        extra.extend(target.headers);
+        let forking = !target.forks.is_empty();
         let mut b = sip_message::RequestBuilder::new(Method::Invite, target.uri.clone())
             .from(from)
             .via(transport.to_message(), host, Some(port))
             .max_forwards(mf)
-            .contact(contact(&cfg, transport))
-            .header(Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())))
-            .header(Header::new(HeaderName::UserAgent, Bytes::from(cfg.user_agent.clone())));
-        if let Some((se, _)) = c.a.session_asked {
-            // The caller wants session timers: ask the callee too (it picks the refresher).
-            b = b.header(SessionExpires { interval: se.interval, refresher: None }.header());
-            b = b.header(Header::new(HeaderName::Supported, Bytes::from_static(b"timer")));
-        }
-        for h in target.headers {
+            .contact(contact(&cfg, transport));
+        // Moved into the one INVITE unless further ones need them too.
+        let (main_extra, main_body) = if forking { (extra.clone(), body.clone()) } else { (std::mem::take(&mut extra), body.take()) };
+        for h in main_extra {
             b = b.header(h);
         }
-        if let Some(body) = body {
+        if let Some(body) = main_body {
             b = b.body("application/sdp", body);
         }
         let request = b.build(ep.ids()).map_err(|e| CallError::Send(e.to_string()))?;
         let btx = ep.send_request(now, request.clone(), target.flow).map_err(|e| CallError::Send(e.to_string()))?;
         let key = (request.call_id().as_str().to_owned(), request.from().tag().unwrap_or_default().to_owned());
+        c.txs.push(btx);
+        self.txs.insert(btx, TxEntry { call, side: Side::B, usage: TxUse::Invite });
+        if forking {
+            // One INVITE per further contact, as a forking proxy's branches (§16.6): the
+            // same Call-ID, From tag, To, CSeq and offer, its own Request-URI and branch.
+            let mut forks = Forks::default();
+            forks.branches.push(Branch { tx: btx, flow: target.flow, pin_flow: target.pin_flow[1], done: false, tags: Vec::new() });
+            for fork in &target.forks {
+                let t = fork.flow.transport;
+                let mut fb = sip_message::RequestBuilder::new(Method::Invite, fork.uri.clone())
+                    .from(request.from().clone())
+                    .to(request.to().clone())
+                    .call_id(key.0.as_str())
+                    .cseq(request.cseq().seq)
+                    .via(t.to_message(), host_of(cfg.advertise), Some(port_for(&cfg, t)))
+                    .max_forwards(mf)
+                    .contact(contact(&cfg, t));
+                for h in &extra {
+                    fb = fb.header(h.clone());
+                }
+                if let Some(body) = body.clone() {
+                    fb = fb.body("application/sdp", body);
+                }
+                let sent = fb
+                    .build(ep.ids())
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| ep.send_request(now, r, fork.flow).map_err(|e| e.to_string()));
+                match sent {
+                    Ok(tx) => {
+                        forks.branches.push(Branch { tx, flow: fork.flow, pin_flow: fork.pin_flow, done: false, tags: Vec::new() });
+                        c.txs.push(tx);
+                        self.txs.insert(tx, TxEntry { call, side: Side::B, usage: TxUse::Invite });
+                    }
+                    Err(e) => tracing::warn!(call = %call, uri = %fork.uri, error = %e, "cannot ring a contact"),
+                }
+            }
+            tracing::debug!(call = %call, branches = forks.branches.len(), "forking");
+            c.forks = Some(Box::new(forks));
+        }
         c.call_ids[1] = key.0.clone();
         c.b.invite = Some(Box::new(request));
         c.b.invite_tx = Some(btx);
         c.phase = Phase::Calling;
         c.no_answer_at = Some(now + target.no_answer.unwrap_or(cfg.no_answer));
-        c.txs.push(btx);
         c.dialog_keys.push(key.clone());
         let a_remote = c.a.media_remote;
         self.call_ids.insert(key.0.clone(), call);
         self.dialogs.insert(key, (call, Side::B));
-        self.txs.insert(btx, TxEntry { call, side: Side::B, usage: TxUse::Invite });
         self.events.push_back(CallEvent::Media { call, side: Side::A, remote: a_remote });
         self.schedule(call);
         Ok(())
@@ -737,7 +821,7 @@ impl B2bua {
 
     fn on_response(&mut self, now: Time, ep: &mut Endpoint, e: TxEntry, tx: TransactionId, response: Response) {
         match e.usage {
-            TxUse::Invite if e.side == Side::B => self.on_b_invite_response(now, ep, e.call, response),
+            TxUse::Invite if e.side == Side::B => self.on_b_invite_response(now, ep, e.call, tx, response),
             TxUse::ClientReinvite { peer } => self.on_reinvite_response(now, ep, e.call, e.side, tx, peer, response),
             TxUse::Forward { peer, update } => self.on_forward_response(now, ep, e.call, e.side, peer, update, response),
             TxUse::RefreshUpdate => self.on_refresh_update(now, ep, e.call, e.side, response.status()),
@@ -745,22 +829,38 @@ impl B2bua {
         }
     }
 
-    fn on_b_invite_response(&mut self, now: Time, ep: &mut Endpoint, call: CallId, response: Response) {
+    fn on_b_invite_response(&mut self, now: Time, ep: &mut Endpoint, call: CallId, tx: TransactionId, response: Response) {
         let status = response.status();
         if status == 100 {
             return;
         }
         let cfg = self.config.clone();
         let Some(c) = self.calls.get_mut(&call) else { return };
-        let Some(b_invite) = c.b.invite.clone() else { return };
+        if c.b.invite.is_none() {
+            return;
+        }
         if status < 200 {
             let Some(tag) = response.to().tag() else { return };
-            if !c.b.early.iter().any(|d| d.remote_tag() == tag) {
-                if let Some(d) = Dialog::uac(&b_invite, &response, c.b.flow) {
+            if c.b.dialog.is_some() {
+                // Another contact still ringing after the 2xx won (its CANCEL may wait for
+                // this very 18x, §9.1): no early dialog for a call already answered.
+                return;
+            }
+            let new = !c.b.early.iter().any(|d| d.remote_tag() == tag);
+            if new {
+                if let Some(d) = b_dialog(ep, c, tx, &response) {
                     c.b.early.push(d);
+                }
+                if let Some(b) = c.forks.as_mut().and_then(|f| f.branch_mut(tx)) {
+                    b.tags.push(tag.to_owned());
                 }
             }
             if c.phase != Phase::Calling {
+                return;
+            }
+            // Several phones ringing: the caller hears each one's first 18x (and any
+            // early media), not every repetition of every branch.
+            if c.forks.is_some() && !new && !matches!(sdp_of(response.content_type(), response.body()), Some(Ok(_))) {
                 return;
             }
             // 18x with SDP: the answer preview (early media) goes to the caller pointed at
@@ -778,24 +878,59 @@ impl B2bua {
             return;
         }
         if status < 300 {
-            self.on_b_2xx(now, ep, call, response, &cfg);
-            return;
-        }
-        // A final failure: the outbound leg is over.
-        c.b.final_done = true;
-        c.b.early.clear();
-        if c.phase != Phase::Calling {
+            self.on_b_2xx(now, ep, call, tx, response, &cfg);
             return;
         }
         let mapped = map_status(status);
         tracing::info!(call = %call, status, mapped, "outbound leg refused the call");
-        self.end_call_with(now, ep, call, EndReason::Rejected(mapped), mapped);
+        self.on_b_failure(now, ep, call, tx, mapped);
     }
 
-    fn on_b_2xx(&mut self, now: Time, ep: &mut Endpoint, call: CallId, response: Response, cfg: &B2buaConfig) {
+    /// The outbound INVITE `tx` ended without a 2xx (a final failure, already mapped for
+    /// the caller, or a timeout or transport failure). With one contact the call fails;
+    /// when forking it fails once every branch has failed, with the best answer (§16.7
+    /// step 6), or at once on a 6xx, which also cancels the other branches.
+    fn on_b_failure(&mut self, now: Time, ep: &mut Endpoint, call: CallId, tx: TransactionId, mapped: u16) {
+        let Some(c) = self.calls.get_mut(&call) else { return };
+        let status = match c.forks.as_mut() {
+            None => {
+                c.b.final_done = true;
+                c.b.early.clear();
+                mapped
+            }
+            Some(f) => {
+                let Some(b) = f.branch_mut(tx) else { return };
+                if b.done {
+                    return;
+                }
+                b.done = true;
+                let tags = std::mem::take(&mut b.tags);
+                c.b.early.retain(|d| !tags.iter().any(|t| t == d.remote_tag()));
+                f.offer(mapped);
+                if f.all_done() {
+                    c.b.final_done = true;
+                    c.b.early.clear();
+                } else if mapped < 600 || c.b.dialog.is_some() {
+                    tracing::debug!(call = %call, mapped, "a contact refused the call; others still ring");
+                    return;
+                }
+                f.best.unwrap_or(mapped)
+            }
+        };
+        if c.phase != Phase::Calling || c.b.dialog.is_some() {
+            return;
+        }
+        // A 6xx ends the call now; `end_call_with` cancels the branches still ringing.
+        self.end_call_with(now, ep, call, EndReason::Rejected(status), status);
+    }
+
+    fn on_b_2xx(&mut self, now: Time, ep: &mut Endpoint, call: CallId, tx: TransactionId, response: Response, cfg: &B2buaConfig) {
         let Some(c) = self.calls.get_mut(&call) else { return };
         let Some(b_invite) = c.b.invite.clone() else { return };
         let tag = response.to().tag().unwrap_or_default().to_owned();
+        if let Some(b) = c.forks.as_mut().and_then(|f| f.branch_mut(tx)) {
+            b.done = true;
+        }
         if let Some(d) = &c.b.dialog {
             if d.remote_tag() == tag {
                 // A retransmitted 2xx: the ACK again (§13.2.2.4), unless it waits for the
@@ -805,16 +940,26 @@ impl B2bua {
                 }
                 return;
             }
-            // A second fork answered: ACK it and hang it up (§13.2.2.4).
-            if let Some(mut fork) = Dialog::uac(&b_invite, &response, c.b.flow) {
-                kill_fork(now, ep, cfg, &mut fork, b_invite.cseq().seq);
+            if let Some(f) = c.forks.as_deref_mut() {
+                if let Some((_, wire, flow)) = f.killed.iter().find(|(t, _, _)| *t == tag) {
+                    // A retransmitted 2xx of a branch that lost: the same ACK, no new BYE.
+                    ep.send_stateless(*flow, wire.clone());
+                    return;
+                }
+            }
+            // Another fork (or contact) answered too: ACK it and hang it up (§13.2.2.4).
+            if let Some(mut fork) = b_dialog(ep, c, tx, &response) {
+                let ack = kill_fork(now, ep, cfg, &mut fork, b_invite.cseq().seq);
+                if let (Some(f), Some((wire, flow))) = (c.forks.as_deref_mut(), ack) {
+                    f.killed.push((tag, wire, flow));
+                }
             }
             return;
         }
-        // The first 2xx: the outbound dialog.
+        // The first 2xx: the outbound dialog, over the flow of the INVITE it answers.
         let mut dialog = match c.b.early.iter().position(|d| d.remote_tag() == tag) {
             Some(i) => c.b.early.swap_remove(i),
-            None => match Dialog::uac(&b_invite, &response, c.b.flow) {
+            None => match b_dialog(ep, c, tx, &response) {
                 Some(d) => d,
                 None => return,
             },
@@ -823,6 +968,14 @@ impl B2bua {
         c.b.early.clear();
         c.b.dialog = Some(dialog);
         c.b.final_done = true;
+        (c.b.flow, c.b_pin_flow) = c.b_branch(tx);
+        if let Some(f) = c.forks.as_deref() {
+            // First 2xx wins (§16.7 step 10): the other contacts stop ringing. A 2xx that
+            // crosses the CANCEL is ACKed and BYE'd above.
+            for other in f.pending() {
+                let _ = ep.cancel(now, other);
+            }
+        }
         c.b.peer_allows_update = allows_update(response.headers());
         if let Some(se) = SessionExpires::of(response.headers()) {
             // §7.2: we are the UAC of this leg; refresher=uac means us.
@@ -832,9 +985,10 @@ impl B2bua {
         if c.phase != Phase::Calling {
             // Cancelled (or hung up) while the 2xx was on its way: ACK then BYE.
             send_ack(ep, cfg, c, Side::B, seq, None);
-            let mut d = c.b.dialog.take();
-            if let Some(d) = d.as_mut() {
-                send_bye(now, ep, cfg, d, &mut self.txs, call, Side::B, &mut c.txs);
+            if let Some(mut d) = c.b.dialog.take() {
+                send_bye(now, ep, cfg, &mut d, &mut self.txs, call, Side::B, &mut c.txs);
+                // Kept: a retransmission of this 2xx gets the same ACK, not a new BYE.
+                c.b.dialog = Some(d);
             }
             c.b.gone = true;
             return;
@@ -1018,19 +1172,13 @@ impl B2bua {
         let status = reason.status();
         match e.usage {
             TxUse::Invite if e.side == Side::B => {
-                let Some(c) = self.calls.get_mut(&e.call) else { return };
-                c.b.final_done = true;
-                c.b.early.clear();
-                if c.phase != Phase::Calling {
-                    return;
-                }
                 let mapped = match reason {
                     Failure::Cancelled => 487,
                     Failure::Transport => 503,
                     _ => 408,
                 };
                 tracing::info!(call = %e.call, ?reason, mapped, "no response from the outbound leg");
-                self.end_call_with(now, ep, e.call, EndReason::Rejected(mapped), mapped);
+                self.on_b_failure(now, ep, e.call, tx, mapped);
             }
             TxUse::ClientReinvite { peer } => {
                 if let Some(p) = peer {
@@ -1639,10 +1787,19 @@ impl B2bua {
         } else if !c.a.gone {
             hang_up_leg(now, ep, &cfg, c, Side::A, &mut self.txs);
         }
-        // The callee's leg.
+        // The callee's leg: every contact still ringing is cancelled.
         if let Some(btx) = c.b.invite_tx {
             if !c.b.final_done {
-                let _ = ep.cancel(now, btx);
+                match c.forks.as_deref() {
+                    Some(f) => {
+                        for tx in f.pending() {
+                            let _ = ep.cancel(now, tx);
+                        }
+                    }
+                    None => {
+                        let _ = ep.cancel(now, btx);
+                    }
+                }
             } else if !c.b.gone && c.b.dialog.is_some() {
                 hang_up_leg(now, ep, &cfg, c, Side::B, &mut self.txs);
             }
@@ -1651,11 +1808,7 @@ impl B2bua {
         // for its ACK): forget it soon. Late requests in its dialogs get 481, late
         // responses to our BYEs are dropped; a call record is about 10 KiB, and at 2000
         // calls/s holding each for 64·T1 would keep 74 000 of them.
-        let quiet = (c.b.invite_tx.is_none() || c.b.final_done)
-            && c.a.pending_2xx.is_none()
-            && c.b.pending_2xx.is_none()
-            && !c.a.bye_after_ack
-            && !c.b.bye_after_ack;
+        let quiet = !c.b_pending() && c.a.pending_2xx.is_none() && c.b.pending_2xx.is_none() && !c.a.bye_after_ack && !c.b.bye_after_ack;
         if quiet {
             c.reap_at = Some(now + Duration::from_secs(1));
         }
@@ -1748,16 +1901,34 @@ fn send_ack(ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, seq:
     c.last_ack[side.index()] = Some((seq, wire, dest));
 }
 
-/// A second 2xx from another fork: ACK it, then BYE it (§13.2.2.4).
-fn kill_fork(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, fork: &mut Dialog, seq: u32) {
+/// A second 2xx from another fork: ACK it, then BYE it (§13.2.2.4). Returns the ACK and
+/// where it went.
+fn kill_fork(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, fork: &mut Dialog, seq: u32) -> Option<(Bytes, Flow)> {
     let dest = fork.destination();
-    if let Some(ack) = fork.ack(seq, sent_by(cfg, dest.transport), None, ep.ids()) {
-        ep.send_stateless(dest, ack.to_bytes());
+    let ack = fork.ack(seq, sent_by(cfg, dest.transport), None, ep.ids()).map(|a| a.to_bytes());
+    if let Some(wire) = &ack {
+        ep.send_stateless(dest, wire.clone());
     }
     let b = fork.request(Method::Bye, sent_by(cfg, dest.transport), &contact(cfg, dest.transport));
     if let Ok(req) = b.build(ep.ids()) {
         let _ = ep.send_request(now, req, dest);
     }
+    ack.map(|w| (w, dest))
+}
+
+/// The outbound dialog (early or confirmed) a response to the INVITE `tx` creates
+/// (§12.1.2), over the flow that INVITE went over and pinned as its contact asked.
+fn b_dialog(ep: &Endpoint, c: &Call, tx: TransactionId, response: &Response) -> Option<Dialog> {
+    let (flow, pin) = c.b_branch(tx);
+    // Each branch's INVITE differs only in its Request-URI and Via: the URI is the remote
+    // target when the response has no Contact.
+    let request = match c.b.invite.as_deref() {
+        Some(r) if c.b.invite_tx == Some(tx) => Some(r),
+        r => ep.transaction_request(tx).or(r),
+    }?;
+    let mut d = Dialog::uac(request, response, flow)?;
+    d.pin_flow(pin);
+    Some(d)
 }
 
 fn pending(cfg: &B2buaConfig, tx: TransactionId, response: Response, reliable: bool, seq: u32, now: Time) -> Box<Pending2xx> {
