@@ -18,7 +18,8 @@ use crate::config::{self, Config, EndpointHost};
 use crate::guard::Admission;
 use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, Fork, Incoming, Side, Target};
 use sip_core::digest::Challenger;
-use sip_core::registrar::{Binding, Registrar, RegistrarConfig};
+use sip_core::qualify::{self, Qualifier, QualifyConfig, QualifyEvent};
+use sip_core::registrar::{Binding, Change, Registrar, RegistrarConfig};
 use sip_core::sip_message::{Header, Uri};
 use sip_core::{Endpoint, Flow, Time, Transport};
 use std::collections::HashMap;
@@ -80,6 +81,10 @@ pub struct RelayTotals {
     pub free_pairs: u64,
 }
 
+/// How often NATed UDP registrations without qualify get a CRLF keep-alive: well
+/// inside the 30–60 s many NATs keep an idle UDP mapping.
+pub const NAT_KEEPALIVE: Duration = Duration::from_secs(25);
+
 /// A resolved `[[endpoint]]`.
 #[derive(Debug, Clone)]
 struct Peer {
@@ -96,6 +101,10 @@ pub struct Calls<M: MediaBackend> {
     pub access: Access,
     /// The bindings of `dynamic` endpoints.
     pub registrar: Registrar,
+    /// OPTIONS keep-alives of endpoints with `qualify = true`.
+    pub qualify: Qualifier,
+    /// When NATed UDP registrations without qualify next get a CRLF keep-alive.
+    keepalive_at: Option<Time>,
     /// The wall-clock time of the engine's `Time::ZERO`, for Date headers and the store.
     pub boot: std::time::SystemTime,
     pub(crate) config: Config,
@@ -177,6 +186,14 @@ impl<M: MediaBackend> Calls<M> {
         }
         let b2bua = B2bua::new(b2bua_config(&config, &listeners, seed));
         let access = Access::new(&config, auth_secret);
+        let bc = b2bua_config(&config, &listeners, seed);
+        let qualify = Qualifier::new(QualifyConfig {
+            advertise: bc.advertise,
+            ports: bc.ports.clone(),
+            user_agent: bc.user_agent.clone(),
+            seed: seed ^ 0x0051_7561_6c69_6679,
+            ..QualifyConfig::default()
+        });
         let registrar = Registrar::new(RegistrarConfig {
             min_expires: config.registrar.min_expires_s,
             max_expires: config.registrar.max_expires_s,
@@ -187,6 +204,8 @@ impl<M: MediaBackend> Calls<M> {
             b2bua,
             access,
             registrar,
+            qualify,
+            keepalive_at: None,
             boot: std::time::SystemTime::now(),
             config,
             peers,
@@ -201,7 +220,8 @@ impl<M: MediaBackend> Calls<M> {
     /// Handles one engine event: the call layer first, then REGISTER, then
     /// [`crate::policy::on_event`] for what nobody took.
     pub fn on_event(&mut self, now: Time, ep: &mut Endpoint, event: sip_core::Event) {
-        match self.b2bua.handle_event(now, ep, event) {
+        let event = self.b2bua.handle_event(now, ep, event).and_then(|e| self.qualify.handle_event(now, ep, e));
+        match event {
             Some(sip_core::Event::Request { tx, request, source }) if *request.method() == sip_core::sip_message::Method::Register => {
                 self.register(now, ep, tx, &request, &source);
             }
@@ -211,6 +231,72 @@ impl<M: MediaBackend> Calls<M> {
         self.drain(now, ep);
     }
 
+    /// Starts qualifying the endpoints with `qualify = true` that have a contact (a
+    /// static host, or bindings restored from the store; others start when they
+    /// register) and the NAT keep-alives. Call once, at start-up, after `restore`.
+    pub fn start(&mut self, now: Time) {
+        for i in 0..self.config.endpoints.len() {
+            self.requalify(now, i);
+        }
+        self.keepalive_at = Some(now + NAT_KEEPALIVE);
+    }
+
+    /// Points endpoint `index`'s qualify at its best contact, or stops it without one.
+    fn requalify(&mut self, now: Time, index: usize) {
+        let e = &self.config.endpoints[index];
+        if !e.qualify {
+            return;
+        }
+        let name = e.name.clone();
+        let (frequency, max_rtt) =
+            (Duration::from_secs(u64::from(e.qualify_frequency_s)), Duration::from_millis(u64::from(e.qualify_max_ms)));
+        match self.contacts(index, &name).ok().and_then(|c| c.into_iter().next()) {
+            Some(c) => {
+                let target = qualify::Target { uri: c.uri, flow: c.flow };
+                if !self.qualify.update_target(now, &name, target.clone()) && self.qualify.state(&name).is_none() {
+                    self.qualify.add(now, name, target, frequency, max_rtt);
+                }
+            }
+            None => {
+                self.qualify.remove(&name);
+            }
+        }
+    }
+
+    /// A registration came or went: qualify follows the endpoint's best contact.
+    pub fn binding_changed(&mut self, now: Time, change: &Change) {
+        let aor = match change {
+            Change::Put { aor, .. } | Change::Removed { aor, .. } => aor,
+        };
+        if let Some(p) = self.peers.get(aor) {
+            let index = p.index;
+            self.requalify(now, index);
+        }
+    }
+
+    /// Qualify state changes, logged as Asterisk does ("Endpoint alice is now
+    /// Unreachable").
+    fn drain_qualify(&mut self) {
+        while let Some(QualifyEvent::StateChanged { name, from, to, rtt }) = self.qualify.poll_event() {
+            let rtt_ms = rtt.map(|r| r.as_millis());
+            match to {
+                qualify::State::Unreachable => tracing::warn!(endpoint = %name, %from, "endpoint is now unreachable"),
+                _ => tracing::info!(endpoint = %name, %from, %to, ?rtt_ms, "endpoint is now {to}"),
+            }
+        }
+    }
+
+    /// CRLF keep-alives (RFC 5626 §4.4.1 ping) to NATed UDP registrations of endpoints
+    /// that are not qualified, so their NAT bindings stay open.
+    fn nat_keepalives(&mut self, ep: &mut Endpoint) {
+        for (aor, list) in self.registrar.aors() {
+            let qualified = self.peers.get(aor).is_some_and(|p| self.config.endpoints[p.index].qualify);
+            for b in list.iter().filter(|b| !qualified && b.nat.is_some() && b.source.transport == Transport::Udp) {
+                ep.send_stateless(b.source, sip_core::sip_message::bytes::Bytes::from_static(b"\r\n\r\n"));
+            }
+        }
+    }
+
     /// The wall-clock time of engine time `now`.
     pub fn wall(&self, now: Time) -> std::time::SystemTime {
         self.boot + now.since_origin()
@@ -218,13 +304,27 @@ impl<M: MediaBackend> Calls<M> {
 
     /// The next time the policy layer needs waking: binding expiry, a held answer.
     pub fn poll_timeout(&mut self) -> Option<Time> {
-        [self.b2bua.poll_timeout(), self.registrar.poll_timeout(), self.access.poll_timeout()].into_iter().flatten().min()
+        [
+            self.b2bua.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.access.poll_timeout(),
+            self.qualify.poll_timeout(),
+            self.keepalive_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Expires bindings, sends held answers, moves the call layer's timers.
     pub fn handle_timeout(&mut self, now: Time, ep: &mut Endpoint) {
         self.b2bua.handle_timeout(now, ep);
         self.registrar.handle_timeout(now);
+        self.qualify.handle_timeout(now, ep);
+        if self.keepalive_at.is_some_and(|t| t <= now) {
+            self.nat_keepalives(ep);
+            self.keepalive_at = Some(now + NAT_KEEPALIVE);
+        }
         for d in self.access.due(now) {
             match d.owed {
                 Owed::Tx(tx) => {
@@ -274,6 +374,7 @@ impl<M: MediaBackend> Calls<M> {
 
     /// Drains the call layer's events: routes new calls, moves relay state along.
     pub fn drain(&mut self, now: Time, ep: &mut Endpoint) {
+        self.drain_qualify();
         while let Some(e) = self.b2bua.poll_event() {
             match e {
                 CallEvent::Incoming(inc) => self.incoming(now, ep, *inc),
@@ -351,6 +452,10 @@ impl<M: MediaBackend> Calls<M> {
         let Some((to, new_user)) = self.destination(&user) else {
             return self.refuse(now, ep, call, 404, &format!("no endpoint or route for {user:?}"));
         };
+        if let Some((qualify::State::Unreachable, _)) = self.qualify.state(&self.config.endpoints[to].name) {
+            let why = format!("{} is unreachable (qualify)", self.config.endpoints[to].name);
+            return self.refuse(now, ep, call, 480, &why);
+        }
         let contacts = match self.contacts(to, &new_user) {
             Ok(c) if !c.is_empty() => c,
             Ok(_) => {

@@ -147,6 +147,7 @@ pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::
     let (store, rows) = store::start(&url).with_context(|| format!("cannot open the store {url}"))?;
     let mut calls = Calls::new(config, ec.listeners.clone(), relay, seed, os_key());
     let (kept, skipped) = calls.restore(Time::ZERO, rows);
+    calls.start(Time::ZERO);
     store.remove_expired(registrations::unix(calls.wall(Time::ZERO)));
     tracing::info!(store = %url, registrations = kept, expired = skipped, "store open");
     let endpoint = Endpoint::new(ec);
@@ -189,10 +190,11 @@ struct App {
 impl App {
     /// After every input: the API learns the new calls' endpoint names and forgets
     /// ended calls.
-    fn settle(&mut self) {
+    fn settle(&mut self, now: Time) {
         while let Some(change) = self.calls.registrar.poll_change() {
             log_change(&change);
             self.calls.persist(&change, &self.store);
+            self.calls.binding_changed(now, &change);
         }
         if !self.api_enabled {
             self.calls.routed.clear();
@@ -214,7 +216,7 @@ impl Application for App {
 
     fn on_event(&mut self, now: Time, endpoint: &mut Endpoint, event: Event) {
         self.calls.on_event(now, endpoint, event);
-        self.settle();
+        self.settle(now);
     }
 
     fn on_command(&mut self, now: Time, endpoint: &mut Endpoint, command: AppCommand) {
@@ -228,7 +230,7 @@ impl Application for App {
             }
             AppCommand::Media(e) => tracing::debug!(?e, "relay"),
         }
-        self.settle();
+        self.settle(now);
     }
 
     fn on_wire(&mut self, now: Time, outbound: bool, flow: &Flow, bytes: &[u8]) {
@@ -244,7 +246,7 @@ impl Application for App {
 
     fn handle_timeout(&mut self, now: Time, endpoint: &mut Endpoint) {
         self.calls.handle_timeout(now, endpoint);
-        self.settle();
+        self.settle(now);
     }
 }
 

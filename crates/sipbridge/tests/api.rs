@@ -67,8 +67,8 @@ impl Server {
         let config = format!(
             "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{ip}:{API_PORT}\"\n[store]\nurl = \"memory\"\n\
              [media]\naddress = \"{ip}\"\n[log]\nlevel = \"info\"\n\
-             [[endpoint]]\nname = \"caller\"\nhost = \"{caller_ip}:5080\"\n\
-             [[endpoint]]\nname = \"callee\"\nhost = \"{callee_ip}:5070\"\n\
+             [[endpoint]]\nname = \"caller\"\nhost = \"{caller_ip}:5080\"\nqualify = false\n\
+             [[endpoint]]\nname = \"callee\"\nhost = \"{callee_ip}:5070\"\nqualify = false\n\
              [[route]]\nmatch = \".*\"\nto = \"callee\"\n"
         );
         // A stray process on these addresses would answer in our place.

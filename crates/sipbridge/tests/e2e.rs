@@ -57,7 +57,7 @@ impl Server {
             "[sip]\nlisten = [\"udp:127.0.0.1:{port}\", \"tcp:127.0.0.1:{port}\", \"tls:127.0.0.1:{tls}\"]\n\
              [timers]\nt1_ms = {t1_ms}\n[tls]\ncertificate = \"{dir}/cert.pem\"\nprivate_key = \"{dir}/key.pem\"\n\
              [api]\nlisten = \"\"\n[log]\nlevel = \"info\"\nsip_debug = true\n\
-             [[endpoint]]\nname = \"phone\"\nhost = \"127.0.0.1:5999\"\n",
+             [[endpoint]]\nname = \"phone\"\nhost = \"127.0.0.1:5999\"\nqualify = false\n",
             tls = port + 1,
             dir = dir.display()
         );

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub auth: AuthCounters,
     /// Registered contacts now.
     pub registrations: u64,
+    /// Qualified endpoints by state: reachable, lagged, unreachable, unknown.
+    pub endpoints: [u64; 4],
 }
 
 /// Authentication counters since start.
@@ -138,6 +140,14 @@ impl Metrics {
         counter(&mut out, "sipbridge_auth_bans_total", "Sources banned after [auth] ban_after failures.", a.bans);
         gauge(&mut out, "sipbridge_auth_banned_sources", "Sources refused now.", a.banned_now);
         gauge(&mut out, "sipbridge_registrations", "Registered contacts.", self.registrations);
+        let e = &self.endpoints;
+        family(
+            &mut out,
+            "sipbridge_endpoints",
+            "Qualified endpoints (qualify = true, with a contact) by OPTIONS state.",
+            "gauge",
+            &[("state=\"reachable\"", e[0]), ("state=\"lagged\"", e[1]), ("state=\"unreachable\"", e[2]), ("state=\"unknown\"", e[3])],
+        );
         out
     }
 }

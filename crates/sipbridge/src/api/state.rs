@@ -298,6 +298,18 @@ impl ApiState {
                         banned_now: calls.access.guard.bans(now).len() as u64,
                     },
                     registrations: calls.registrar.len() as u64,
+                    endpoints: {
+                        let mut n = [0u64; 4];
+                        for (_, st, _) in calls.qualify.iter() {
+                            n[match st {
+                                sip_core::qualify::State::Reachable => 0,
+                                sip_core::qualify::State::Lagged => 1,
+                                sip_core::qualify::State::Unreachable => 2,
+                                sip_core::qualify::State::Unknown => 3,
+                            }] += 1;
+                        }
+                        n
+                    },
                 });
             }
         }
@@ -312,6 +324,10 @@ impl ApiState {
     fn endpoint_views<M: MediaBackend>(&self, _now: Time, calls: &Calls<M>) -> Vec<EndpointView> {
         let mut views = self.endpoints.clone();
         for v in &mut views {
+            if let Some((state, rtt)) = calls.qualify.state(&v.name) {
+                v.state = state.as_str().to_owned();
+                v.rtt_ms = rtt.map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX));
+            }
             v.registrations = calls
                 .registrar
                 .bindings(&v.name)
@@ -555,10 +571,10 @@ pub struct EndpointView {
     pub name: String,
     /// `dynamic` or its static `HOST:PORT`.
     pub host: String,
-    /// `reachable` | `unreachable` | `lagged` | `unknown`; `unknown` until qualify
-    /// (OPTIONS keepalives) exists.
+    /// `reachable` | `unreachable` | `lagged` | `unknown` (OPTIONS qualify; `unknown`
+    /// before the first answer, and for endpoints with `qualify = false` or no contact).
     pub state: String,
-    /// The last qualify round trip; `null` until qualify exists.
+    /// The last qualify round trip, while reachable or lagged.
     pub rtt_ms: Option<u64>,
     /// Its registered contacts.
     pub registrations: Vec<RegistrationView>,
