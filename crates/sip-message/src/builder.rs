@@ -262,7 +262,13 @@ impl RequestBuilder {
     pub fn build(self, ids: &mut impl IdSource) -> Result<Request, ParseError> {
         let mut h = Headers::with_capacity(9 + self.tail.extra.len());
         if let Some((transport, host, port)) = self.via {
-            let via = Via::new(transport, host, port, &ids.branch());
+            let udp = transport == Transport::Udp;
+            let mut via = Via::new(transport, host, port, &ids.branch());
+            // RFC 3581 §3: over UDP ask for the response at the port we sent from, so a
+            // NAT between us and the server does not lose it.
+            if udp {
+                via.params_mut().set("rport", None);
+            }
             h.push(Header::new(HeaderName::Via, via.to_bytes()));
         }
         h.push(Header::new(HeaderName::MaxForwards, Bytes::from(self.max_forwards.to_string())));
