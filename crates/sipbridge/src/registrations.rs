@@ -24,15 +24,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 impl<M: MediaBackend> Calls<M> {
     /// Answers a REGISTER (now, or later for a throttled source).
+    ///
+    /// The guard's verdict is taken as the request arrives: the answer to the failure
+    /// that reaches `throttle_after` goes out at once, every later one is held back.
     pub fn register(&mut self, now: Time, ep: &mut Endpoint, tx: TransactionId, request: &Request, source: &Flow) {
-        let (status, headers) = self.register_answer(now, request, source);
-        self.answer_tx(now, ep, tx, source, status, headers);
+        let admission = self.access.admit(now, source.remote.ip());
+        let (status, headers) = self.register_answer(now, admission, request, source);
+        self.answer_tx(now, ep, tx, admission, status, headers);
     }
 
-    /// Sends an answer to a server transaction, or holds it back when the source is
-    /// throttled.
-    pub(crate) fn answer_tx(&mut self, now: Time, ep: &mut Endpoint, tx: TransactionId, source: &Flow, status: u16, headers: Vec<Header>) {
-        if let Admission::Throttled(d) = self.access.guard.peek(now, source.remote.ip()) {
+    /// Sends an answer to a server transaction, or holds it back when the source was
+    /// throttled when the request came.
+    pub(crate) fn answer_tx(
+        &mut self,
+        now: Time,
+        ep: &mut Endpoint,
+        tx: TransactionId,
+        admission: Admission,
+        status: u16,
+        headers: Vec<Header>,
+    ) {
+        if let Admission::Throttled(d) = admission {
             self.access.delay(now + d, Owed::Tx(tx), status, headers);
             return;
         }
@@ -125,9 +137,9 @@ impl<M: MediaBackend> Calls<M> {
         }
     }
 
-    fn register_answer(&mut self, now: Time, request: &Request, source: &Flow) -> (u16, Vec<Header>) {
+    fn register_answer(&mut self, now: Time, admission: Admission, request: &Request, source: &Flow) -> (u16, Vec<Header>) {
         let ip = source.remote.ip();
-        if let Admission::Banned(_) = self.access.admit(now, ip) {
+        if let Admission::Banned(_) = admission {
             return (403, Vec::new());
         }
         // §10.2: the AOR in To is a SIP or SIPS URI (RFC 4475 `unksm2`).
