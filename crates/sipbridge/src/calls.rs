@@ -414,7 +414,7 @@ impl<M: MediaBackend> Calls<M> {
             tracing::info!(%call, status, "refused: {why}");
             self.refused += 1;
         }
-        if let Admission::Throttled(d) = self.access.guard.peek(now, source) {
+        if let Admission::Throttled(d) = admission {
             self.access.delay(now + d, Owed::Call(call), status, headers);
             return;
         }
@@ -423,9 +423,9 @@ impl<M: MediaBackend> Calls<M> {
 
     /// The endpoint placing the call: a no-secret endpoint by its address, else the
     /// one whose credentials the INVITE carries; `Err` is the answer to refuse with.
-    fn authenticate_caller(&mut self, now: Time, inc: &Incoming) -> Result<usize, (u16, Vec<Header>, String)> {
+    fn authenticate_caller(&mut self, now: Time, inc: &Incoming, admission: Admission) -> Result<usize, (u16, Vec<Header>, String)> {
         let ip = inc.source.remote.ip();
-        if let Admission::Banned(until) = self.access.admit(now, ip) {
+        if let Admission::Banned(until) = admission {
             return Err((403, Vec::new(), format!("{ip} is refused until {until} (failed authentications)")));
         }
         if let Some(i) = self.caller(&inc.source) {
@@ -443,9 +443,12 @@ impl<M: MediaBackend> Calls<M> {
 
     fn incoming(&mut self, now: Time, ep: &mut Endpoint, inc: Incoming) {
         let call = inc.call;
-        let from = match self.authenticate_caller(now, &inc) {
+        // The guard's verdict as the INVITE arrives decides both the ban and the delay
+        // (the failure this request may add counts from the next one on).
+        let admission = self.access.admit(now, inc.source.remote.ip());
+        let from = match self.authenticate_caller(now, &inc, admission) {
             Ok(i) => i,
-            Err(answer) => return self.refuse_auth(now, ep, call, inc.source.remote.ip(), answer),
+            Err(answer) => return self.refuse_auth(now, ep, call, admission, answer),
         };
         let user =
             inc.request.uri().as_sip().and_then(|u| u.user_decoded()).map(|u| String::from_utf8_lossy(&u).into_owned()).unwrap_or_default();

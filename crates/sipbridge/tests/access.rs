@@ -823,7 +823,6 @@ fn invite_is_challenged_then_routed() {
 /// A refused INVITE gets its final response and nothing else: no dialog was ever
 /// confirmed, so there is nothing to BYE.
 #[test]
-#[ignore = "sip-core B2bua::reject_with (headers non-empty) marks the A leg final_done, then end_call_with sends it a BYE"]
 fn a_challenged_invite_gets_no_bye() {
     let mut pbx = Pbx::new("");
     let inv = Req::invite("trunk", STRANGER);
@@ -859,7 +858,6 @@ fn a_refused_invite_gets_no_bye() {
 /// passwords answered at once, the 4th's 403 exactly 2000 ms later (a 100 Trying from
 /// the transaction layer meanwhile is fine, no final response).
 #[test]
-#[ignore = "calls.rs refuse_auth peeks the guard after the failure is recorded: the 3rd failure's 403 is already held back"]
 fn invite_guesses_are_throttled_from_the_4th() {
     let mut pbx = Pbx::new("throttle_after = 3\nthrottle_ms = 2000\nban_after = 5\nban_s = 60");
     let inv = Req::invite("trunk", STRANGER);

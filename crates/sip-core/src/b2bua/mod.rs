@@ -657,7 +657,9 @@ impl B2bua {
                         let _ = resp.push_header(h);
                     }
                     let _ = ep.respond(now, tx, resp);
+                    // Answered with a final error: no dialog, nothing to BYE.
                     c.a.final_done = true;
+                    c.a.gone = true;
                 }
             }
         }
