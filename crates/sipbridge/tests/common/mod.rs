@@ -8,7 +8,8 @@
 pub mod pg;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// `$SIPBRIDGE_SHARED`, else the nearest `shared/` with the bench scenarios above the
 /// crate (`../shared` beside the repository, also from a git worktree one level deeper).
@@ -43,18 +44,38 @@ impl Binary {
     /// Writes `config` to `dir/sipbridge.toml` and starts `sipbridge --config` on it with
     /// `RUST_LOG` unset and stderr in `dir/stderr.log`.
     pub fn start_in(dir: PathBuf, config: &str) -> Binary {
-        let cfg = dir.join("sipbridge.toml");
-        std::fs::write(&cfg, config).expect("the config file");
+        std::fs::write(dir.join("sipbridge.toml"), config).expect("the config file");
         let log = std::fs::File::create(dir.join("stderr.log")).expect("the log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
-            .arg("--config")
-            .arg(&cfg)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the binary starts");
+        let child = spawn(&dir, log);
         Binary { child, dir }
+    }
+
+    /// Stops it with SIGTERM and waits for the exit, killing it past `limit` (the status
+    /// is then that of the kill, never a success). Its folder stays, for [`Binary::restart`].
+    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return self.child.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts it again on the config file of its folder (after [`Binary::terminate`]: the
+    /// running process, if any, is killed first), its stderr appended to `stderr.log`.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new().append(true).create(true).open(self.dir.join("stderr.log")).expect("the log file");
+        self.child = spawn(&self.dir, log);
     }
 
     /// Its folder.
@@ -66,6 +87,18 @@ impl Binary {
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
     }
+}
+
+/// `sipbridge --config dir/sipbridge.toml`, `RUST_LOG` unset, stderr to `log`.
+fn spawn(dir: &Path, log: std::fs::File) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sipbridge"))
+        .arg("--config")
+        .arg(dir.join("sipbridge.toml"))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("the binary starts")
 }
 
 impl Drop for Binary {
