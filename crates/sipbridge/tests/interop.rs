@@ -6,9 +6,13 @@
 //! so on loopback its RTP comes from 127.0.0.1 and not from the address in its SDP
 //! (`../shared/interop/README.md`, "RTP source caveat"), which is exactly the case
 //! symmetric latching is for.
+//!
+//! The second test has the phones register with passwords (`host = "dynamic"` endpoints
+//! with a `secret`) and call each other by endpoint name.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -104,4 +108,106 @@ fn two_baresip_phones_hear_each_other_through_the_relay() {
     assert!(a_heard.contains("PASS"), "a's recording:\n{a_heard}");
     let log = lab.stderr();
     assert!(log.contains("call ended") && log.contains("inbound leg hung up"), "sipbridge logged the hang-up:\n{log}");
+}
+
+/// `GET path` on the API at `addr` (HTTP/1.1, `Connection: close`) → the body of a 200.
+fn api_get(addr: &str, path: &str) -> serde_json::Value {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {raw}");
+    serde_json::from_str(body).unwrap()
+}
+
+/// Two baresip phones register with digest authentication, then one calls the other by
+/// endpoint name: the INVITE is challenged (407), sipbridge sends the call to the
+/// callee's registered contact, each hears the other's tone.
+///
+/// `algorithms = ["MD5"]`: baresip 1.0.0 (libre 1.1.0, Debian 12) gives up on a 401 that
+/// has any challenge it cannot answer, whatever the order: with the default
+/// `["SHA-256", "MD5"]`, and with `["MD5", "SHA-256"]` too, it sends no second REGISTER
+/// and reports `REGISTER_FAIL "Function not implemented"` (ENOSYS).
+#[test]
+fn two_baresip_phones_register_with_passwords_and_call_by_name() {
+    let dir = std::env::temp_dir().join(format!("sipbridge-interop-reg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ip, api) = ("127.0.0.130", "127.0.0.130:18130");
+    let config = format!(
+        "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{api}\"\n[store]\nurl = \"memory\"\n\
+         [media]\naddress = \"{ip}\"\nports = \"30000-30099\"\n[log]\nlevel = \"info\"\n\
+         [auth]\nalgorithms = [\"MD5\"]\n\
+         [[endpoint]]\nname = \"alice\"\nhost = \"dynamic\"\nsecret = \"alice-s3cret\"\nnat = \"yes\"\n\
+         [[endpoint]]\nname = \"bob\"\nhost = \"dynamic\"\nsecret = \"bob-s3cret\"\nnat = \"yes\"\n"
+    );
+    std::fs::write(dir.join("sipbridge.toml"), config).unwrap();
+    assert!(std::net::UdpSocket::bind((ip, 5060)).is_ok(), "{ip}:5060 is taken by another process");
+    assert!(std::net::TcpListener::bind(api).is_ok(), "{api} is taken by another process");
+    let sipbridge = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
+        .arg("--config")
+        .arg(dir.join("sipbridge.toml"))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sipbridge.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let lab = Lab { sipbridge, dir };
+    // Ready when the API answers (it is bound after the SIP sockets).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(api).is_err() {
+        assert!(Instant::now() < deadline, "sipbridge did not start:\n{}", lab.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let registrar = format!("{ip}:5060");
+    // Ports 5072/5074: RTP 21440-21459 and 21480-21499, clear of the other test's phones.
+    for (name, at, tone, pw) in [("alice", "127.0.0.131:5072", "1000", "alice-s3cret"), ("bob", "127.0.0.132:5074", "600", "bob-s3cret")] {
+        let args = ["start", name, at, "--tone", tone, "--registrar", &registrar, "--password", pw, "--regint", "60", "--lifetime", "90"];
+        lab.ok("phone.sh", &args);
+        let reg = lab.ok("phone.sh", &["wait", name, "REGISTER_OK", "5", "0"]);
+        assert!(reg.contains("200 OK"), "{name}: {reg}");
+    }
+    // The registrations, as the API shows them: each phone's own contact.
+    let endpoints = api_get(api, "/api/endpoints");
+    let contact = |name: &str| -> String {
+        let e = endpoints.as_array().unwrap().iter().find(|e| e["name"] == name).unwrap();
+        let regs = e["registrations"].as_array().unwrap();
+        assert_eq!(regs.len(), 1, "{name}: {e}");
+        regs[0]["contact"].as_str().unwrap().to_owned()
+    };
+    let bob_contact = contact("bob");
+    assert!(bob_contact.starts_with("sip:bob-") && bob_contact.ends_with("@127.0.0.132:5074"), "{bob_contact}");
+    assert!(contact("alice").ends_with("@127.0.0.131:5072"));
+
+    let (ma, mb) = (lab.ok("phone.sh", &["mark", "alice"]), lab.ok("phone.sh", &["mark", "bob"]));
+    lab.ok("phone.sh", &["dial", "alice", &format!("sip:bob@{ip}:5060")]);
+    let est = lab.ok("phone.sh", &["wait", "bob", "CALL_ESTABLISHED", "10", &mb]);
+    assert!(est.contains(&format!("sip:alice@{ip}")), "bob sees the call from sipbridge, as alice: {est}");
+    lab.ok("phone.sh", &["wait", "alice", "CALL_ESTABLISHED", "10", &ma]);
+    // The call went to bob's registered contact, as alice (authenticated) to bob.
+    let calls = api_get(api, "/api/calls");
+    let call = calls.as_array().unwrap().iter().find(|c| c["state"] == "answered").unwrap_or_else(|| panic!("{calls}")).clone();
+    assert_eq!((&call["legs"][0]["endpoint"], &call["legs"][1]["endpoint"]), (&"alice".into(), &"bob".into()), "{call}");
+    let ladder = api_get(api, &format!("/api/calls/{}", call["id"]));
+    let invite = format!("INVITE {bob_contact} SIP/2.0");
+    let to_bob = ladder["ladder"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["direction"] == "out" && m["leg"] == "b" && m["first_line"] == invite.as_str() && m["peer"] == "127.0.0.132:5074");
+    assert!(to_bob, "no {invite:?} to 127.0.0.132:5074 in {ladder}");
+    std::thread::sleep(Duration::from_secs(4));
+    lab.ok("phone.sh", &["hangup", "alice"]);
+    lab.ok("phone.sh", &["wait", "bob", "CALL_CLOSED", "10", &mb]);
+    lab.ok("phone.sh", &["wait", "alice", "CALL_CLOSED", "10", &ma]);
+    let rec_b = lab.ok("phone.sh", &["rec", "bob"]);
+    let rec_a = lab.ok("phone.sh", &["rec", "alice"]);
+    let b_heard = lab.ok("tone.sh", &["check", &rec_b, "--freq", "1000", "--min-seconds", "2.5"]);
+    assert!(b_heard.contains("PASS"), "bob's recording:\n{b_heard}");
+    let a_heard = lab.ok("tone.sh", &["check", &rec_a, "--freq", "600", "--min-seconds", "2.5"]);
+    assert!(a_heard.contains("PASS"), "alice's recording:\n{a_heard}");
+    let log = lab.stderr();
+    assert!(log.contains("routing") && log.contains("from=alice to=bob"), "sipbridge logged the routing:\n{log}");
+    assert!(log.contains("call ended"), "sipbridge logged the hang-up:\n{log}");
 }
