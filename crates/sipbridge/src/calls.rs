@@ -399,13 +399,13 @@ impl<M: MediaBackend> Calls<M> {
     }
 
     /// Refuses a call that did not authenticate (a 407 challenge, or 403), after the
-    /// guard's delay when `source` is throttled.
+    /// guard's delay when its source was throttled as the INVITE arrived.
     fn refuse_auth(
         &mut self,
         now: Time,
         ep: &mut Endpoint,
         call: CallId,
-        source: IpAddr,
+        admission: Admission,
         (status, headers, why): (u16, Vec<Header>, String),
     ) {
         if status == 407 {

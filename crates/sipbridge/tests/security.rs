@@ -85,7 +85,7 @@ impl Server {
              [store]\nurl = \"memory\"\n[media]\naddress = \"{ip}\"\n[log]\nlevel = \"info\"\n[auth]\n{auth}\n"
         );
         for (user, secret) in ENDPOINTS {
-            config.push_str(&format!("[[endpoint]]\nname = \"{user}\"\nhost = \"dynamic\"\nsecret = \"{secret}\"\n"));
+            config.push_str(&format!("[[endpoint]]\nname = \"{user}\"\nhost = \"dynamic\"\nsecret = \"{secret}\"\nqualify = false\n"));
         }
         // A stray process on these addresses would answer in our place.
         assert!(std::net::UdpSocket::bind((ip, 5060)).is_ok(), "{ip}:5060 is taken by another process");

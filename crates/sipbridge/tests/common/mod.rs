@@ -89,9 +89,11 @@ impl Binary {
     }
 }
 
-/// `sipbridge --config dir/sipbridge.toml`, `RUST_LOG` unset, stderr to `log`.
+/// `sipbridge --config dir/sipbridge.toml` in `dir` (so the default `sqlite:sipbridge.db`
+/// store lands there, not in the source tree), `RUST_LOG` unset, stderr to `log`.
 fn spawn(dir: &Path, log: std::fs::File) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sipbridge"))
+        .current_dir(dir)
         .arg("--config")
         .arg(dir.join("sipbridge.toml"))
         .env_remove("RUST_LOG")
