@@ -90,6 +90,7 @@ impl Harness {
                         no_answer: None,
                         headers: Vec::new(),
                         forks: Vec::new(),
+                        nat: [None, None],
                     };
                     let _ = self.b2.route(self.now, &mut self.ep, inc.call, t);
                 }

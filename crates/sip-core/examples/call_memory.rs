@@ -86,6 +86,7 @@ fn main() {
                     no_answer: None,
                     headers: Vec::new(),
                     forks: Vec::new(),
+                    nat: [None, None],
                 };
                 b2.route(now, ep, inc.call, t).expect("routed");
             }

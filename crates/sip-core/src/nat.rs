@@ -6,7 +6,8 @@
 //!   (RFC 3261 §18.2.1 would stamp `received`), or over UDP a port other than the source
 //!   port (RFC 3581 `rport`);
 //! - the Contact names a private address (RFC 1918, RFC 6598 shared space, RFC 4193
-//!   unique-local, link-local) while the packet came from a public one.
+//!   unique-local, link-local) while the packet came from a public one;
+//! - so does the SDP's audio connection address.
 //!
 //! A sent-by that is a host name proves nothing (we do not resolve names here); it is
 //! not taken as evidence. The result is kept per registration and per call leg, so the
@@ -34,6 +35,13 @@ pub enum NatEvidence {
         /// The packet's source.
         source: SocketAddr,
     },
+    /// The SDP names a private media address; the packet came from a public one.
+    PrivateSdp {
+        /// The SDP's audio address.
+        sdp: IpAddr,
+        /// The packet's source.
+        source: SocketAddr,
+    },
     /// Not detected: the endpoint is configured `nat = yes`.
     Configured,
 }
@@ -43,6 +51,7 @@ impl fmt::Display for NatEvidence {
         match self {
             NatEvidence::Via { sent_by, source } => write!(f, "Via says {sent_by}, packets come from {source}"),
             NatEvidence::PrivateContact { contact, source } => write!(f, "Contact says {contact}, packets come from {source}"),
+            NatEvidence::PrivateSdp { sdp, source } => write!(f, "SDP says {sdp}, packets come from {source}"),
             NatEvidence::Configured => f.write_str("configured nat = yes"),
         }
     }
@@ -58,6 +67,9 @@ impl NatEvidence {
         let source = source.parse().ok()?;
         if let Some(v) = head.strip_prefix("Via says ") {
             return Some(NatEvidence::Via { sent_by: v.parse().ok()?, source });
+        }
+        if let Some(v) = head.strip_prefix("SDP says ") {
+            return Some(NatEvidence::PrivateSdp { sdp: v.parse().ok()?, source });
         }
         let contact = head.strip_prefix("Contact says ")?.parse().ok()?;
         Some(NatEvidence::PrivateContact { contact, source })
@@ -101,9 +113,15 @@ pub fn detect(request: &Request, source: &Flow) -> Option<NatEvidence> {
     if is_local(remote.ip()) {
         return None;
     }
-    request.contacts().addrs().iter().find_map(|c| {
+    let contact = request.contacts().addrs().iter().find_map(|c| {
         let ip = contact_ip(c.uri())?;
         is_private(ip).then_some(NatEvidence::PrivateContact { contact: ip, source: remote })
+    });
+    contact.or_else(|| {
+        let is_sdp = request.content_type().is_some_and(|t| t.is("application", "sdp"));
+        let sdp = sdp::SessionDescription::parse(request.body()).ok().filter(|_| is_sdp)?;
+        let ip = sdp.audio_address()?.ip();
+        is_private(ip).then_some(NatEvidence::PrivateSdp { sdp: ip, source: remote })
     })
 }
 
@@ -175,6 +193,7 @@ mod tests {
         let all = [
             NatEvidence::Via { sent_by: "10.0.0.5:5060".parse().unwrap(), source: "203.0.113.7:40000".parse().unwrap() },
             NatEvidence::PrivateContact { contact: "fd00::5".parse().unwrap(), source: "[2001:db8::7]:5060".parse().unwrap() },
+            NatEvidence::PrivateSdp { sdp: "10.0.0.5".parse().unwrap(), source: "203.0.113.7:5060".parse().unwrap() },
             NatEvidence::Configured,
         ];
         for e in all {
@@ -182,6 +201,20 @@ mod tests {
         }
         assert_eq!(NatEvidence::parse("Via says nonsense, packets come from 1.2.3.4:5"), None);
         assert_eq!(NatEvidence::parse(""), None);
+    }
+
+    #[test]
+    fn private_sdp_from_a_public_source() {
+        // Via and Contact fixed by an ALG or STUN, the SDP not.
+        let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let text = format!(
+            "INVITE sip:b@pbx.test SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.7:5060;branch=z9hG4bKx\r\nFrom: <sip:a@pbx.test>;tag=1\r\nTo: <sip:b@pbx.test>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContact: <sip:a@203.0.113.7:5060>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        let Message::Request(r) = Message::parse(Bytes::from(text)).unwrap() else { unreachable!() };
+        let e = detect(&r, &flow(Transport::Udp, "203.0.113.7:5060")).unwrap();
+        assert_eq!(e.to_string(), "SDP says 10.0.0.5, packets come from 203.0.113.7:5060");
+        assert_eq!(detect(&r, &flow(Transport::Udp, "10.0.0.7:5060")).map(|e| matches!(e, NatEvidence::Via { .. })), Some(true));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::config::{self, Config, EndpointHost};
 use crate::guard::Admission;
 use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, Fork, Incoming, Side, Target};
 use sip_core::digest::Challenger;
+use sip_core::nat::NatEvidence;
 use sip_core::qualify::{self, Qualifier, QualifyConfig, QualifyEvent};
 use sip_core::registrar::{Binding, Change, Registrar, RegistrarConfig};
 use sip_core::sip_message::{Header, Uri};
@@ -470,22 +471,24 @@ impl<M: MediaBackend> Calls<M> {
         let (caller, callee) = (&self.config.endpoints[from], &self.config.endpoints[to]);
         let media_ip = |e: &config::Endpoint| e.media_address.unwrap_or(self.config.media.address);
         let caller_nat = match caller.nat {
-            config::Nat::Yes => true,
-            config::Nat::Auto => sip_core::nat::detect(&inc.request, &inc.source).is_some(),
-            config::Nat::No => false,
+            config::Nat::Yes => Some(sip_core::nat::detect(&inc.request, &inc.source).unwrap_or(NatEvidence::Configured)),
+            config::Nat::Auto => sip_core::nat::detect(&inc.request, &inc.source),
+            config::Nat::No => None,
         };
         let (caller_name, callee_name) = (caller.name.clone(), callee.name.clone());
         let codecs = [caller.codecs.clone(), callee.codecs.clone()];
         let mut contacts = contacts.into_iter();
         let Some(first) = contacts.next() else { return };
-        let pin = [caller_nat, first.pin];
+        let pin = [caller_nat.is_some(), first.pin];
+        let nat = [caller_nat, first.nat];
         let media = match self.media.open(call, [media_ip(caller), media_ip(callee)], pin) {
             Ok(m) => m,
             Err(e) => return self.refuse(now, ep, call, 503, &format!("no relay ports: {e}")),
         };
         // Every other contact rings at the same time (first 2xx wins, CANCEL to the rest).
         let forks: Vec<Fork> = contacts.map(|c| Fork { uri: c.uri, flow: c.flow, pin_flow: c.pin }).collect();
-        let target = Target { uri: first.uri, flow: first.flow, media, codecs, pin_flow: pin, no_answer: None, headers: Vec::new(), forks };
+        let target =
+            Target { uri: first.uri, flow: first.flow, media, codecs, pin_flow: pin, no_answer: None, headers: Vec::new(), forks, nat };
         tracing::info!(%call, from = %caller_name, to = %callee_name, user = %new_user, "routing");
         match self.b2bua.route(now, ep, call, target) {
             Ok(()) => self.routed.push((call, [caller_name, callee_name])),
@@ -506,6 +509,8 @@ pub struct Contact {
     pub flow: Flow,
     /// In-dialog requests keep to `flow` (NAT).
     pub pin: bool,
+    /// Why it is taken as behind NAT, if it is.
+    pub nat: Option<NatEvidence>,
 }
 
 impl<M: MediaBackend> Calls<M> {
@@ -538,7 +543,8 @@ impl<M: MediaBackend> Calls<M> {
             return Err((484, format!("{user:?} is not a valid user part")));
         };
         let flow = Flow { transport: t, local, remote, connection: None };
-        Ok(vec![Contact { uri, flow, pin: callee.nat == config::Nat::Yes }])
+        let nat = (callee.nat == config::Nat::Yes).then_some(NatEvidence::Configured);
+        Ok(vec![Contact { uri, flow, pin: nat.is_some(), nat }])
     }
 
     /// Our listener for `t`.
@@ -569,7 +575,7 @@ impl<M: MediaBackend> Calls<M> {
             }
             _ => b.source,
         };
-        Some(Contact { uri, flow, pin: b.nat.is_some() })
+        Some(Contact { uri, flow, pin: b.nat.is_some(), nat: b.nat })
     }
 }
 

@@ -78,6 +78,7 @@ impl B2buaNode {
                             no_answer: None,
                             headers: Vec::new(),
                             forks: addrs[1..].iter().map(|a| Fork { uri: uri(a), flow: flow(a), pin_flow: false }).collect(),
+                            nat: [None, None],
                         };
                         if let Err(e) = self.b2bua.route(now, ep, call, target) {
                             panic!("route failed: {e}");

@@ -24,6 +24,7 @@ pub use session_timer::{Refresher, SessionExpires, MIN_SE};
 
 use crate::dialog::Dialog;
 use crate::endpoint::{Endpoint, Event};
+use crate::nat::NatEvidence;
 use crate::timers::TimerConfig;
 use crate::transaction::{Failure, TransactionId};
 use crate::transport::{Flow, Transport};
@@ -108,6 +109,10 @@ pub struct Target {
     /// More contacts to ring in parallel with `uri` (a registered endpoint's other
     /// bindings): empty = one INVITE. `docs/CALLS.md`, "Forking to several contacts".
     pub forks: Vec<Fork>,
+    /// Why each leg's endpoint is taken as behind NAT, if it is (the caller's INVITE,
+    /// the callee's registration or config): kept with the call for the direct-media
+    /// `nonat` rule and the API.
+    pub nat: [Option<NatEvidence>; 2],
 }
 
 /// One more contact a call rings in parallel with [`Target::uri`]: its own INVITE (same
@@ -323,6 +328,8 @@ struct Call {
     /// The outbound dialog's requests always go over `b.flow` (`Target::pin_flow`, or the
     /// winning [`Fork::pin_flow`]).
     b_pin_flow: bool,
+    /// [`Target::nat`].
+    nat: [Option<NatEvidence>; 2],
 }
 
 impl Call {
@@ -392,6 +399,8 @@ pub struct CallInfo {
     pub answered_at: Option<Time>,
     /// Why it ended.
     pub reason: Option<EndReason>,
+    /// Each leg's NAT evidence ([`Target::nat`]).
+    pub nat: [Option<NatEvidence>; 2],
 }
 
 /// The call layer (see the module docs).
@@ -624,6 +633,7 @@ impl B2bua {
             last_ack: [None, None],
             forks: None,
             b_pin_flow: false,
+            nat: [None, None],
         };
         self.call_ids.insert(key.0.clone(), id);
         self.dialogs.insert(key, (id, Side::A));
@@ -737,6 +747,7 @@ impl B2bua {
             extra.push(Header::new(HeaderName::Supported, Bytes::from_static(b"timer")));
         }
         extra.extend(target.headers);
+        c.nat = target.nat;
         let forking = !target.forks.is_empty();
         let mut b = sip_message::RequestBuilder::new(Method::Invite, target.uri.clone())
             .from(from)
@@ -2035,5 +2046,6 @@ fn info(c: &Call) -> CallInfo {
         created_at: c.created_at,
         answered_at: c.answered_at,
         reason: c.reason.clone(),
+        nat: c.nat,
     }
 }

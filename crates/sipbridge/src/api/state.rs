@@ -363,6 +363,7 @@ impl ApiState {
         let leg = |i: usize| LegView {
             endpoint: self.endpoint_name(c.id, i),
             call_id: c.call_ids[i].clone(),
+            nat: c.nat[i].map(|n| n.to_string()),
             media: MediaView { local: c.media[i].0.to_string(), remote: c.media[i].1.map(|a| a.to_string()), stats: stats.map(|s| s[i]) },
         };
         CallView {
@@ -505,6 +506,8 @@ pub struct LegView {
     pub endpoint: String,
     /// The leg's Call-ID.
     pub call_id: String,
+    /// Why its endpoint is taken as behind NAT (`null`: it is not).
+    pub nat: Option<String>,
     /// Its media addresses.
     pub media: MediaView,
 }
