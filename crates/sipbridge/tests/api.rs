@@ -9,9 +9,8 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use serde_json::Value;
-use std::io::{Read as _, Write as _};
-use std::net::{TcpStream, UdpSocket};
-use std::process::{Child, Command, Output, Stdio};
+use std::net::UdpSocket;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The bound on any wait for something that should happen (milliseconds on an idle
@@ -21,38 +20,14 @@ const API_PORT: u16 = 18080;
 
 mod common;
 
-use common::{shared, Binary};
+use common::{http, text, Binary, Kid};
 
 fn scenario(name: &str) -> String {
-    shared().join("bench/scenarios").join(name).display().to_string()
+    common::bench_scenario(name)
 }
 
-/// A child process killed (and reaped) on drop.
-struct Kid(Option<Child>);
-
-impl Kid {
-    /// Waits for the exit, at most `limit`; kills it past that.
-    fn wait(mut self, limit: Duration) -> Output {
-        let mut child = self.0.take().unwrap();
-        let deadline = Instant::now() + limit;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+fn sipp(ip: &str, port: u16, args: &[&str]) -> Kid {
+    common::sipp(ip, port, "30s", args)
 }
 
 /// sipbridge on `ip:5060` with its API on `ip:18080`, endpoints `caller` (`caller_ip:5080`)
@@ -135,36 +110,6 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// One HTTP/1.1 request with `Connection: close`, read to the end → (status, body).
-fn http(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(WAIT))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no header end: {raw}")))?;
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status: {head}")))?;
-    Ok((status, body.to_owned()))
-}
-
-/// SIPp with its signalling, media and control ports on its own address.
-fn sipp(ip: &str, port: u16, args: &[&str]) -> Kid {
-    let child = Command::new("sipp")
-        .args(["-i", ip, "-p", &port.to_string(), "-mi", ip, "-mp", &(port + 10_000).to_string()])
-        .args(["-ci", ip, "-cp", &(port + 20_000).to_string(), "-nostdin", "-timeout", "30s"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp runs (Debian package sip-tester; scripts/test.sh installs it)");
-    Kid(Some(child))
-}
-
-fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// `sipbridge show WHAT --api URL` → (exit code, stdout, stderr).

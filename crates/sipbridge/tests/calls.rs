@@ -8,12 +8,12 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{shared, Binary};
+use common::{shared, sipp_counts, text, Binary};
 
 struct Server(Binary);
 
@@ -78,24 +78,6 @@ fn sipp(ip: &str, port: u16, args: &[String]) -> Command {
     c
 }
 
-fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// The "Successful call" and "Failed call" cumulative counts of SIPp's final screen.
-fn counts(o: &Output) -> (u64, u64) {
-    let s = String::from_utf8_lossy(&o.stdout).into_owned();
-    let last = |label: &str| {
-        s.lines()
-            .rev()
-            .find(|l| l.trim_start().starts_with(label))
-            .and_then(|l| l.rsplit('|').next())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (last("Successful call"), last("Failed call"))
-}
-
 /// Runs `calls` calls UAC → sipbridge → UAS with `lost` percent loss at each SIPp and
 /// checks both sides completed every one.
 fn bridged_calls(name: &str, net: u8, calls: u32, rate: u32, lost: u32) {
@@ -121,14 +103,14 @@ fn bridged_calls_over(name: &str, net: u8, calls: u32, rate: u32, lost: u32, uas
     std::thread::sleep(Duration::from_millis(300));
     let uac = sipp(&uac_ip, 5080, &uac_args).output().unwrap();
     let uas = uas.wait_with_output().unwrap();
-    let (ok, failed) = counts(&uac);
+    let (ok, failed) = sipp_counts(&uac);
     assert!(
         uac.status.success() && ok == u64::from(calls) && failed == 0,
         "UAC: {ok} ok, {failed} failed\n{}\nsipbridge:\n{}",
         text(&uac),
         server.stderr()
     );
-    let (ok, failed) = counts(&uas);
+    let (ok, failed) = sipp_counts(&uas);
     assert!(
         uas.status.success() && ok == u64::from(calls) && failed == 0,
         "UAS: {ok} ok, {failed} failed\n{}\nsipbridge:\n{}",

@@ -8,8 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 mod common;
@@ -19,11 +18,7 @@ use common::Binary;
 const API: &str = "127.0.0.150:18150";
 
 fn get(path: &str) -> String {
-    let mut s = TcpStream::connect(API).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    common::http(API, "GET", path).unwrap().1
 }
 
 /// `peer`'s state and round trip from the API.

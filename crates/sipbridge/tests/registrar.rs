@@ -13,15 +13,18 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use serde_json::Value;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{shared, Binary};
+use common::{http, sipp_counts, text, Binary, Kid};
+
+/// SIPp bounded by a 15 s `-timeout`.
+fn sipp15(ip: &str, port: u16, args: &[&str]) -> Kid {
+    common::sipp(ip, port, "15s", args)
+}
 
 /// The bound on any wait for something that should happen (milliseconds on an idle
 /// machine).
@@ -29,74 +32,11 @@ const WAIT: Duration = Duration::from_secs(10);
 const PASSWORD: &str = "s3cret";
 
 fn bench_scenario(name: &str) -> String {
-    shared().join("bench/scenarios").join(name).display().to_string()
+    common::bench_scenario(name)
 }
 
 fn our_scenario(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name).display().to_string()
-}
-
-/// A SIPp run, killed (and reaped) on drop.
-struct Sipp(Option<Child>);
-
-impl Sipp {
-    /// SIPp with its signalling, media and control ports on `ip`, bounded by `-timeout`.
-    fn spawn(ip: &str, port: u16, args: &[&str]) -> Sipp {
-        let child = Command::new("sipp")
-            .args(["-i", ip, "-p", &port.to_string(), "-mi", ip, "-mp", &(port + 10_000).to_string()])
-            .args(["-ci", ip, "-cp", &(port + 20_000).to_string(), "-nostdin", "-timeout", "15s"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("sipp runs (Debian package sip-tester; scripts/test.sh installs it)");
-        Sipp(Some(child))
-    }
-
-    /// Its output once it exits (`-timeout` bounds the wait).
-    fn output(mut self) -> Output {
-        self.0.take().unwrap().wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Sipp {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// The "Successful call" and "Failed call" cumulative counts of SIPp's final screen.
-fn counts(o: &Output) -> (u64, u64) {
-    let s = String::from_utf8_lossy(&o.stdout).into_owned();
-    let last = |label: &str| {
-        s.lines()
-            .rev()
-            .find(|l| l.trim_start().starts_with(label))
-            .and_then(|l| l.rsplit('|').next())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (last("Successful call"), last("Failed call"))
-}
-
-/// One HTTP/1.1 request with `Connection: close`, read to the end → (status, body).
-fn http(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(WAIT))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no header end: {raw}")))?;
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status: {head}")))?;
-    Ok((status, body.to_owned()))
 }
 
 /// sipbridge on `ip:5060` (UDP) with its API on `ip:api_port`: the dynamic endpoint
@@ -191,13 +131,13 @@ impl Server {
         if let Some(file) = trace {
             args.extend(["-trace_msg", "-message_file", file]);
         }
-        Sipp::spawn(phone_ip, 5070, &args).output()
+        sipp15(phone_ip, 5070, &args).output()
     }
 
     /// A registration that must succeed.
     fn register_ok(&self, phone_ip: &str, expires: u32) {
         let out = self.register(phone_ip, PASSWORD, expires, None);
-        let (ok, failed) = counts(&out);
+        let (ok, failed) = sipp_counts(&out);
         assert!(
             out.status.success() && (ok, failed) == (1, 0),
             "REGISTER from {phone_ip}: {ok} ok, {failed} failed\n{}\nsipbridge:\n{}",
@@ -209,13 +149,13 @@ impl Server {
     /// A call from the static `uac` at `uac_ip:5080` to `phone` with `scenario`.
     fn call(&self, uac_ip: &str, scenario: &str) -> Output {
         let remote = format!("{}:5060", self.ip);
-        Sipp::spawn(uac_ip, 5080, &[&remote, "-sf", scenario, "-s", "phone", "-m", "1", "-d", "0"]).output()
+        sipp15(uac_ip, 5080, &[&remote, "-sf", scenario, "-s", "phone", "-m", "1", "-d", "0"]).output()
     }
 
     /// A call to `phone` that must complete (answered, BYE, 200).
     fn call_ok(&self, uac_ip: &str, when: &str) {
         let out = self.call(uac_ip, &bench_scenario("uac.xml"));
-        let (ok, failed) = counts(&out);
+        let (ok, failed) = sipp_counts(&out);
         assert!(
             out.status.success() && (ok, failed) == (1, 0),
             "{when}: UAC {ok} ok, {failed} failed\n{}\nsipbridge:\n{}",
@@ -226,17 +166,17 @@ impl Server {
 }
 
 /// The UAS at `ip:5070` with `scenario` for `calls` calls.
-fn uas(ip: &str, scenario: &str, calls: u32) -> Sipp {
+fn uas(ip: &str, scenario: &str, calls: u32) -> Kid {
     let calls = calls.to_string();
-    let uas = Sipp::spawn(ip, 5070, &["-sf", scenario, "-m", &calls]);
+    let uas = sipp15(ip, 5070, &["-sf", scenario, "-m", &calls]);
     std::thread::sleep(Duration::from_millis(300)); // bound and listening
     uas
 }
 
 /// Checks a SIPp UAS completed `calls` calls and failed none.
-fn assert_uas(uas: Sipp, calls: u64, what: &str, server: &Server) {
+fn assert_uas(uas: Kid, calls: u64, what: &str, server: &Server) {
     let out = uas.output();
-    let (ok, failed) = counts(&out);
+    let (ok, failed) = sipp_counts(&out);
     assert!(
         out.status.success() && (ok, failed) == (calls, 0),
         "{what}: {ok} ok, {failed} failed\n{}\nsipbridge:\n{}",
@@ -279,7 +219,7 @@ fn sipp_registers_with_auth_then_a_call_reaches_the_registered_contact() {
     // A wrong password: challenged, then 403, and the SIPp call fails; nothing changes.
     let trace = server.bin.dir().join("wrong-password.log").display().to_string();
     let out = server.register(liar_ip, "wrong", 120, Some(&trace));
-    let (ok, failed) = counts(&out);
+    let (ok, failed) = sipp_counts(&out);
     assert!(
         !out.status.success() && (ok, failed) == (0, 1),
         "REGISTER with a wrong password: {ok} ok, {failed} failed\n{}\nsipbridge:\n{}",
@@ -346,7 +286,7 @@ fn registration_expires_on_time() {
 
     // No contact: the caller gets 480 (the scenario expects it and ACKs it).
     let out = server.call(uac_ip, &our_scenario("uac_480.xml"));
-    let (ok, failed) = counts(&out);
+    let (ok, failed) = sipp_counts(&out);
     assert!(
         out.status.success() && (ok, failed) == (1, 0),
         "the call to an expired phone: {ok} ok, {failed} failed (not a 480?)\n{}\nsipbridge:\n{}",

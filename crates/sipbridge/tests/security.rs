@@ -10,14 +10,17 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use serde_json::Value;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::Binary;
+use common::{text, Binary, Kid};
+
+/// One GET → (status, body).
+fn http(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    common::http(addr, "GET", path)
+}
 
 /// The bound on any wait for something that should happen.
 const WAIT: Duration = Duration::from_secs(10);
@@ -25,34 +28,6 @@ const API_PORT: u16 = 18120;
 
 /// The endpoints every server here has: dynamic, with these secrets.
 const ENDPOINTS: [(&str, &str); 3] = [("100", "Tr0ub4dor-100"), ("101", "Tr0ub4dor-101"), ("alice", "correct-horse-alice")];
-
-/// A child process killed (and reaped) on drop.
-struct Kid(Option<Child>);
-
-impl Kid {
-    /// Waits for the exit, at most `limit`; kills it past that.
-    fn wait(mut self, limit: Duration) -> Output {
-        let mut child = self.0.take().unwrap();
-        let deadline = Instant::now() + limit;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// A SIPVicious tool (`svwar`, `svcrack`) with these arguments, output captured.
 fn sipvicious(tool: &str, args: &[&str]) -> Kid {
@@ -65,10 +40,6 @@ fn sipvicious(tool: &str, args: &[&str]) -> Kid {
         .spawn()
         .unwrap_or_else(|e| panic!("{tool} runs (Debian package sipvicious; scripts/test.sh installs it): {e}"));
     Kid(Some(child))
-}
-
-fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// sipbridge on `ip:5060` (UDP) with its API on `ip:18120`, the [`ENDPOINTS`], and `auth`
@@ -140,19 +111,6 @@ impl Server {
     fn banned(&self) -> Vec<String> {
         self.json("/api/bans").as_array().unwrap().iter().map(|b| b["source"].as_str().unwrap().to_owned()).collect()
     }
-}
-
-/// One HTTP/1.1 GET with `Connection: close`, read to the end → (status, body).
-fn http(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(WAIT))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no header end: {raw}")))?;
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status: {head}")))?;
-    Ok((status, body.to_owned()))
 }
 
 /// The extensions an svwar run reports (its "extension 'X' exists" log lines and the

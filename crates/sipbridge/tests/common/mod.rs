@@ -110,3 +110,89 @@ impl Drop for Binary {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A child process killed (and reaped) on drop, so a failed test leaves nothing running.
+pub struct Kid(pub Option<std::process::Child>);
+
+impl Kid {
+    /// Waits for the exit, at most `limit`; kills it past that.
+    pub fn wait(mut self, limit: std::time::Duration) -> std::process::Output {
+        let Some(mut child) = self.0.take() else { panic!("waited twice") };
+        let deadline = std::time::Instant::now() + limit;
+        while child.try_wait().ok().flatten().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.wait_with_output().expect("the child's output")
+    }
+
+    /// Its output once it exits by itself (SIPp's `-timeout` bounds that).
+    pub fn output(mut self) -> std::process::Output {
+        let Some(child) = self.0.take() else { panic!("waited twice") };
+        child.wait_with_output().expect("the child's output")
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// SIPp with its signalling, media and control ports on `ip`, bounded by `-timeout`.
+pub fn sipp(ip: &str, port: u16, timeout: &str, args: &[&str]) -> Kid {
+    let child = Command::new("sipp")
+        .args(["-i", ip, "-p", &port.to_string(), "-mi", ip, "-mp", &(port + 10_000).to_string()])
+        .args(["-ci", ip, "-cp", &(port + 20_000).to_string(), "-nostdin", "-timeout", timeout])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp runs (Debian package sip-tester; scripts/test.sh installs it)");
+    Kid(Some(child))
+}
+
+/// A scenario of `../shared/bench/scenarios`, read in place.
+pub fn bench_scenario(name: &str) -> String {
+    shared().join("bench/scenarios").join(name).display().to_string()
+}
+
+/// A process's stdout and stderr, for failure messages.
+pub fn text(o: &std::process::Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The "Successful call" and "Failed call" cumulative counts of SIPp's final screen.
+pub fn sipp_counts(o: &std::process::Output) -> (u64, u64) {
+    let s = String::from_utf8_lossy(&o.stdout).into_owned();
+    let last = |label: &str| {
+        s.lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with(label))
+            .and_then(|l| l.rsplit('|').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (last("Successful call"), last("Failed call"))
+}
+
+/// One HTTP/1.1 request with `Connection: close`, read to the end (10 s at most) →
+/// (status, body).
+pub fn http(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or_else(|| std::io::Error::other(format!("no header end: {raw}")))?;
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status: {head}")))?;
+    Ok((status, body.to_owned()))
+}
