@@ -28,6 +28,7 @@ mod metrics;
 mod state;
 
 pub use metrics::Metrics;
+pub(crate) use state::civil_from_days;
 pub use state::{ApiState, BanView, CallDetail, CallView, EndpointView, LadderEntry, LegView, MediaChange, MediaView, RegistrationView};
 
 use anyhow::Context as _;
