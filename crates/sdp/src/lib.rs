@@ -6,8 +6,9 @@
 //! at its RTP relay (later, for direct media, at the other phone). The helpers on
 //! [`SessionDescription`] are what that takes: [`audio_address`], [`is_hold`],
 //! [`set_audio_address`], [`filter_codecs`], [`audio_codecs`], [`ptime`] and
-//! [`answer_to`] (an answer sipbridge writes itself); [`LocalOrigin`] keeps our `o=`
-//! line per leg; [`Negotiator`] tracks who owes whom an answer.
+//! [`answer_to`] (an answer sipbridge writes itself); [`uses_srtp`] and [`has_t38`] tell
+//! the direct-media policy about media it cannot bridge directly; [`LocalOrigin`] keeps
+//! our `o=` line per leg; [`Negotiator`] tracks who owes whom an answer.
 //!
 //! # Parsing: lenient on the surface, strict on structure
 //!
@@ -93,6 +94,8 @@
 //! [`audio_codecs`]: SessionDescription::audio_codecs
 //! [`ptime`]: SessionDescription::ptime
 //! [`answer_to`]: SessionDescription::answer_to
+//! [`uses_srtp`]: SessionDescription::uses_srtp
+//! [`has_t38`]: SessionDescription::has_t38
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -375,12 +375,34 @@ impl Media {
         digits(value.split([' ', '\t']).next().unwrap_or_default())
     }
 
+    /// Whether this stream is secure RTP: a `SAVP`/`SAVPF` profile (`RTP/SAVP`,
+    /// `RTP/SAVPF`, DTLS-SRTP's `UDP/TLS/RTP/SAVP[F]`), or an SDES `a=crypto` (RFC 4568)
+    /// or DTLS `a=fingerprint` (RFC 8122) attribute of its own. A session-level
+    /// `a=fingerprint` is seen by [`SessionDescription::uses_srtp`].
+    pub fn is_srtp(&self) -> bool {
+        let savp = self.proto.split('/').any(|p| p.eq_ignore_ascii_case("SAVP") || p.eq_ignore_ascii_case("SAVPF"));
+        savp || self.attributes.iter().any(is_security_attribute)
+    }
+
+    /// Whether this is fax or image media: `m=image`, the `udptl` transport, or the
+    /// `t38` format (T.38, RFC 3362 / ITU-T T.38 Annex D).
+    pub fn is_t38(&self) -> bool {
+        self.media_type.eq_ignore_ascii_case("image")
+            || self.proto.split('/').any(|p| p.eq_ignore_ascii_case("udptl"))
+            || self.formats.iter().any(|f| f.eq_ignore_ascii_case("t38"))
+    }
+
     /// Removes format `fmt` from the `m=` line with its `a=rtpmap`, `a=fmtp` and
     /// `a=rtcp-fb` lines.
     pub fn remove_format(&mut self, fmt: &str) {
         self.formats.retain(|f| f != fmt);
         self.attributes.retain(|a| !(matches!(a.name.as_str(), "rtpmap" | "fmtp" | "rtcp-fb") && a.is_for_format(fmt)));
     }
+}
+
+/// `a=crypto` (SDES, RFC 4568) or `a=fingerprint` (DTLS-SRTP, RFC 5763 / RFC 8122).
+fn is_security_attribute(a: &Attribute) -> bool {
+    a.name.eq_ignore_ascii_case("crypto") || a.name.eq_ignore_ascii_case("fingerprint")
 }
 
 /// Milliseconds of `a=ptime`/`a=maxptime`: digits, optionally followed by a fraction
@@ -501,6 +523,19 @@ impl SessionDescription {
     /// The connection in force for `media`: its own `c=`, else the session-level one.
     pub fn effective_connection<'a>(&'a self, media: &'a Media) -> Option<&'a Connection> {
         media.connection.as_ref().or(self.connection.as_ref())
+    }
+
+    /// Whether any active stream (port not 0) is secure RTP ([`Media::is_srtp`]), or
+    /// the session level carries `a=fingerprint` / `a=crypto` while a stream is active.
+    /// Rejected streams do not count: their keys are never used.
+    pub fn uses_srtp(&self) -> bool {
+        let active = || self.media.iter().filter(|m| m.is_active());
+        active().any(Media::is_srtp) || (active().next().is_some() && self.attributes.iter().any(is_security_attribute))
+    }
+
+    /// Whether any active stream (port not 0) is T.38 / image media ([`Media::is_t38`]).
+    pub fn has_t38(&self) -> bool {
+        self.media.iter().any(|m| m.is_active() && m.is_t38())
     }
 
     /// The index of the first audio stream with a non-zero port.

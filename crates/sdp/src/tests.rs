@@ -788,3 +788,50 @@ fn set_audio_address_without_audio_disables_everything() {
     assert!(sdp.media().iter().all(|m| !m.is_active()));
     assert_eq!(sdp.connection(), Some(&Connection::new(ip4(10, 0, 0, 1))));
 }
+
+// ---- SRTP and T.38 detection (direct-media policy) ----
+
+fn with_audio(m_line: &str, extra: &str) -> SessionDescription {
+    parse(&format!("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\n{m_line}\n{extra}"))
+}
+
+#[test]
+fn srtp_profiles_and_attributes() {
+    for proto in ["RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF", "rtp/savp"] {
+        let sdp = with_audio(&format!("m=audio 4000 {proto} 0"), "");
+        assert!(sdp.media()[0].is_srtp(), "{proto}");
+        assert!(sdp.uses_srtp(), "{proto}");
+    }
+    let plain = with_audio("m=audio 4000 RTP/AVP 0", "");
+    assert!(!plain.media()[0].is_srtp());
+    assert!(!plain.uses_srtp());
+    assert!(!with_audio("m=audio 4000 RTP/AVPF 0", "").uses_srtp());
+    // SDES keys on an RTP/AVP line (best-effort SRTP), and a DTLS fingerprint.
+    let sdes = with_audio("m=audio 4000 RTP/AVP 0", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\n");
+    assert!(sdes.media()[0].is_srtp());
+    assert!(sdes.uses_srtp());
+    let dtls = with_audio("m=audio 4000 RTP/AVP 0", "a=fingerprint:sha-256 AB:CD\n");
+    assert!(dtls.uses_srtp());
+    // A session-level fingerprint applies to the active streams.
+    let session = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\na=fingerprint:sha-256 AB:CD\nm=audio 4000 RTP/AVP 0\n");
+    assert!(!session.media()[0].is_srtp());
+    assert!(session.uses_srtp());
+    // A rejected secure stream beside a plain one does not count.
+    let rejected = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 4000 RTP/AVP 0\nm=audio 0 RTP/SAVP 0\n");
+    assert!(!rejected.uses_srtp());
+}
+
+#[test]
+fn t38_and_image_media() {
+    let fax = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 0 RTP/AVP 0\nm=image 4002 udptl t38\n");
+    assert!(fax.media()[1].is_t38());
+    assert!(!fax.media()[0].is_t38());
+    assert!(fax.has_t38());
+    // T.38 over RTP (rare) and over TCP.
+    assert!(with_audio("m=image 4002 RTP/AVP t38", "").has_t38());
+    assert!(with_audio("m=image 4002 TCP/TLS/udptl t38", "").has_t38());
+    // A rejected image stream (the re-INVITE back to audio) does not count.
+    let back = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 4000 RTP/AVP 0\nm=image 0 udptl t38\n");
+    assert!(!back.has_t38());
+    assert!(!with_audio("m=audio 4000 RTP/AVP 0 8", "").has_t38());
+}

@@ -49,6 +49,7 @@ pub mod b2bua;
 pub mod dialog;
 pub mod digest;
 mod endpoint;
+pub mod media_policy;
 pub mod nat;
 pub mod qualify;
 pub mod registrar;
