@@ -8,6 +8,7 @@ pub mod api;
 pub mod calls;
 pub mod cli;
 pub mod config;
+pub mod direct;
 pub mod guard;
 pub mod media;
 pub mod policy;
