@@ -11,6 +11,12 @@
 //!   [`Session::handle_timeout`]. Its docs state the latching rules (which sources are
 //!   forwarded) and the inactivity rule.
 //! - [`rtp`]: RFC 3550 §5.1 header parsing and RFC 5761 §4 RTP/RTCP demultiplexing.
+//! - Media features that need the media in the relay (DIRECT_MEDIA.md "Re-anchoring"),
+//!   per leg, fed by the session with the packets it accepts: [`Recorder`] (G.711 →
+//!   16-bit PCM with gap filling, [`Session::start_recording`], the samples in
+//!   [`Session::audio`]; [`g711`] and the [`wav`] header for the I/O layer to write) and
+//!   [`DtmfDetector`] (RFC 4733 telephone events → [`RelayEvent::Dtmf`]), both reading
+//!   payload types through the leg's [`PayloadMap`] ([`Session::set_payload_types`]).
 //!
 //! Time is a [`std::time::Duration`] since an epoch the caller picks.
 //!
@@ -32,10 +38,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod codec;
+pub mod dtmf;
+pub mod g711;
 mod ports;
+pub mod recorder;
 pub mod rtp;
 mod seq;
 mod session;
+pub mod wav;
 
+pub use codec::{Codec, PayloadMap, DEFAULT_TELEPHONE_EVENT};
+pub use dtmf::{Dtmf, DtmfDetector};
 pub use ports::PortPool;
+pub use recorder::{Recorder, RecorderStats};
 pub use session::{Forward, Leg, LegStats, RelayEvent, Session, SessionConfig, LATCH_PACKETS};

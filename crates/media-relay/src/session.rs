@@ -1,5 +1,8 @@
 //! One call's media: two legs, latching, counters and the inactivity deadline.
 
+use crate::codec::PayloadMap;
+use crate::dtmf::DtmfDetector;
+use crate::recorder::{Recorder, RecorderStats};
 use crate::rtp::{self, RtpHeader};
 use crate::seq::{SeqState, Update};
 use std::collections::VecDeque;
@@ -97,6 +100,16 @@ pub enum RelayEvent {
     /// RTP has now arrived from both legs (DIRECT_MEDIA.md rule 9; from
     /// [`Session::poll_event`], once per session).
     HeardBoth,
+    /// The leg's endpoint pressed a key: an RFC 4733 telephone event ended (from
+    /// [`Session::poll_event`], once per event; see [`DtmfDetector`]).
+    Dtmf {
+        /// The leg whose endpoint sent it.
+        leg: Leg,
+        /// '0'–'9', '*', '#', 'A'–'D'.
+        digit: char,
+        /// How long the key was held.
+        duration: Duration,
+    },
 }
 
 /// Counters and observed state of one leg. `in` is what the leg's endpoint sent us,
@@ -161,6 +174,13 @@ struct LegState {
     /// Loss of the SSRCs before the current one.
     lost_before: u64,
     stats: LegStats,
+    /// The leg's payload types (for DTMF and recording).
+    payloads: PayloadMap,
+    dtmf: DtmfDetector,
+    /// While the leg is recorded.
+    recorder: Option<Recorder>,
+    /// Samples recorded and not yet taken by the owner.
+    audio: Vec<i16>,
 }
 
 impl LegState {
@@ -331,6 +351,13 @@ impl Session {
         } else if let Some(header) = &rtp {
             l.stats.rtp_packets_in += 1;
             l.count_sequence(header);
+            if let Some(r) = &mut l.recorder {
+                r.handle_parsed(header, data, &mut l.audio);
+            }
+            l.dtmf.handle_parsed(header, data);
+            while let Some(d) = l.dtmf.poll_digit() {
+                self.events.push_back(RelayEvent::Dtmf { leg, digit: d.digit, duration: d.duration });
+            }
             self.active_at = now;
             self.inactive_reported = false;
         }
@@ -423,13 +450,67 @@ impl Session {
 
     /// Direct media (DIRECT_MEDIA.md "Moving the media"): with `on = false`, packets are
     /// still accepted, latched and counted but never forwarded, and there is no
-    /// inactivity deadline. `on = true` resumes both, the deadline counting from `now`.
+    /// inactivity deadline. `on = true` (re-anchoring) resumes both: the deadline counts
+    /// from `now`, and latching starts over on both legs (the endpoints' sources may
+    /// have changed while their media went elsewhere: each leg latches again as a new
+    /// one does, and [`RelayEvent::Latched`] is reported again). A recording's stream
+    /// restarts too, so the direct spell is not written as silence.
     pub fn set_forwarding(&mut self, now: Duration, on: bool) {
         self.advance(now);
         if on && !self.forwarding {
             self.restart_timeout(now);
+            for l in &mut self.legs {
+                l.reset_latch();
+                if let Some(r) = &mut l.recorder {
+                    r.reset();
+                }
+            }
         }
         self.forwarding = on;
+    }
+
+    /// The payload types negotiated on `leg` (its SDP's `a=rtpmap`s), for DTMF
+    /// detection and recording. Until set, [`PayloadMap::default`]: PCMU 0, PCMA 8,
+    /// CN 13, telephone-event 101.
+    pub fn set_payload_types(&mut self, leg: Leg, payloads: PayloadMap) {
+        let l = &mut self.legs[leg.index()];
+        l.dtmf.set_codecs(payloads.clone());
+        if let Some(r) = &mut l.recorder {
+            r.set_codecs(payloads.clone());
+        }
+        l.payloads = payloads;
+    }
+
+    /// Starts recording `leg`: from now on every RTP packet accepted from it (see the
+    /// latching rules: a stray sender is never recorded) is decoded by a [`Recorder`]
+    /// with the leg's payload types, and its samples (16-bit, 8 kHz) wait in
+    /// [`Session::audio`]. Restarts a recording in progress (pending samples are kept).
+    pub fn start_recording(&mut self, leg: Leg) {
+        let l = &mut self.legs[leg.index()];
+        l.recorder = Some(Recorder::new(l.payloads.clone()));
+    }
+
+    /// Stops recording `leg` and returns its recorder's counters (`None` if it was not
+    /// recorded). Samples not yet taken stay in [`Session::audio`].
+    pub fn stop_recording(&mut self, leg: Leg) -> Option<RecorderStats> {
+        self.legs[leg.index()].recorder.take().map(|r| r.stats())
+    }
+
+    /// The counters of `leg`'s recording in progress.
+    pub fn recording(&self, leg: Leg) -> Option<RecorderStats> {
+        self.legs[leg.index()].recorder.as_ref().map(Recorder::stats)
+    }
+
+    /// The samples recorded on `leg` since the last [`Session::clear_audio`]. Take them
+    /// after every [`Session::handle_packet`] on a recorded leg (they accumulate until
+    /// cleared).
+    pub fn audio(&self, leg: Leg) -> &[i16] {
+        &self.legs[leg.index()].audio
+    }
+
+    /// Forgets the samples of [`Session::audio`] (the owner has written them).
+    pub fn clear_audio(&mut self, leg: Leg) {
+        self.legs[leg.index()].audio.clear();
     }
 
     /// Whether packets are forwarded (see [`Session::set_forwarding`]).
@@ -470,8 +551,8 @@ impl Session {
         None
     }
 
-    /// The next [`RelayEvent::Latched`] or [`RelayEvent::HeardBoth`], in order. Drain
-    /// after every [`Session::handle_packet`].
+    /// The next [`RelayEvent::Latched`], [`RelayEvent::HeardBoth`] or
+    /// [`RelayEvent::Dtmf`], in order. Drain after every [`Session::handle_packet`].
     #[must_use]
     pub fn poll_event(&mut self) -> Option<RelayEvent> {
         self.events.pop_front()

@@ -47,10 +47,42 @@ proptest! {
                 1 => s.set_remote(leg, Some(src)),
                 2 => s.set_remote(leg, None),
                 3 => { let _ = s.handle_timeout(now); }
+                4 => s.start_recording(leg),
+                5 => { let _ = s.stop_recording(leg); }
+                6 => s.clear_audio(leg),
                 _ => {}
             }
             let st = s.stats(leg);
             prop_assert!(st.rtp_packets_in + st.rtcp_packets_in <= st.packets_in);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn recorder_and_dtmf_never_panic(
+        packets in proptest::collection::vec((any::<u8>(), any::<u16>(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..200)), 1..80),
+    ) {
+        let mut r = media_relay::Recorder::new(media_relay::PayloadMap::default());
+        let mut d = media_relay::DtmfDetector::new(media_relay::PayloadMap::default());
+        let mut out = Vec::new();
+        for (pt, seq, ts, payload) in packets {
+            // Mostly PT 0 / 101 so that the interesting paths run.
+            let pt = match pt % 4 { 0 => 0, 1 => 101, 2 => 8, _ => pt & 0x7f };
+            let mut p = vec![0x80, pt];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&[0, 0, 0, 1]);
+            p.extend_from_slice(&payload);
+            let before = out.len();
+            let n = r.handle_rtp(&p, &mut out);
+            prop_assert_eq!(out.len() - before, n);
+            prop_assert!(n <= payload.len() + media_relay::recorder::MAX_GAP_SAMPLES as usize);
+            d.handle_rtp(&p);
+            while let Some(digit) = d.poll_digit() {
+                prop_assert!("0123456789*#ABCD".contains(digit.digit));
+            }
+            out.clear();
         }
     }
 }

@@ -273,3 +273,80 @@ fn heard_both_waits_for_both_legs() {
     s.handle_packet(ms(40), Leg::B, false, addr(B_SDP), &rtp(2, 2));
     assert!(!events(&mut s).contains(&RelayEvent::HeardBoth), "once");
 }
+
+/// An RFC 4733 packet on PT 101: event `code`, end bit, duration.
+fn dtmf(ssrc: u32, seq: u16, ts: u32, code: u8, end: bool, duration: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 101];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[code, if end { 0x8a } else { 0x0a }]);
+    p.extend_from_slice(&duration.to_be_bytes());
+    p
+}
+
+#[test]
+fn recording_takes_only_accepted_packets_and_fills_gaps() {
+    use media_relay::{Codec, PayloadMap};
+    let mut s = session([false; 2]);
+    let a = addr(A_SDP);
+    // Not recorded before the start.
+    s.handle_packet(ms(0), Leg::A, false, a, &rtp(1, 1));
+    assert!(s.audio(Leg::A).is_empty());
+    assert_eq!(s.recording(Leg::A), None);
+    s.set_payload_types(Leg::A, PayloadMap::new(&std::collections::HashMap::from([(0, Codec::Pcmu)])));
+    s.start_recording(Leg::A);
+    s.handle_packet(ms(20), Leg::A, false, a, &rtp(1, 2));
+    assert_eq!(s.audio(Leg::A).len(), 160);
+    assert!(s.audio(Leg::A).iter().all(|&x| x == 0), "0xff is µ-law zero");
+    s.clear_audio(Leg::A);
+    // A stray sender is dropped by latching, so not recorded either.
+    assert_eq!(s.handle_packet(ms(30), Leg::A, false, addr("203.0.113.9:7000"), &rtp(9, 3)), None);
+    assert!(s.audio(Leg::A).is_empty());
+    // 3 and 4 lost.
+    s.handle_packet(ms(80), Leg::A, false, a, &rtp(1, 5));
+    assert_eq!(s.audio(Leg::A).len(), 3 * 160);
+    // B is not recorded.
+    s.handle_packet(ms(80), Leg::B, false, addr(B_SDP), &rtp(2, 1));
+    assert!(s.audio(Leg::B).is_empty());
+    let st = s.stop_recording(Leg::A).expect("was recording");
+    assert_eq!((st.packets, st.samples, st.silence), (2, 640, 320));
+    assert_eq!(s.stop_recording(Leg::A), None);
+    assert_eq!(s.audio(Leg::A).len(), 480, "not taken yet: kept");
+}
+
+#[test]
+fn dtmf_events_come_out_once_per_key_press() {
+    let mut s = session([false; 2]);
+    let b = addr(B_SDP);
+    s.handle_packet(ms(0), Leg::B, false, b, &rtp(2, 1));
+    let _ = events(&mut s);
+    for (i, (end, dur)) in [(false, 160), (false, 320), (true, 640), (true, 640), (true, 640)].into_iter().enumerate() {
+        let out = s.handle_packet(ms(20 + 20 * i as u64), Leg::B, false, b, &dtmf(2, 2 + i as u16, 160, 0x0b, end, dur));
+        assert!(out.is_some(), "events are forwarded like any RTP");
+    }
+    assert_eq!(events(&mut s), [RelayEvent::Dtmf { leg: Leg::B, digit: '#', duration: ms(80) }]);
+}
+
+#[test]
+fn resuming_forwarding_starts_latching_over() {
+    let mut s = session([true, false]);
+    let a_nat = addr("203.0.113.5:30000");
+    s.handle_packet(ms(0), Leg::A, false, a_nat, &rtp(1, 1));
+    s.handle_packet(ms(20), Leg::A, false, a_nat, &rtp(1, 2));
+    assert_eq!(events(&mut s), [RelayEvent::Latched { leg: Leg::A, source: a_nat }]);
+    s.set_forwarding(ms(100), false);
+    assert_eq!(s.poll_timeout(), None);
+    s.set_forwarding(ms(5000), true);
+    assert_eq!(s.stats(Leg::A).latched, None, "forgotten on re-anchor");
+    assert_eq!(s.poll_timeout(), Some(ms(5000) + Duration::from_secs(60)));
+    // The endpoint now sends from another NAT binding: it latches there, anew.
+    let a_new = addr("203.0.113.5:30002");
+    assert_eq!(s.handle_packet(ms(5020), Leg::A, false, a_new, &rtp(1, 300)), None, "first packet of a candidate");
+    assert!(s.handle_packet(ms(5040), Leg::A, false, a_new, &rtp(1, 301)).is_some());
+    assert_eq!(events(&mut s), [RelayEvent::Latched { leg: Leg::A, source: a_new }]);
+    assert_eq!(s.handle_packet(ms(5060), Leg::B, false, addr(B_SDP), &rtp(2, 1)), Some(Forward { leg: Leg::A, rtcp: false, to: a_new }));
+    // Off then on again without a change is the same: latch again from the SDP address.
+    s.set_forwarding(ms(6000), true);
+    assert_eq!(s.stats(Leg::A).latched, Some(a_new), "already on: nothing forgotten");
+}

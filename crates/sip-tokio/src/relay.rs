@@ -24,10 +24,25 @@
 //!   The ports return to the pool when the call task ends — after [`MediaHandle::close`],
 //!   dropping the handle, or the runtime shutting down — and its sockets are closed.
 //! - Time: a tokio `Instant` taken when the task starts is the session's epoch.
+//! - Recording ([`MediaHandle::start_recording`]): the session decodes each accepted RTP
+//!   packet of a recorded leg ([`media_relay::Recorder`]) and the call task appends the
+//!   samples to that leg's WAV file (16-bit mono 8 kHz PCM, [`media_relay::wav`]) with
+//!   buffered `std::fs` writes on the media thread: a file costs a `write` syscall about
+//!   every two seconds. The header is written at the start with placeholder sizes
+//!   ([`media_relay::wav::UNKNOWN_SIZE`]: readers take the data up to the end of the
+//!   file, so a recording cut short by a crash still plays) and patched when the
+//!   recording stops, the call closes, or the task is dropped. I/O errors become
+//!   [`MediaEvent::RecordingFailed`], never a panic.
+//! - DTMF: RFC 4733 telephone events of either leg come out as [`MediaEvent::Dtmf`],
+//!   one per key press ([`media_relay::DtmfDetector`]), with the payload type of
+//!   [`MediaHandle::set_payload_types`] (default 101). No inband (tone) detection yet.
 
-use media_relay::{Forward, Leg, LegStats, PortPool, RelayEvent, Session, SessionConfig};
-use std::io;
+use media_relay::{recorder, wav, Codec, Forward, Leg, LegStats, PayloadMap, PortPool, RelayEvent, Session, SessionConfig};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -44,10 +59,21 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
 /// Receive buffer: larger than any RTP packet on an Ethernet path; a longer datagram is
 /// truncated by the kernel and relayed truncated.
 const MAX_DATAGRAM: usize = 2048;
+/// Write buffer of a recording's file: about two seconds of 8 kHz 16-bit audio.
+const WAV_BUFFER: usize = 32 * 1024;
+
+/// Whether a [`MediaEvent::Recording`] tells of a start or a stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingState {
+    /// The files named are open and being written.
+    Started,
+    /// The recording is over; the files named are complete (sizes patched, flushed).
+    Stopped,
+}
 
 /// What a call's media task tells the B2BUA. `key` is the one given to
 /// [`MediaRelay::open`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
     /// No RTP in either direction for the session's timeout: hang the call up.
     Inactive {
@@ -68,6 +94,44 @@ pub enum MediaEvent {
     HeardBoth {
         /// The call.
         key: u64,
+    },
+    /// A leg's endpoint pressed a key (an RFC 4733 telephone event, reported once).
+    Dtmf {
+        /// The call.
+        key: u64,
+        /// The leg whose endpoint sent it.
+        leg: Leg,
+        /// '0'–'9', '*', '#', 'A'–'D'.
+        digit: char,
+        /// How long the key was held, as the sender says.
+        duration: Duration,
+    },
+    /// A recording started or stopped. Every `Started` is followed by exactly one
+    /// `Stopped`: after [`MediaHandle::stop_recording`], a new
+    /// [`MediaHandle::start_recording`], the end of the call, or when the last of its
+    /// files failed.
+    Recording {
+        /// The call.
+        key: u64,
+        /// Started or stopped.
+        state: RecordingState,
+        /// Per leg (index = [`Leg::index`]): `Started`, the files opened; `Stopped`, the
+        /// files closed complete (a leg that failed on the way is `None` here and had
+        /// its [`MediaEvent::RecordingFailed`]).
+        files: [Option<PathBuf>; 2],
+    },
+    /// A leg's recording file could not be created, written or completed: that leg is no
+    /// longer recorded (its file, if it was opened, is closed with whatever was written,
+    /// sizes patched if the error allows). The call and its other leg go on.
+    RecordingFailed {
+        /// The call.
+        key: u64,
+        /// The leg.
+        leg: Leg,
+        /// The file.
+        path: PathBuf,
+        /// The system's error, as text.
+        error: String,
     },
 }
 
@@ -174,6 +238,7 @@ impl MediaRelay {
             stats: stats_tx,
             stats_due: None,
             published_at: start,
+            recording: None,
             _ports: ports,
         };
         tracing::debug!(key, a = %locals[0], b = %locals[1], "relay: call opened");
@@ -259,6 +324,9 @@ enum Command {
     SetForwarding(bool),
     RestartTimeout,
     SetTimeout(Duration),
+    SetPayloadTypes(Leg, PayloadMap),
+    StartRecording([Option<PathBuf>; 2], [PayloadMap; 2]),
+    StopRecording,
     Stats(oneshot::Sender<[LegStats; 2]>),
 }
 
@@ -285,10 +353,40 @@ impl MediaHandle {
         self.send(Command::SetRemoteRtcp(leg, rtcp));
     }
 
-    /// Forwarding on (relayed) or off (direct media: packets are counted and dropped, no
-    /// inactivity timeout). See [`Session::set_forwarding`].
+    /// Forwarding on (relayed) or off (direct media, DIRECT_MEDIA.md "Moving the
+    /// media"): while off, packets are counted and dropped and the inactivity timeout
+    /// does not fire; the ports stay bound for re-anchoring. Turning it back on re-arms
+    /// the timeout from now and starts latching over on both legs. See
+    /// [`Session::set_forwarding`].
     pub fn set_forwarding(&self, on: bool) {
         self.send(Command::SetForwarding(on));
+    }
+
+    /// The payload types negotiated on `leg` (its SDP's `a=rtpmap`s; see
+    /// [`Codec::from_rtpmap`]): which PT is telephone-event for DTMF detection, which
+    /// are G.711 for recording. Unset, or for numbers the map does not name: PCMU 0,
+    /// PCMA 8, CN 13, telephone-event 101 ([`PayloadMap::new`]).
+    pub fn set_payload_types(&self, leg: Leg, codecs: &HashMap<u8, Codec>) {
+        self.send(Command::SetPayloadTypes(leg, PayloadMap::new(codecs)));
+    }
+
+    /// Starts recording: `files[leg]` (index = [`Leg::index`]; `None` = not that leg) gets
+    /// what that leg's endpoint sends, as a 16-bit mono 8 kHz WAV file. `codecs[leg]` is
+    /// the leg's negotiated payload types, as for [`MediaHandle::set_payload_types`]
+    /// (it replaces them). A file that exists already is not overwritten: that leg fails.
+    /// A recording in progress stops first. Answered by [`MediaEvent::RecordingFailed`]
+    /// for each file that cannot be created, then [`MediaEvent::Recording`] `Started`
+    /// if at least one was; nothing else (no file asked for, or none created).
+    pub fn start_recording(&self, files: [Option<PathBuf>; 2], codecs: [HashMap<u8, Codec>; 2]) {
+        let [a, b] = &codecs;
+        self.send(Command::StartRecording(files, [PayloadMap::new(a), PayloadMap::new(b)]));
+    }
+
+    /// Stops the recording in progress, if any: the files are completed (sizes patched,
+    /// flushed) and [`MediaEvent::Recording`] `Stopped` names them. Closing the call
+    /// does the same.
+    pub fn stop_recording(&self) {
+        self.send(Command::StopRecording);
     }
 
     /// Counts the inactivity timeout from now (call it when the call is answered).
@@ -354,8 +452,75 @@ struct CallTask {
     /// Packets were counted since the last snapshot: publish by then.
     stats_due: Option<Instant>,
     published_at: Instant,
+    /// The recording in progress.
+    recording: Option<Recording>,
     /// Released when the task ends, after the sockets are dropped (field order).
     _ports: Ports,
+}
+
+/// A recording in progress: the legs' files still open, and those already completed.
+struct Recording {
+    files: [Option<WavFile>; 2],
+    done: [Option<PathBuf>; 2],
+}
+
+/// One leg's WAV file: header with placeholder sizes at creation, samples appended
+/// through a buffer, sizes patched by [`WavFile::finish`] (or, best effort, on drop).
+struct WavFile {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+    data_bytes: u32,
+    bytes: Vec<u8>,
+}
+
+impl WavFile {
+    /// A new file at `path` (never an existing one: recordings are not overwritten).
+    fn create(path: PathBuf) -> io::Result<WavFile> {
+        let file = File::options().write(true).create_new(true).open(&path)?;
+        WavFile::start(path, file)
+    }
+
+    fn start(path: PathBuf, file: File) -> io::Result<WavFile> {
+        let mut out = BufWriter::with_capacity(WAV_BUFFER, file);
+        out.write_all(&wav::header(recorder::SAMPLE_RATE, 1, wav::UNKNOWN_SIZE))?;
+        // On disk at once: a recording cut short (a crash) is still a readable WAV file.
+        out.flush()?;
+        Ok(WavFile { path, out: Some(out), data_bytes: 0, bytes: Vec::new() })
+    }
+
+    fn write(&mut self, samples: &[i16]) -> io::Result<()> {
+        let Some(out) = &mut self.out else { return Ok(()) };
+        let len = u32::try_from(samples.len() * 2).ok().and_then(|n| n.checked_add(self.data_bytes));
+        let Some(total) = len.filter(|&t| t <= wav::MAX_DATA_BYTES) else {
+            return Err(io::Error::other("WAV size limit (4 GiB) reached"));
+        };
+        self.bytes.clear();
+        self.bytes.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+        out.write_all(&self.bytes)?;
+        self.data_bytes = total;
+        Ok(())
+    }
+
+    /// Patches the sizes and flushes; the file is closed after it. Only the first call
+    /// does anything.
+    fn finish(&mut self) -> io::Result<()> {
+        let Some(mut out) = self.out.take() else { return Ok(()) };
+        out.flush()?;
+        let mut file = out.into_inner().map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(wav::RIFF_SIZE_OFFSET))?;
+        file.write_all(&wav::riff_size(self.data_bytes).to_le_bytes())?;
+        file.seek(SeekFrom::Start(wav::DATA_SIZE_OFFSET))?;
+        file.write_all(&self.data_bytes.to_le_bytes())?;
+        file.flush()
+    }
+}
+
+impl Drop for WavFile {
+    fn drop(&mut self) {
+        // The task was dropped mid-recording (runtime shutdown): complete the file if
+        // possible; nobody is left to tell of an error.
+        let _ = self.finish();
+    }
 }
 
 impl CallTask {
@@ -400,6 +565,7 @@ impl CallTask {
                 }
             }
         }
+        self.stop_recording();
         tracing::debug!(key = self.key, "relay: call closed");
     }
 
@@ -429,6 +595,7 @@ impl CallTask {
                 // network would; RTP does not retransmit.
                 let _ = self.sockets[out.index()][usize::from(rtcp)].try_send_to(data, to);
             }
+            self.write_audio(leg);
             while let Some(event) = self.session.poll_event() {
                 latched = true;
                 self.emit(event);
@@ -449,6 +616,9 @@ impl CallTask {
             Command::SetForwarding(on) => self.session.set_forwarding(now, on),
             Command::RestartTimeout => self.session.restart_timeout(now),
             Command::SetTimeout(t) => self.session.set_timeout(t),
+            Command::SetPayloadTypes(leg, payloads) => self.session.set_payload_types(leg, payloads),
+            Command::StartRecording(files, payloads) => self.start_recording(files, payloads),
+            Command::StopRecording => self.stop_recording(),
             Command::Stats(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -475,9 +645,97 @@ impl CallTask {
                 MediaEvent::Latched { key, leg, source }
             }
             RelayEvent::HeardBoth => MediaEvent::HeardBoth { key },
+            RelayEvent::Dtmf { leg, digit, duration } => {
+                tracing::debug!(key, ?leg, %digit, ?duration, "relay: DTMF");
+                MediaEvent::Dtmf { key, leg, digit, duration }
+            }
         };
+        self.send_event(event);
+    }
+
+    fn send_event(&self, event: MediaEvent) {
         // The B2BUA has gone away: nobody to tell.
         let _ = self.events.send(event);
+    }
+
+    /// Opens the files and starts the session's recorders (see
+    /// [`MediaHandle::start_recording`]).
+    fn start_recording(&mut self, paths: [Option<PathBuf>; 2], payloads: [PayloadMap; 2]) {
+        self.stop_recording();
+        let [pa, pb] = payloads;
+        self.session.set_payload_types(Leg::A, pa);
+        self.session.set_payload_types(Leg::B, pb);
+        let mut files: [Option<WavFile>; 2] = [None, None];
+        for (leg, path) in Leg::BOTH.into_iter().zip(paths) {
+            let Some(path) = path else { continue };
+            match WavFile::create(path.clone()) {
+                Ok(file) => {
+                    self.session.clear_audio(leg);
+                    self.session.start_recording(leg);
+                    files[leg.index()] = Some(file);
+                }
+                Err(e) => self.recording_failed(leg, path, &e),
+            }
+        }
+        if files.iter().all(Option::is_none) {
+            return;
+        }
+        let opened = [0, 1].map(|i| files[i].as_ref().map(|f| f.path.clone()));
+        tracing::debug!(key = self.key, files = ?opened, "relay: recording");
+        self.recording = Some(Recording { files, done: [None, None] });
+        self.send_event(MediaEvent::Recording { key: self.key, state: RecordingState::Started, files: opened });
+    }
+
+    /// Appends what the session recorded on `leg` to its file.
+    fn write_audio(&mut self, leg: Leg) {
+        let Some(file) = self.recording.as_mut().and_then(|r| r.files[leg.index()].as_mut()) else { return };
+        let samples = self.session.audio(leg);
+        if samples.is_empty() {
+            return;
+        }
+        let written = file.write(samples);
+        self.session.clear_audio(leg);
+        if let Err(e) = written {
+            self.fail_leg(leg, &e);
+        }
+    }
+
+    /// A write failed: that leg's recording ends; the recording ends with its last file.
+    fn fail_leg(&mut self, leg: Leg, error: &io::Error) {
+        let Some(recording) = &mut self.recording else { return };
+        let Some(mut file) = recording.files[leg.index()].take() else { return };
+        self.session.stop_recording(leg);
+        self.session.clear_audio(leg);
+        // Complete what was written, if the disk lets us.
+        let _ = file.finish();
+        let path = std::mem::take(&mut file.path);
+        self.recording_failed(leg, path, error);
+        if self.recording.as_ref().is_some_and(|r| r.files.iter().all(Option::is_none)) {
+            self.stop_recording();
+        }
+    }
+
+    fn recording_failed(&self, leg: Leg, path: PathBuf, error: &io::Error) {
+        tracing::warn!(key = self.key, ?leg, path = %path.display(), %error, "relay: recording failed");
+        self.send_event(MediaEvent::RecordingFailed { key: self.key, leg, path, error: error.to_string() });
+    }
+
+    /// Completes the recording in progress, if any, and reports it stopped.
+    fn stop_recording(&mut self) {
+        let Some(mut recording) = self.recording.take() else { return };
+        for leg in Leg::BOTH {
+            let Some(mut file) = recording.files[leg.index()].take() else { continue };
+            self.session.stop_recording(leg);
+            let rest = file.write(self.session.audio(leg)).and_then(|()| file.finish());
+            self.session.clear_audio(leg);
+            let path = std::mem::take(&mut file.path);
+            match rest {
+                Ok(()) => recording.done[leg.index()] = Some(path),
+                Err(e) => self.recording_failed(leg, path, &e),
+            }
+        }
+        tracing::debug!(key = self.key, files = ?recording.done, "relay: recording stopped");
+        self.send_event(MediaEvent::Recording { key: self.key, state: RecordingState::Stopped, files: recording.done });
     }
 
     fn snapshot(&self) -> [LegStats; 2] {
@@ -488,5 +746,54 @@ impl CallTask {
         self.stats.send_replace(self.snapshot());
         self.published_at = Instant::now();
         self.stats_due = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("sip-tokio-unit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    #[test]
+    fn wav_file_patches_its_sizes_once() {
+        let path = temp("sizes.wav");
+        let mut f = WavFile::create(path.clone()).expect("create");
+        assert!(WavFile::create(path.clone()).is_err(), "an existing file is never overwritten");
+        f.write(&[1, -1, 300]).expect("write");
+        f.finish().expect("finish");
+        f.finish().expect("a second finish does nothing");
+        f.write(&[5]).expect("a write after finish is dropped");
+        let bytes = std::fs::read(&path).expect("read");
+        assert_eq!(&bytes[..44], &wav::header(8000, 1, 6)[..]);
+        assert_eq!(&bytes[44..], &[1, 0, 0xff, 0xff, 0x2c, 0x01]);
+        drop(f);
+        // Dropped unfinished (runtime shutdown): completed anyway.
+        let path2 = temp("dropped.wav");
+        let mut f = WavFile::create(path2.clone()).expect("create");
+        f.write(&[7; 10]).expect("write");
+        drop(f);
+        assert_eq!(wav::parse(&std::fs::read(&path2).expect("read")).map(|i| i.data_bytes), Some(20));
+        let _ = (std::fs::remove_file(path), std::fs::remove_file(path2));
+    }
+
+    #[test]
+    fn wav_file_errors_are_errors_not_panics() {
+        let path = temp("limit.wav");
+        let mut f = WavFile::create(path.clone()).expect("create");
+        f.data_bytes = wav::MAX_DATA_BYTES - 2;
+        f.write(&[1]).expect("exactly at the limit");
+        let e = f.write(&[1]).expect_err("past the 4 GiB limit");
+        assert!(e.to_string().contains("size limit"), "{e}");
+        drop(f);
+        let _ = std::fs::remove_file(path);
+        // A full disk: /dev/full refuses every write.
+        if let Ok(full) = File::options().write(true).open("/dev/full") {
+            assert!(WavFile::start(PathBuf::from("/dev/full"), full).is_err(), "the header's flush fails");
+        }
     }
 }

@@ -196,6 +196,7 @@ async fn forwarding_off_drops_and_stops_the_timer() {
     media.set_forwarding(true);
     a.send_to(&rtp(0xa, 2), media.local(Leg::A)).await.expect("send");
     assert_eq!(recv(&b).await.0, rtp(0xa, 2));
+    assert_eq!(next_event(&mut events).await, MediaEvent::Latched { key: 10, leg: Leg::A, source: addr(&a) }, "latched anew");
     assert_eq!(next_event(&mut events).await, MediaEvent::Inactive { key: 10 }, "the timer runs again");
 }
 
