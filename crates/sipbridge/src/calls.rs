@@ -46,6 +46,14 @@ pub trait MediaBackend {
     fn totals(&self) -> RelayTotals {
         RelayTotals::default()
     }
+    /// Records each leg's incoming audio to its file (G.711; `None`: that leg not).
+    fn start_recording(&mut self, _call: CallId, _files: [Option<std::path::PathBuf>; 2]) -> Result<(), String> {
+        Err("this media backend does not record".into())
+    }
+    /// Stops a recording; the files are completed.
+    fn stop_recording(&mut self, _call: CallId) {}
+    /// Forward between the legs (relayed) or not (direct media: counted only).
+    fn set_forwarding(&mut self, _call: CallId, _on: bool) {}
 }
 
 /// One leg's relay counters, for the API.
@@ -106,6 +114,8 @@ pub struct Calls<M: MediaBackend> {
     pub qualify: Qualifier,
     /// When NATed UDP registrations without qualify next get a CRLF keep-alive.
     keepalive_at: Option<Time>,
+    /// Calls being recorded.
+    pub recording: std::collections::HashSet<CallId>,
     /// The wall-clock time of the engine's `Time::ZERO`, for Date headers and the store.
     pub boot: std::time::SystemTime,
     pub(crate) config: Config,
@@ -207,6 +217,7 @@ impl<M: MediaBackend> Calls<M> {
             registrar,
             qualify,
             keepalive_at: None,
+            recording: Default::default(),
             boot: std::time::SystemTime::now(),
             config,
             peers,
@@ -339,6 +350,34 @@ impl<M: MediaBackend> Calls<M> {
         self.drain(now, ep);
     }
 
+    /// Starts recording a call: one WAV per leg in `[media] record_dir`, named
+    /// `call-{id}-{inbound|outbound}-{started ms}.wav`. While recording, the call stays
+    /// relayed (DIRECT_MEDIA.md, re-anchoring). Returns the files.
+    pub fn start_recording(&mut self, now: Time, call: CallId) -> Result<[std::path::PathBuf; 2], String> {
+        let info = self.b2bua.call(call).ok_or("no such call")?;
+        if info.phase == sip_core::b2bua::Phase::Ended {
+            return Err("the call has ended".into());
+        }
+        let dir = &self.config.media.record_dir;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let at = now.as_millis();
+        let files = [Side::A, Side::B].map(|s| dir.join(format!("call-{}-{s}-{at}.wav", call.0)));
+        self.media.start_recording(call, [Some(files[0].clone()), Some(files[1].clone())])?;
+        self.recording.insert(call);
+        tracing::info!(%call, files = ?files, "recording");
+        Ok(files)
+    }
+
+    /// Stops recording a call.
+    pub fn stop_recording(&mut self, call: CallId) -> bool {
+        let was = self.recording.remove(&call);
+        if was {
+            self.media.stop_recording(call);
+            tracing::info!(%call, "recording stopped");
+        }
+        was
+    }
+
     /// The media backend.
     pub fn media(&mut self) -> &mut M {
         &mut self.media
@@ -382,6 +421,7 @@ impl<M: MediaBackend> Calls<M> {
                 CallEvent::Media { call, side, remote } => self.media.set_remote(call, side, remote),
                 CallEvent::Ended { call, reason } => {
                     tracing::debug!(%call, %reason, "releasing media");
+                    self.recording.remove(&call);
                     self.media.close(call);
                     if let Some(info) = self.b2bua.call(call) {
                         self.ended.push(info);

@@ -222,11 +222,20 @@ pub struct Media {
     pub verify_media: bool,
     /// Hang up a relayed call with no RTP in either direction for this long; 0 = never.
     pub timeout_s: u32,
+    /// Where `POST /api/calls/{id}/record` writes its WAV files (beyond the shared
+    /// contract); relative to the working directory, created when first needed.
+    pub record_dir: PathBuf,
 }
 
 impl Default for Media {
     fn default() -> Self {
-        Media { address: IpAddr::from([127, 0, 0, 1]), ports: PortRange::new(20000, 29999), verify_media: true, timeout_s: 60 }
+        Media {
+            address: IpAddr::from([127, 0, 0, 1]),
+            ports: PortRange::new(20000, 29999),
+            verify_media: true,
+            timeout_s: 60,
+            record_dir: PathBuf::from("recordings"),
+        }
     }
 }
 

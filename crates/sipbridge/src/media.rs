@@ -104,6 +104,25 @@ impl MediaBackend for Relay {
         self.handles.get(&call).map(|h| h.stats().map(|s| counters(&s)))
     }
 
+    fn start_recording(&mut self, call: CallId, files: [Option<std::path::PathBuf>; 2]) -> Result<(), String> {
+        let h = self.handles.get(&call).ok_or("the call has no relay ports")?;
+        // Static G.711 numbers and telephone-event 101 unless told otherwise.
+        h.start_recording(files, [HashMap::new(), HashMap::new()]);
+        Ok(())
+    }
+
+    fn stop_recording(&mut self, call: CallId) {
+        if let Some(h) = self.handles.get(&call) {
+            h.stop_recording();
+        }
+    }
+
+    fn set_forwarding(&mut self, call: CallId, on: bool) {
+        if let Some(h) = self.handles.get(&call) {
+            h.set_forwarding(on);
+        }
+    }
+
     fn totals(&self) -> RelayTotals {
         let mut t = self.closed;
         for h in self.handles.values() {

@@ -228,6 +228,12 @@ impl Application for App {
                 let _ = self.calls.b2bua.hang_up(now, endpoint, call, "RTP timeout");
                 self.calls.drain(now, endpoint);
             }
+            AppCommand::Media(MediaEvent::RecordingFailed { key, leg, path, error }) => {
+                tracing::warn!(call = %CallId(key), ?leg, path = %path.display(), %error, "recording failed");
+            }
+            AppCommand::Media(MediaEvent::Recording { key, state, files }) => {
+                tracing::info!(call = %CallId(key), ?state, ?files, "recording");
+            }
             AppCommand::Media(e) => tracing::debug!(?e, "relay"),
         }
         self.settle(now);

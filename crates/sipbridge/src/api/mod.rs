@@ -17,6 +17,8 @@
 //! | `GET /api/calls/{id}` | [`CallDetail`]: the call, its ladder and media-path history; 404 when unknown |
 //! | `POST /api/calls/{id}/hangup` | `{"hung_up": id}`; 404 no such call, 409 already ended |
 //! | `GET /api/endpoints` | `[EndpointView]` |
+//! | `POST /api/calls/{id}/record` | `{"recording": id, "files": [...]}`: a WAV per leg; 404 no such call, 409 ended |
+//! | `DELETE /api/calls/{id}/record` | `{"stopped": id}`; 404 when it was not recording |
 //! | `GET /api/bans` | `[BanView]`: sources refused after failed authentications |
 //! | `GET /api/health` | `{"status": "ok"}` |
 //! | `GET /metrics` | Prometheus text format 0.0.4 |
@@ -62,6 +64,10 @@ pub enum ApiCommand {
     Endpoints(oneshot::Sender<Vec<EndpointView>>),
     /// Sources banned now.
     Bans(oneshot::Sender<Vec<BanView>>),
+    /// Start recording a call: the files, or why not.
+    Record(CallId, oneshot::Sender<Result<Vec<String>, String>>),
+    /// Stop recording a call: whether it was recording.
+    StopRecord(CallId, oneshot::Sender<bool>),
     /// Counters and gauges for `/metrics`.
     Metrics(oneshot::Sender<Metrics>),
 }
@@ -93,6 +99,7 @@ pub fn router(commands: mpsc::Sender<ApiCommand>) -> Router {
         .route("/api/calls/{id}/hangup", post(hang_up))
         .route("/api/endpoints", get(endpoints))
         .route("/api/bans", get(bans))
+        .route("/api/calls/{id}/record", post(record).delete(stop_record))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(commands)
@@ -160,6 +167,24 @@ async fn hang_up(State(c): Commands, Path(id): Path<String>) -> Result<Json<serd
 
 async fn endpoints(State(c): Commands) -> Result<Json<Vec<EndpointView>>, ApiError> {
     ask(&c, ApiCommand::Endpoints).await.map(Json)
+}
+
+async fn record(State(c): Commands, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = call_id(&id)?;
+    match ask(&c, |tx| ApiCommand::Record(id, tx)).await? {
+        Ok(files) => Ok(Json(serde_json::json!({ "recording": id.0, "files": files }))),
+        Err(e) if e == "no such call" => Err(no_call(id)),
+        Err(e) => Err(ApiError(StatusCode::CONFLICT, format!("cannot record call {}: {e}", id.0))),
+    }
+}
+
+async fn stop_record(State(c): Commands, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = call_id(&id)?;
+    if ask(&c, |tx| ApiCommand::StopRecord(id, tx)).await? {
+        Ok(Json(serde_json::json!({ "stopped": id.0 })))
+    } else {
+        Err(ApiError(StatusCode::NOT_FOUND, format!("call {} is not being recorded", id.0)))
+    }
 }
 
 async fn bans(State(c): Commands) -> Result<Json<Vec<BanView>>, ApiError> {

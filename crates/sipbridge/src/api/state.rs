@@ -272,6 +272,13 @@ impl ApiState {
             ApiCommand::Endpoints(tx) => {
                 let _ = tx.send(self.endpoint_views(now, calls));
             }
+            ApiCommand::Record(id, tx) => {
+                let r = calls.start_recording(now, id).map(|f| f.iter().map(|p| p.display().to_string()).collect());
+                let _ = tx.send(r);
+            }
+            ApiCommand::StopRecord(id, tx) => {
+                let _ = tx.send(calls.stop_recording(id));
+            }
             ApiCommand::Bans(tx) => {
                 let bans = calls.access.guard.bans(now);
                 let _ = tx.send(bans.into_iter().map(|b| BanView { source: b.source.to_string(), until: self.wall(b.until) }).collect());
