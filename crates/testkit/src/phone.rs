@@ -109,6 +109,8 @@ pub struct Phone {
     session_expires: Option<String>,
     /// An Allow row for our INVITE and our 2xx to it.
     allow: Option<String>,
+    /// Our telephone-event payload type (101).
+    dtmf_pt: u8,
     /// Statuses for the in-dialog INVITEs/UPDATEs we receive, in turn (then 200).
     reinvite_answers: Vec<u16>,
     /// Move our media to this port when answering the next in-dialog offer.
@@ -148,6 +150,7 @@ impl Phone {
             version: 1,
             session_expires: None,
             allow: None,
+            dtmf_pt: 101,
             reinvite_answers: Vec::new(),
             move_port: None,
             sdps: Vec::new(),
@@ -178,6 +181,12 @@ impl Phone {
     /// Lists `methods` in an Allow row of its INVITE and of its 2xx to an INVITE.
     pub fn allow(mut self, methods: &str) -> Phone {
         self.allow = Some(methods.to_owned());
+        self
+    }
+
+    /// Uses `pt` for telephone-event in its SDP (101 by default).
+    pub fn dtmf_pt(mut self, pt: u8) -> Phone {
+        self.dtmf_pt = pt;
         self
     }
 
@@ -238,10 +247,11 @@ impl Phone {
         };
         let ip = self.media.ip();
         Bytes::from(format!(
-            "v=0\r\no={} 1 {} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na={dir}\r\n",
+            "v=0\r\no={} 1 {} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP 0 8 {pt}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} 0-15\r\na=ptime:20\r\na={dir}\r\n",
             self.name,
             self.version,
-            self.media.port()
+            self.media.port(),
+            pt = self.dtmf_pt
         ))
     }
 

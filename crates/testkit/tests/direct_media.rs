@@ -322,3 +322,129 @@ fn go_direct_is_refused_before_the_ack() {
     check!(w, r.len() == 1 && r[0].2.is_err(), "refused before the caller's ACK");
     check!(w, w.bridge().events.iter().all(|(_, e)| !matches!(e, CallEvent::MediaPath { .. })), "no path change");
 }
+
+// ---- two B2BUAs in a chain: phone1 – b1 – b2 – phone2 ---------------------------------
+
+const P1: &str = "127.0.0.1:5060";
+const B1: &str = "127.0.0.2:5060";
+const B2: &str = "127.0.0.3:5060";
+const P2: &str = "127.0.0.4:5060";
+
+struct Chain {
+    net: Net,
+    p1: NodeId,
+    b1: NodeId,
+    b2: NodeId,
+    p2: NodeId,
+}
+
+impl Chain {
+    /// Both servers go direct at `at` (both confirmed by 1070 ms), with `opts`.
+    fn new(seed: u64, opts: [DirectOpts; 2], at: Time) -> Chain {
+        let mut net = Net::new(seed);
+        let p1 = net.add_node("phone1", config(true));
+        let b1 = net.add_node("b1", config(true));
+        let b2 = net.add_node("b2", config(true));
+        let p2 = net.add_node("phone2", config(true));
+        net.link(p1, b1, LinkConfig::perfect());
+        net.link(b1, b2, LinkConfig::perfect());
+        net.link(b2, p2, LinkConfig::perfect());
+        net.set_app(p1, Box::new(Phone::new("alice", addr(P1), addr(B1), 21).at(ms(0), Action::Call("bob".into()))));
+        let node = |me: &str, to: &str, seed: u64, o: DirectOpts| {
+            B2buaNode::new(addr(me), Route::To(addr(to)), B2buaConfig { seed, ..B2buaConfig::default() }).at(at, Command::GoDirect(o))
+        };
+        net.set_app(b1, Box::new(node(B1, B2, seed, opts[0])));
+        net.set_app(b2, Box::new(node(B2, P2, seed + 1, opts[1])));
+        net.set_app(p2, Box::new(Phone::new("bob", addr(P2), addr(B2), 22).answering(Answer::ok_after(Duration::from_secs(1)))));
+        Chain { net, p1, b1, b2, p2 }
+    }
+
+    fn node(&mut self, n: NodeId) -> &mut B2buaNode {
+        self.net.app::<B2buaNode>(n).expect("a b2bua")
+    }
+
+    fn phone(&mut self, n: NodeId) -> &mut Phone {
+        self.net.app::<Phone>(n).expect("a phone")
+    }
+
+    fn check(&mut self, ok: bool, what: &str) {
+        if !ok {
+            let (b1, b2) = (self.b1, self.b2);
+            let e1 = format!("{:?}", self.node(b1).events);
+            let x = format!("{e1}\n{:?}", self.node(b2).events);
+            panic!("{what}\n{}\n{x}", self.net.ladder());
+        }
+    }
+
+    fn both_direct(&mut self) -> bool {
+        let (p1, p2) = (self.p1, self.p2);
+        let a = self.phone(p1).record.remote_sdp.clone().unwrap_or_default();
+        let b = self.phone(p2).record.remote_sdp.clone().unwrap_or_default();
+        a.contains("c=IN IP4 127.0.0.4\r\n") && b.contains("c=IN IP4 127.0.0.1\r\n")
+    }
+
+    fn counters(&mut self, n: NodeId) -> sip_core::b2bua::MediaCounters {
+        self.node(n).b2bua.calls()[0].counters
+    }
+
+    /// re-INVITEs sent on the b1–b2 dialog, by either server.
+    fn middle_reinvites(&mut self) -> usize {
+        let (b1, b2) = (self.b1, self.b2);
+        let b1_to_b2 = self.net.sent_count(b1, "INVITE sip:sipbridge@127.0.0.3");
+        let b2_to_b1 = self.net.sent_count(b2, "INVITE sip:sipbridge@127.0.0.2");
+        b1_to_b2 + b2_to_b1
+    }
+}
+
+macro_rules! ccheck {
+    ($w:ident, $cond:expr, $what:expr) => {{
+        let ok = $cond;
+        $w.check(ok, &$what)
+    }};
+}
+
+#[test]
+fn chained_servers_both_yes_glare_then_converge() {
+    let mut w = Chain::new(31, [DirectOpts::default(); 2], ms(1200));
+    w.net.run_until(ms(10_000));
+    let (c1, c2) = (w.counters(w.b1), w.counters(w.b2));
+    ccheck!(w, c1.glare_491_received == 1 && c2.glare_491_received == 1, format!("491 both ways: {c1:?} {c2:?}"));
+    ccheck!(w, w.both_direct(), "the phones end up pointing at each other");
+    let m = w.middle_reinvites();
+    ccheck!(w, m == 3, format!("two crossing re-INVITEs and one retry on the b1–b2 dialog, got {m}"));
+    // b2 does not own the b1–b2 Call-ID: its retry came 0–2 s after its 491.
+    let path2 = w.node(w.b2).b2bua.calls()[0].media_path;
+    let path1 = w.node(w.b1).b2bua.calls()[0].media_path;
+    ccheck!(w, path1 == MediaPath::Direct && path2 == MediaPath::Direct, format!("both direct: {path1:?} {path2:?}"));
+    // b2 does not own the b1–b2 Call-ID: it retries 0–2 s after the 491 it got; b1, the
+    // owner, would wait 2.1–4 s, and then finds nothing left to do.
+    let steps = w.net.steps().to_vec();
+    let sent = |from: &str, start: &str| -> Vec<u64> {
+        steps.iter().filter(|s| s.what == "sent" && s.from == from && s.first_line.starts_with(start)).map(|s| s.at.as_millis()).collect()
+    };
+    let got_491 = sent("b1", "SIP/2.0 491");
+    let b2_invites = sent("b2", "INVITE sip:sipbridge@127.0.0.2");
+    ccheck!(w, got_491.len() == 1 && b2_invites.len() == 2, "one 491 to b2, one retry");
+    let wait = b2_invites[1] - got_491[0];
+    ccheck!(w, wait <= 2010, format!("b2 retried {wait} ms after the 491"));
+    let b1_invites = sent("b1", "INVITE sip:sipbridge@127.0.0.3");
+    ccheck!(w, b1_invites.len() == 1, "b1's back-off ends with nothing to send");
+}
+
+#[test]
+fn chained_servers_both_outgoing_no_491() {
+    // `outgoing` toward the peer server: b2 withholds on its inbound leg (from b1); b1's
+    // dialog toward b2 is its outbound one, where nothing is withheld.
+    let o = DirectOpts { method: [DirectMethod::Invite; 2], withhold: [true, false] };
+    let mut w = Chain::new(32, [DirectOpts::default(), o], ms(1200));
+    w.net.run_until(ms(10_000));
+    let (c1, c2) = (w.counters(w.b1), w.counters(w.b2));
+    ccheck!(
+        w,
+        c1.glare_491_sent + c1.glare_491_received + c2.glare_491_sent + c2.glare_491_received == 0,
+        format!("no 491 at all: {c1:?} {c2:?}")
+    );
+    ccheck!(w, w.both_direct(), "the phones end up pointing at each other");
+    let m = w.middle_reinvites();
+    ccheck!(w, m == 1, format!("one re-INVITE on the b1–b2 dialog, got {m}"));
+}

@@ -21,7 +21,7 @@ use crate::transaction::TransactionId;
 use crate::Time;
 use bytes::Bytes;
 use sdp::SessionDescription;
-use sip_message::{Header, HeaderName, IdSource, Method, Response};
+use sip_message::{Header, HeaderName, IdSource, Method, Request, Response};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -116,6 +116,8 @@ pub(crate) struct MediaCtl {
     path: MediaPath,
     /// The last [`HISTORY`] path changes.
     pub history: Vec<(Time, MediaPath)>,
+    /// A peer's re-INVITE waiting for our media request on the other leg to end.
+    deferred: Option<(Side, TransactionId, Box<Request>)>,
 }
 
 /// How many path changes a call keeps.
@@ -123,7 +125,7 @@ pub const HISTORY: usize = 16;
 
 impl MediaCtl {
     fn new() -> MediaCtl {
-        MediaCtl { legs: [LegCtl::new(), LegCtl::new()], path: MediaPath::Relayed, history: Vec::new() }
+        MediaCtl { legs: [LegCtl::new(), LegCtl::new()], path: MediaPath::Relayed, history: Vec::new(), deferred: None }
     }
 
     pub fn path(&self) -> MediaPath {
@@ -151,6 +153,39 @@ impl MediaCtl {
 }
 
 impl Call {
+    /// A re-INVITE from `side` would find the other leg busy with nothing but our own
+    /// media-path request, and nothing on its own leg stands in the way.
+    pub(crate) fn defer_reinvite(&self, side: Side) -> bool {
+        let Some(ctl) = self.media.as_deref() else { return false };
+        if ctl.deferred.is_some() {
+            return false;
+        }
+        let Some(ours) = ctl.legs[side.other().index()].in_flight else { return false };
+        let (this, other) = (self.leg(side), self.leg(side.other()));
+        (other.client_invite == Some(ours) || other.client_update == Some(ours))
+            && other.server_invite.is_none()
+            && other.pending_2xx.is_none()
+            && other.usable()
+            && this.server_invite.is_none()
+            && this.client_invite.is_none()
+            && this.client_update.is_none()
+            && this.pending_2xx.is_none()
+            && this.nego_stable()
+    }
+
+    pub(crate) fn defer(&mut self, side: Side, tx: TransactionId, request: Request) {
+        self.ctl_mut().deferred = Some((side, tx, Box::new(request)));
+    }
+
+    /// A deferred re-INVITE was cancelled.
+    pub(crate) fn undefer(&mut self, tx: TransactionId) {
+        if let Some(m) = self.media.as_deref_mut() {
+            if m.deferred.as_ref().is_some_and(|d| d.1 == tx) {
+                m.deferred = None;
+            }
+        }
+    }
+
     /// Where `side`'s SDP points now (the description in force on it).
     fn points_at(&self, side: Side) -> Option<SocketAddr> {
         self.leg(side).nego.local().and_then(SessionDescription::audio_address)
@@ -278,6 +313,16 @@ impl B2bua {
         if c.media.is_none() {
             return;
         }
+        if c.phase == Phase::Answered {
+            let ready = c.media.as_deref().and_then(|m| m.deferred.as_ref()).is_some_and(|d| c.leg_idle(d.0.other()));
+            if ready {
+                if let Some((side, tx, request)) = c.media.as_deref_mut().and_then(|m| m.deferred.take()) {
+                    c.leg_mut(side).server_invite = None;
+                    self.reinvite(now, ep, call, side, tx, *request);
+                }
+            }
+        }
+        let Some(c) = self.calls.get_mut(&call) else { return };
         if c.phase == Phase::Answered && c.confirmed() {
             for side in [Side::A, Side::B] {
                 let Some(c) = self.calls.get_mut(&call) else { return };

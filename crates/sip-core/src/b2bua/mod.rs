@@ -1202,6 +1202,7 @@ impl B2bua {
                     let _ = ep.cancel(now, p);
                 }
                 if let Some(c) = self.calls.get_mut(&e.call) {
+                    c.undefer(tx);
                     let l = c.leg_mut(e.side);
                     l.server_invite = None;
                     l.remote_offer = None;
@@ -1315,6 +1316,14 @@ impl B2bua {
         let Some(c) = self.calls.get_mut(&call) else { return };
         self.txs.insert(tx, TxEntry { call, side, usage: TxUse::ServerReinvite { peer: None } });
         let phase = c.phase;
+        if phase == Phase::Answered && c.defer_reinvite(side) {
+            // The other leg is busy only with our own media-path request: the peer's
+            // re-INVITE waits for it (§14.1 queueing) instead of a 491, so that two
+            // servers moving media at once (`outgoing`) never glare.
+            c.leg_mut(side).server_invite = Some(tx);
+            c.defer(side, tx, request);
+            return;
+        }
         let (this, other) = c.legs_mut(side);
         if this.server_invite.is_some() {
             let _ = ep.reply(now, tx, 500, vec![Header::new(HeaderName::RetryAfter, Bytes::from(retry_after.to_string()))]);
