@@ -3,7 +3,7 @@
 //! Timeline with 10 ms links and bob answering after 1 s: bob's 200 at 1020 ms, the
 //! caller's ACK reaches us at 1050 ms. A failing run prints its ladder.
 
-use sip_core::b2bua::{B2buaConfig, CallEvent, DirectMethod, DirectOpts, MediaPath};
+use sip_core::b2bua::{B2buaConfig, CallEvent, DirectMethod, DirectOpts, EndReason, MediaPath, Side};
 use sip_core::sip_message::Method;
 use sip_core::{EndpointConfig, Time};
 use std::net::SocketAddr;
@@ -312,6 +312,36 @@ fn outgoing_withholding_never_strands() {
     let (a, _) = w.received(Method::Invite);
     check!(w, a.len() == 1, "the withheld request went at once");
     check!(w, w.points_at(w.alice, "127.0.0.3") && w.path() == MediaPath::Direct, "direct");
+}
+
+#[test]
+fn no_reply_481_to_a_media_request_ends_the_call() {
+    let bob = callee().reinvite_answers(&[481]);
+    let mut w = World::new(caller(), bob, |n| n.on_answer(Duration::from_millis(100), direct()));
+    w.net.run_until(ms(4000));
+    let ended = w.bridge().ended();
+    check!(
+        w,
+        matches!(ended.first(), Some((_, EndReason::NoReply { side: Side::B, method: Method::Invite, status: 481 }))),
+        format!("no reply to critical request: {ended:?}")
+    );
+    check!(w, w.alice().record.bye_received, "alice got BYE");
+}
+
+#[test]
+fn re_anchor_counts_and_stats() {
+    let mut w =
+        World::new(caller(), callee(), |n| n.on_answer(Duration::from_millis(100), direct()).at(ms(3000), Command::ReAnchor([true, true])));
+    w.net.run_until(ms(4000));
+    check!(w, w.points_at(w.alice, "127.0.0.2") && w.points_at(w.bob, "127.0.0.2"), "both back on the relay");
+    let paths: Vec<MediaPath> = w.bridge().paths().into_iter().map(|(_, p)| p).collect();
+    check!(
+        w,
+        paths == vec![MediaPath::Moving, MediaPath::Direct, MediaPath::Moving, MediaPath::Relayed],
+        format!("path changes: {paths:?}")
+    );
+    let st = w.bridge().b2bua.stats();
+    check!(w, st.direct_switches == 1 && st.re_anchors == 1 && st.media_requests == 4, format!("{st:?}"));
 }
 
 #[test]

@@ -359,6 +359,11 @@ impl B2bua {
         if ctl.path == path {
             return;
         }
+        if path == MediaPath::Direct {
+            self.stats.direct_switches += 1;
+        } else if path == MediaPath::Relayed && ctl.history.iter().any(|(_, p)| *p == MediaPath::Direct) {
+            self.stats.re_anchors += 1;
+        }
         ctl.path = path;
         if ctl.history.len() == HISTORY {
             ctl.history.remove(0);
@@ -417,6 +422,7 @@ impl B2bua {
                 }
                 c.txs.push(tx);
                 c.counters.reinvites_sent += 1;
+                self.stats.media_requests += 1;
                 c.ctl_mut().legs[side.index()].in_flight = Some(tx);
                 self.txs.insert(tx, TxEntry { call, side, usage: TxUse::Media { update: use_update } });
                 tracing::debug!(call = %call, %side, method = %m, %target, "moving the media");
@@ -495,6 +501,7 @@ impl B2bua {
             // §14.1: ACKed by the transaction layer; retry after 2.1–4 s in 10 ms steps on
             // the dialog whose Call-ID we own (B), 0–2 s on the other (A).
             c.counters.glare_491_received += 1;
+            self.stats.glare_491_received += 1;
             let r = self.rng.next_u64();
             let wait = match side {
                 Side::B => 2100 + (r % 191) * 10,

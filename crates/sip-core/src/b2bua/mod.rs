@@ -308,6 +308,14 @@ pub struct CallStats {
     pub no_reply: u64,
     /// 491 answers we sent.
     pub glare_491_sent: u64,
+    /// 491 answers to our media-path requests.
+    pub glare_491_received: u64,
+    /// Media-path requests (re-INVITE / UPDATE) we sent for direct media or re-anchoring.
+    pub media_requests: u64,
+    /// Times a call's media became direct.
+    pub direct_switches: u64,
+    /// Times a call's media came back to the relay after being direct.
+    pub re_anchors: u64,
 }
 
 /// One call.
