@@ -323,23 +323,27 @@ impl B2bua {
             }
         }
         let Some(c) = self.calls.get_mut(&call) else { return };
+        // Timers that are due are spent whatever happens next (a due deadline left in
+        // place would fire again at once).
+        if let Some(ctl) = c.media.as_deref_mut() {
+            for l in &mut ctl.legs {
+                if l.retry_at.is_some_and(|t| t <= now) {
+                    l.retry_at = None;
+                }
+                if matches!(l.withhold, Withhold::Until(t) if t <= now) {
+                    l.withhold = Withhold::No;
+                }
+            }
+        }
         if c.phase == Phase::Answered && c.confirmed() {
             for side in [Side::A, Side::B] {
                 let Some(c) = self.calls.get_mut(&call) else { return };
                 let want = c.wanted(side);
-                let Some(ctl) = c.media.as_deref_mut() else { return };
-                let l = &mut ctl.legs[side.index()];
-                if l.retry_at.is_some_and(|t| t <= now) {
-                    l.retry_at = None;
-                }
-                if let Withhold::Until(t) = l.withhold {
-                    if t <= now {
-                        l.withhold = Withhold::No;
-                    }
-                }
+                let Some(ctl) = c.media.as_deref() else { return };
+                let l = &ctl.legs[side.index()];
                 let blocked = l.in_flight.is_some() || l.retry_at.is_some() || l.withhold != Withhold::No;
                 let Some(want) = want else { continue };
-                if blocked || want == l.refused.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))) || Some(want) == c.points_at(side) {
+                if blocked || Some(want) == l.refused || Some(want) == c.points_at(side) {
                     continue;
                 }
                 if !c.leg_idle(side) {
