@@ -429,6 +429,8 @@ impl<M: MediaBackend> Calls<M> {
                 }
                 CallEvent::Answered { call } => self.media.answered(call),
                 CallEvent::Progress { .. } => {}
+                // Direct media is wired by the lead (stop/resume relay forwarding).
+                CallEvent::MediaPath { .. } => {}
             }
         }
     }

@@ -2,10 +2,11 @@
 //! policy, for call scenarios in virtual time.
 
 use crate::NodeApp;
-use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, Fork, Target};
+use sip_core::b2bua::{B2bua, B2buaConfig, CallEvent, CallId, DirectOpts, Fork, Target};
 use sip_core::sip_message::Uri;
 use sip_core::{Endpoint, Event, Flow, Time, Transport};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Routes every call to one peer, or rejects it.
 #[derive(Debug, Clone)]
@@ -19,8 +20,23 @@ pub enum Route {
     Reject(u16),
 }
 
+/// A media-path command, as the binary's policy would give it.
+#[derive(Debug, Clone, Copy)]
+pub enum Command {
+    /// [`B2bua::go_direct`].
+    GoDirect(DirectOpts),
+    /// [`B2bua::re_anchor`] of these legs.
+    ReAnchor([bool; 2]),
+}
+
 /// The B2BUA as a testkit node app.
 pub struct B2buaNode {
+    /// Commands to run this long after a call is answered.
+    on_answer: Vec<(Duration, Command)>,
+    /// Commands due, for every answered call: (at, call, command).
+    due: Vec<(Time, Option<CallId>, Command)>,
+    /// Results of the commands run: (at, call, ok).
+    pub command_results: Vec<(Time, CallId, Result<(), sip_core::b2bua::CallError>)>,
     /// The call layer.
     pub b2bua: B2bua,
     route: Route,
@@ -36,7 +52,57 @@ impl B2buaNode {
     pub fn new(local: SocketAddr, route: Route, mut config: B2buaConfig) -> B2buaNode {
         config.advertise = local.ip();
         config.ports = vec![(Transport::Udp, local.port())];
-        B2buaNode { b2bua: B2bua::new(config), route, local, events: Vec::new(), passed: Vec::new() }
+        B2buaNode {
+            on_answer: Vec::new(),
+            due: Vec::new(),
+            command_results: Vec::new(),
+            b2bua: B2bua::new(config),
+            route,
+            local,
+            events: Vec::new(),
+            passed: Vec::new(),
+        }
+    }
+
+    /// Runs `cmd` on each call `after` its answer.
+    pub fn on_answer(mut self, after: Duration, cmd: Command) -> B2buaNode {
+        self.on_answer.push((after, cmd));
+        self
+    }
+
+    /// Runs `cmd` at `at` on every call not ended.
+    pub fn at(mut self, at: Time, cmd: Command) -> B2buaNode {
+        self.due.push((at, None, cmd));
+        self
+    }
+
+    fn run_due(&mut self, now: Time, ep: &mut Endpoint) {
+        let due: Vec<_> = self.due.iter().filter(|d| d.0 <= now).copied().collect();
+        self.due.retain(|d| d.0 > now);
+        for (_, call, cmd) in due {
+            let calls: Vec<CallId> = match call {
+                Some(c) => vec![c],
+                None => self.b2bua.calls().iter().map(|c| c.id).collect(),
+            };
+            for c in calls {
+                let r = match cmd {
+                    Command::GoDirect(o) => self.b2bua.go_direct(now, ep, c, o),
+                    Command::ReAnchor(l) => self.b2bua.re_anchor(now, ep, c, l),
+                };
+                self.command_results.push((now, c, r));
+            }
+        }
+    }
+
+    /// The media-path changes reported, with their times.
+    pub fn paths(&self) -> Vec<(Time, sip_core::b2bua::MediaPath)> {
+        self.events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                CallEvent::MediaPath { path, .. } => Some((*t, *path)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The calls that ended, with their reasons.
@@ -86,6 +152,11 @@ impl B2buaNode {
                     }
                 }
             }
+            if let CallEvent::Answered { call } = &e {
+                for (after, cmd) in &self.on_answer {
+                    self.due.push((now + *after, Some(*call), *cmd));
+                }
+            }
             self.events.push((now, e));
         }
     }
@@ -104,11 +175,14 @@ impl NodeApp for B2buaNode {
     }
 
     fn poll_timeout(&mut self) -> Option<Time> {
-        self.b2bua.poll_timeout()
+        let d = self.due.iter().map(|d| d.0).min();
+        [self.b2bua.poll_timeout(), d].into_iter().flatten().min()
     }
 
     fn handle_timeout(&mut self, now: Time, ep: &mut Endpoint) {
         self.b2bua.handle_timeout(now, ep);
+        self.drain(now, ep);
+        self.run_due(now, ep);
         self.drain(now, ep);
     }
 }

@@ -107,6 +107,16 @@ pub struct Phone {
     hold: bool,
     version: u64,
     session_expires: Option<String>,
+    /// An Allow row for our INVITE and our 2xx to it.
+    allow: Option<String>,
+    /// Our telephone-event payload type (101).
+    dtmf_pt: u8,
+    /// Statuses for the in-dialog INVITEs/UPDATEs we receive, in turn (then 200).
+    reinvite_answers: Vec<u16>,
+    /// Move our media to this port when answering the next in-dialog offer.
+    move_port: Option<u16>,
+    /// Every SDP body we received, with its time and the method.
+    pub sdps: Vec<(Time, Method, String)>,
     /// What happened.
     pub record: Record,
 }
@@ -139,6 +149,11 @@ impl Phone {
             hold: false,
             version: 1,
             session_expires: None,
+            allow: None,
+            dtmf_pt: 101,
+            reinvite_answers: Vec::new(),
+            move_port: None,
+            sdps: Vec::new(),
             record: Record::default(),
         }
     }
@@ -154,6 +169,36 @@ impl Phone {
     pub fn session_timer(mut self, value: &str) -> Phone {
         self.session_expires = Some(value.to_owned());
         self
+    }
+
+    /// Answers the in-dialog INVITEs and UPDATEs it receives with these statuses in turn
+    /// (491, 488 …), then 200.
+    pub fn reinvite_answers(mut self, statuses: &[u16]) -> Phone {
+        self.reinvite_answers = statuses.to_vec();
+        self
+    }
+
+    /// Lists `methods` in an Allow row of its INVITE and of its 2xx to an INVITE.
+    pub fn allow(mut self, methods: &str) -> Phone {
+        self.allow = Some(methods.to_owned());
+        self
+    }
+
+    /// Uses `pt` for telephone-event in its SDP (101 by default).
+    pub fn dtmf_pt(mut self, pt: u8) -> Phone {
+        self.dtmf_pt = pt;
+        self
+    }
+
+    /// Moves its media to `port` in its answer to the next in-dialog offer.
+    pub fn move_port_on_reinvite(mut self, port: u16) -> Phone {
+        self.move_port = Some(port);
+        self
+    }
+
+    /// The media address its SDP gives.
+    pub fn media(&self) -> SocketAddr {
+        self.media
     }
 
     /// Sends the INVITE without SDP (the offer comes in the 2xx, the answer in the ACK).
@@ -202,10 +247,11 @@ impl Phone {
         };
         let ip = self.media.ip();
         Bytes::from(format!(
-            "v=0\r\no={} 1 {} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na={dir}\r\n",
+            "v=0\r\no={} 1 {} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP 0 8 {pt}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} 0-15\r\na=ptime:20\r\na={dir}\r\n",
             self.name,
             self.version,
-            self.media.port()
+            self.media.port(),
+            pt = self.dtmf_pt
         ))
     }
 
@@ -231,6 +277,10 @@ impl Phone {
                     use sip_core::sip_message::{Header, HeaderName};
                     b = b.header(Header::new(HeaderName::SessionExpires, Bytes::from(se.clone())));
                     b = b.header(Header::new(HeaderName::Supported, Bytes::from_static(b"timer")));
+                }
+                if let Some(a) = &self.allow {
+                    use sip_core::sip_message::{Header, HeaderName};
+                    b = b.header(Header::new(HeaderName::Allow, Bytes::from(a.clone())));
                 }
                 if self.offer_in_invite {
                     let body = self.sdp(false);
@@ -414,10 +464,21 @@ impl Phone {
             }
             Method::Invite | Method::Update => {
                 let pending_ours = self.refresh_tx.as_ref().is_some_and(|(_, a)| !matches!(a, Action::Bye));
-                if pending_ours {
+                if !req.body().is_empty() {
+                    self.sdps.push((now, req.method().clone(), String::from_utf8_lossy(req.body()).into_owned()));
+                }
+                let scripted = if self.reinvite_answers.is_empty() { None } else { Some(self.reinvite_answers.remove(0)) };
+                if pending_ours || scripted == Some(491) {
                     self.record.sent_491 += 1;
                     let _ = ep.reply(now, tx, 491, Vec::new());
                     return;
+                }
+                if let Some(s) = scripted.filter(|s| *s >= 300) {
+                    let _ = ep.reply(now, tx, s, Vec::new());
+                    return;
+                }
+                if let Some(p) = self.move_port.take() {
+                    self.media.set_port(p);
                 }
                 let hold = self.remember_sdp(req.body());
                 let body = self.sdp(hold);
@@ -454,6 +515,9 @@ impl Phone {
                 b = b.header(sip_core::sip_message::Header::new(sip_core::sip_message::HeaderName::Contact, self.contact().to_bytes()));
             }
             if (200..300).contains(&status) {
+                if let Some(a) = &self.allow {
+                    b = b.header(sip_core::sip_message::Header::new(sip_core::sip_message::HeaderName::Allow, Bytes::from(a.clone())));
+                }
                 let offer_in_invite = !req.body().is_empty();
                 let hold = offer_in_invite && String::from_utf8_lossy(req.body()).contains("a=sendonly");
                 b = b.body("application/sdp", self.sdp(hold));

@@ -115,6 +115,11 @@ pub(crate) struct Leg {
     pub session_asked: Option<(super::SessionExpires, bool)>,
     /// The running session timer (RFC 4028), if this leg has one.
     pub session: Option<super::session_timer::SessionTimer>,
+    /// Direct media on this leg: what we send it points at the other endpoint's own
+    /// address, not at our relay (`media.rs`).
+    pub direct: bool,
+    /// The peer sent an offer of its own (re-INVITE or UPDATE) while the leg was relayed.
+    pub peer_reinvited: bool,
 }
 
 impl Leg {
@@ -145,6 +150,8 @@ impl Leg {
             peer_allows_update: false,
             session_asked: None,
             session: None,
+            direct: false,
+            peer_reinvited: false,
         }
     }
 
@@ -160,8 +167,9 @@ impl Leg {
     }
 
     /// The SDP in `body`, rewritten for this leg: only the codecs it may use, our relay
-    /// address, our origin with the version rule of RFC 3264 §8. `None` when the body does
-    /// not parse or no codec is left (the caller answers 488).
+    /// address (or, with direct media on this leg, the other endpoint's own address as
+    /// its SDP gives it), our origin with the version rule of RFC 3264 §8. `None` when
+    /// the body does not parse or no codec is left (the caller answers 488).
     pub fn rewrite(&mut self, sd: &SessionDescription) -> Option<SessionDescription> {
         let mut out = sd.clone();
         if !self.codecs.is_empty() {
@@ -170,7 +178,10 @@ impl Leg {
                 return None;
             }
         }
-        out.set_audio_address(self.media_local.ip(), self.media_local.port());
+        let to = if self.direct { sd.audio_address() } else { Some(self.media_local) };
+        if let Some(to) = to {
+            out.set_audio_address(to.ip(), to.port());
+        }
         self.origin.stamp(&mut out);
         Some(out)
     }

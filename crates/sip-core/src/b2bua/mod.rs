@@ -17,9 +17,11 @@
 
 mod fork;
 mod leg;
+mod media;
 mod session_timer;
 
 pub use leg::Side;
+pub use media::{DirectMethod, DirectOpts, MediaCounters, MediaPath, HISTORY as MEDIA_HISTORY, WITHHOLD_GRACE};
 pub use session_timer::{Refresher, SessionExpires, MIN_SE};
 
 use crate::dialog::Dialog;
@@ -207,6 +209,14 @@ pub enum CallEvent {
         /// Its RTP address; `None` on hold with `c=0.0.0.0` or port 0.
         remote: Option<SocketAddr>,
     },
+    /// The media path changed (`media.rs`): stop relay forwarding on `Direct`, resume
+    /// it on `Relayed`.
+    MediaPath {
+        /// The call.
+        call: CallId,
+        /// Where the media flows now.
+        path: MediaPath,
+    },
     /// The call is over (both legs are being or have been torn down).
     Ended {
         /// The call.
@@ -270,6 +280,8 @@ enum TxUse {
     /// Our own session refresh (RFC 4028) with UPDATE; a re-INVITE refresh is a
     /// `ClientReinvite` without a peer.
     RefreshUpdate,
+    /// A media-path request of ours (direct media, re-point, re-anchor).
+    Media { update: bool },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -296,6 +308,14 @@ pub struct CallStats {
     pub no_reply: u64,
     /// 491 answers we sent.
     pub glare_491_sent: u64,
+    /// 491 answers to our media-path requests.
+    pub glare_491_received: u64,
+    /// Media-path requests (re-INVITE / UPDATE) we sent for direct media or re-anchoring.
+    pub media_requests: u64,
+    /// Times a call's media became direct.
+    pub direct_switches: u64,
+    /// Times a call's media came back to the relay after being direct.
+    pub re_anchors: u64,
 }
 
 /// One call.
@@ -330,6 +350,9 @@ struct Call {
     b_pin_flow: bool,
     /// [`Target::nat`].
     nat: [Option<NatEvidence>; 2],
+    /// The media-path state, once the call was asked to move its media (`media.rs`).
+    media: Option<Box<media::MediaCtl>>,
+    counters: MediaCounters,
 }
 
 impl Call {
@@ -371,7 +394,8 @@ impl Call {
     fn next_deadline(&self) -> Option<Time> {
         let p = |l: &Leg| l.pending_2xx.as_ref().map(|p| if p.reliable { p.give_up_at } else { p.next_at.min(p.give_up_at) });
         let st = |l: &Leg| l.session.as_ref().filter(|_| self.phase != Phase::Ended).map(|t| t.due_at);
-        [p(&self.a), p(&self.b), st(&self.a), st(&self.b), self.no_answer_at, self.max_duration_at, self.reap_at]
+        let m = self.media.as_deref().filter(|_| self.phase == Phase::Answered).and_then(|m| m.deadline());
+        [p(&self.a), p(&self.b), st(&self.a), st(&self.b), m, self.no_answer_at, self.max_duration_at, self.reap_at]
             .into_iter()
             .flatten()
             .min()
@@ -401,6 +425,12 @@ pub struct CallInfo {
     pub reason: Option<EndReason>,
     /// Each leg's NAT evidence ([`Target::nat`]).
     pub nat: [Option<NatEvidence>; 2],
+    /// Where the media flows.
+    pub media_path: MediaPath,
+    /// Media-path requests sent and 491s sent/received.
+    pub counters: MediaCounters,
+    /// The last [`MEDIA_HISTORY`] media-path changes.
+    pub media_history: Vec<(Time, MediaPath)>,
 }
 
 /// The call layer (see the module docs).
@@ -491,6 +521,12 @@ impl B2bua {
         self.call_ids.get(call_id).copied()
     }
 
+    /// After an input touching `id`: the media-path step (`media.rs`), then its timer.
+    fn settle_call(&mut self, now: Time, ep: &mut Endpoint, id: CallId) {
+        self.media_pump(now, ep, id);
+        self.schedule(id);
+    }
+
     fn schedule(&mut self, id: CallId) {
         if let Some(d) = self.calls.get(&id).and_then(|c| c.next_deadline()) {
             self.deadlines.push(Reverse((d, id)));
@@ -513,7 +549,7 @@ impl B2bua {
                 match self.dialogs.get(&key).copied() {
                     Some((call, side)) => {
                         self.in_dialog(now, ep, call, side, tx, request);
-                        self.schedule(call);
+                        self.settle_call(now, ep, call);
                         None
                     }
                     None => Some(Event::Request { tx, request, source }),
@@ -524,7 +560,7 @@ impl B2bua {
                 match self.dialogs.get(&key).copied() {
                     Some((call, side)) => {
                         self.on_ack(now, ep, call, side, &request);
-                        self.schedule(call);
+                        self.settle_call(now, ep, call);
                         None
                     }
                     None => Some(Event::Ack { request, source }),
@@ -533,7 +569,7 @@ impl B2bua {
             Event::Cancelled { tx } => match self.txs.get(&tx).copied() {
                 Some(e) => {
                     self.on_cancelled(now, ep, e, tx);
-                    self.schedule(e.call);
+                    self.settle_call(now, ep, e.call);
                     None
                 }
                 None => Some(Event::Cancelled { tx }),
@@ -541,7 +577,7 @@ impl B2bua {
             Event::Response { tx, response } => match self.txs.get(&tx).copied() {
                 Some(e) => {
                     self.on_response(now, ep, e, tx, response);
-                    self.schedule(e.call);
+                    self.settle_call(now, ep, e.call);
                     None
                 }
                 None => Some(Event::Response { tx, response }),
@@ -549,7 +585,7 @@ impl B2bua {
             Event::Failed { tx, reason } => match self.txs.get(&tx).copied() {
                 Some(e) => {
                     self.on_failed(now, ep, e, tx, reason);
-                    self.schedule(e.call);
+                    self.settle_call(now, ep, e.call);
                     None
                 }
                 None => Some(Event::Failed { tx, reason }),
@@ -559,7 +595,7 @@ impl B2bua {
                     tracing::info!(call = %e.call, side = %e.side, ?reason, "our response could not be delivered");
                     if matches!(reason, Failure::Transport) {
                         self.end_call(now, ep, e.call, EndReason::NoReply { side: e.side, method: Method::Invite, status: 503 });
-                        self.schedule(e.call);
+                        self.settle_call(now, ep, e.call);
                     }
                     None
                 }
@@ -634,6 +670,8 @@ impl B2bua {
             forks: None,
             b_pin_flow: false,
             nat: [None, None],
+            media: None,
+            counters: MediaCounters::default(),
         };
         self.call_ids.insert(key.0.clone(), id);
         self.dialogs.insert(key, (id, Side::A));
@@ -838,6 +876,7 @@ impl B2bua {
             TxUse::ClientReinvite { peer } => self.on_reinvite_response(now, ep, e.call, e.side, tx, peer, response),
             TxUse::Forward { peer, update } => self.on_forward_response(now, ep, e.call, e.side, peer, update, response),
             TxUse::RefreshUpdate => self.on_refresh_update(now, ep, e.call, e.side, response.status()),
+            TxUse::Media { update } => self.on_media_response(now, ep, e.call, e.side, tx, update, response),
             _ => {}
         }
     }
@@ -1171,6 +1210,7 @@ impl B2bua {
                     let _ = ep.cancel(now, p);
                 }
                 if let Some(c) = self.calls.get_mut(&e.call) {
+                    c.undefer(tx);
                     let l = c.leg_mut(e.side);
                     l.server_invite = None;
                     l.remote_offer = None;
@@ -1219,6 +1259,7 @@ impl B2bua {
             }
             TxUse::Bye => tracing::debug!(call = %e.call, side = %e.side, %tx, "no response to our BYE"),
             TxUse::RefreshUpdate => self.critical(now, ep, e.call, e.side, Method::Update, status),
+            TxUse::Media { update } => self.on_media_failed(now, ep, e.call, e.side, update, status),
             _ => {}
         }
     }
@@ -1283,6 +1324,14 @@ impl B2bua {
         let Some(c) = self.calls.get_mut(&call) else { return };
         self.txs.insert(tx, TxEntry { call, side, usage: TxUse::ServerReinvite { peer: None } });
         let phase = c.phase;
+        if phase == Phase::Answered && c.defer_reinvite(side) {
+            // The other leg is busy only with our own media-path request: the peer's
+            // re-INVITE waits for it (§14.1 queueing) instead of a 491, so that two
+            // servers moving media at once (`outgoing`) never glare.
+            c.leg_mut(side).server_invite = Some(tx);
+            c.defer(side, tx, request);
+            return;
+        }
         let (this, other) = c.legs_mut(side);
         if this.server_invite.is_some() {
             let _ = ep.reply(now, tx, 500, vec![Header::new(HeaderName::RetryAfter, Bytes::from(retry_after.to_string()))]);
@@ -1298,6 +1347,7 @@ impl B2bua {
             || other.invite_in_progress()
         {
             self.stats.glare_491_sent += 1;
+            c.counters.glare_491_sent += 1;
             let _ = ep.reply(now, tx, 491, Vec::new());
             return;
         }
@@ -1311,6 +1361,7 @@ impl B2bua {
             Ok(None) => None,
             Err(status) => {
                 self.stats.glare_491_sent += u64::from(status == 491);
+                c.counters.glare_491_sent += u32::from(status == 491);
                 let _ = ep.reply(now, tx, status, Vec::new());
                 return;
             }
@@ -1484,6 +1535,7 @@ impl B2bua {
             let busy = this.client_update.is_some() || other.client_update.is_some() || !other.nego_stable();
             if busy && matches!(sdp_of(request.content_type(), request.body()), Some(Ok(_))) {
                 self.stats.glare_491_sent += 1;
+                c.counters.glare_491_sent += 1;
                 let _ = ep.reply(now, tx, 491, Vec::new());
                 return;
             }
@@ -1497,6 +1549,7 @@ impl B2bua {
                 Ok(None) => {}
                 Err(status) => {
                     self.stats.glare_491_sent += u64::from(status == 491);
+                    c.counters.glare_491_sent += u32::from(status == 491);
                     let _ = ep.reply(now, tx, status, Vec::new());
                     return;
                 }
@@ -1609,7 +1662,7 @@ impl B2bua {
             }
             self.deadlines.pop();
             self.call_timeout(now, ep, id);
-            self.schedule(id);
+            self.settle_call(now, ep, id);
         }
     }
 
@@ -1858,6 +1911,9 @@ fn offer_of(request: &Request, this: &mut Leg, other: &mut Leg) -> Result<Option
 /// Returns the other leg's body and whether this leg's media address changed.
 fn relay_offer(this: &mut Leg, other: &mut Leg, sd: &SessionDescription) -> Result<(Bytes, bool), u16> {
     let token = this.nego.remote_offer(sd.clone()).map_err(|_| 491u16)?;
+    if !this.direct {
+        this.peer_reinvited = true;
+    }
     let Some(out) = other.rewrite(sd) else {
         this.nego.rollback();
         return Err(488);
@@ -2047,5 +2103,8 @@ fn info(c: &Call) -> CallInfo {
         answered_at: c.answered_at,
         reason: c.reason.clone(),
         nat: c.nat,
+        media_path: c.media.as_deref().map_or(MediaPath::Relayed, |m| m.path()),
+        counters: c.counters,
+        media_history: c.media.as_deref().map(|m| m.history.clone()).unwrap_or_default(),
     }
 }
