@@ -116,11 +116,19 @@ pub struct Calls<M: MediaBackend> {
     keepalive_at: Option<Time>,
     /// Calls being recorded.
     pub recording: std::collections::HashSet<CallId>,
+    /// The direct-media policy's state per call.
+    pub direct: HashMap<CallId, crate::direct::DirectCall>,
+    /// When calls are to be decided again (earliest first).
+    pub(crate) direct_due: std::collections::BinaryHeap<std::cmp::Reverse<(Time, CallId)>>,
+    /// Policy counters for metrics.
+    pub direct_stats: crate::direct::DirectStats,
+    /// Calls whose media decision changed since the last look, with its words, for the API.
+    pub media_reasons: Vec<(CallId, String)>,
     /// The wall-clock time of the engine's `Time::ZERO`, for Date headers and the store.
     pub boot: std::time::SystemTime,
     pub(crate) config: Config,
     peers: HashMap<String, Peer>,
-    media: M,
+    pub(crate) media: M,
     pub(crate) listeners: Vec<(Transport, SocketAddr)>,
     /// Calls by outcome, for metrics.
     pub refused: u64,
@@ -218,6 +226,10 @@ impl<M: MediaBackend> Calls<M> {
             qualify,
             keepalive_at: None,
             recording: Default::default(),
+            direct: HashMap::new(),
+            direct_due: Default::default(),
+            direct_stats: Default::default(),
+            media_reasons: Vec::new(),
             boot: std::time::SystemTime::now(),
             config,
             peers,
@@ -322,6 +334,7 @@ impl<M: MediaBackend> Calls<M> {
             self.access.poll_timeout(),
             self.qualify.poll_timeout(),
             self.keepalive_at,
+            self.direct_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -333,6 +346,7 @@ impl<M: MediaBackend> Calls<M> {
         self.b2bua.handle_timeout(now, ep);
         self.registrar.handle_timeout(now);
         self.qualify.handle_timeout(now, ep);
+        self.direct_due_now(now, ep);
         if self.keepalive_at.is_some_and(|t| t <= now) {
             self.nat_keepalives(ep);
             self.keepalive_at = Some(now + NAT_KEEPALIVE);
@@ -365,15 +379,19 @@ impl<M: MediaBackend> Calls<M> {
         self.media.start_recording(call, [Some(files[0].clone()), Some(files[1].clone())])?;
         self.recording.insert(call);
         tracing::info!(%call, files = ?files, "recording");
+        // Recording needs the media in the relay: decide again (re-anchor if direct).
+        self.direct_check_at(call, now);
         Ok(files)
     }
 
     /// Stops recording a call.
-    pub fn stop_recording(&mut self, call: CallId) -> bool {
+    pub fn stop_recording(&mut self, now: Time, call: CallId) -> bool {
         let was = self.recording.remove(&call);
         if was {
             self.media.stop_recording(call);
             tracing::info!(%call, "recording stopped");
+            // The media may go direct again.
+            self.direct_check_at(call, now);
         }
         was
     }
@@ -418,19 +436,27 @@ impl<M: MediaBackend> Calls<M> {
         while let Some(e) = self.b2bua.poll_event() {
             match e {
                 CallEvent::Incoming(inc) => self.incoming(now, ep, *inc),
-                CallEvent::Media { call, side, remote } => self.media.set_remote(call, side, remote),
+                CallEvent::Media { call, side, remote } => {
+                    self.media.set_remote(call, side, remote);
+                    // A new offer/answer can change the decision (codecs, hold, NAT).
+                    self.direct_check_at(call, now);
+                }
                 CallEvent::Ended { call, reason } => {
                     tracing::debug!(%call, %reason, "releasing media");
                     self.recording.remove(&call);
+                    self.direct.remove(&call);
                     self.media.close(call);
                     if let Some(info) = self.b2bua.call(call) {
                         self.ended.push(info);
                     }
                 }
-                CallEvent::Answered { call } => self.media.answered(call),
+                CallEvent::Answered { call } => {
+                    self.media.answered(call);
+                    self.direct_check_at(call, now);
+                }
                 CallEvent::Progress { .. } => {}
                 // Direct media is wired by the lead (stop/resume relay forwarding).
-                CallEvent::MediaPath { .. } => {}
+                CallEvent::MediaPath { call, path } => self.media_path_changed(call, path),
             }
         }
     }
@@ -533,7 +559,10 @@ impl<M: MediaBackend> Calls<M> {
             Target { uri: first.uri, flow: first.flow, media, codecs, pin_flow: pin, no_answer: None, headers: Vec::new(), forks, nat };
         tracing::info!(%call, from = %caller_name, to = %callee_name, user = %new_user, "routing");
         match self.b2bua.route(now, ep, call, target) {
-            Ok(()) => self.routed.push((call, [caller_name, callee_name])),
+            Ok(()) => {
+                self.direct_begin(call, [from, to]);
+                self.routed.push((call, [caller_name, callee_name]));
+            }
             Err(e) => {
                 tracing::warn!(%call, error = %e, "cannot route");
                 self.media.close(call);

@@ -2,9 +2,37 @@
 //! `direct_media`, `direct_media_permit`/`deny`, `dtmf_mode`, and the facts of a call the
 //! binary knows (relay observations, `[media] verify_media`).
 
-use crate::calls::LegCounters;
-use crate::config::{self, DirectMedia, DtmfMode};
-use sip_core::media_policy::{DirectMode, IpNet, LegPolicy};
+use crate::calls::{Calls, LegCounters, MediaBackend};
+use crate::config::{self, DirectMedia, DirectMediaMethod, DtmfMode};
+use sip_core::b2bua::{CallId, DirectMethod, DirectOpts, MediaPath, Phase, Side};
+use sip_core::media_policy::{self, CallFacts, Decision, DirectMode, IpNet, LegFacts, LegPolicy};
+use sip_core::{Endpoint, Time};
+use std::cmp::Reverse;
+use std::time::Duration;
+
+/// How often a call whose legs are answered but not yet ACKed is looked at again.
+const CONFIRM_POLL: Duration = Duration::from_millis(100);
+/// Give up waiting for the ACKs after this (the call layer tears such a call down).
+const CONFIRM_LIMIT: Duration = Duration::from_secs(40);
+
+/// The direct-media state the policy keeps per call.
+#[derive(Debug, Clone)]
+pub struct DirectCall {
+    /// The `[[endpoint]]` indexes of the inbound and outbound legs.
+    pub legs: [usize; 2],
+    /// The last decision, in words ("direct", "relayed: …", "waiting: …").
+    pub reason: String,
+    /// Its metric label when it blocked, for `sipbridge_direct_media_blocked_total`.
+    pub label: Option<&'static str>,
+}
+
+/// Counters of the policy, for metrics.
+#[derive(Debug, Clone, Default)]
+pub struct DirectStats {
+    /// Decisions that kept a call relayed, by blocker label (counted when the reason
+    /// changes, so once per call and blocker).
+    pub blocked: std::collections::BTreeMap<&'static str, u64>,
+}
 
 /// `[[endpoint]]`'s direct-media settings for the decision.
 pub fn leg_policy(e: &config::Endpoint) -> LegPolicy {
@@ -27,6 +55,112 @@ pub fn leg_policy(e: &config::Endpoint) -> LegPolicy {
 /// Whether the relay has heard the leg's endpoint, and from where.
 pub fn heard(c: &LegCounters) -> (bool, Option<std::net::SocketAddr>) {
     (c.packets_in > 0, c.latched)
+}
+
+impl<M: MediaBackend> Calls<M> {
+    /// A routed call between endpoints `legs`: its media starts relayed.
+    pub(crate) fn direct_begin(&mut self, call: CallId, legs: [usize; 2]) {
+        let reason = "relayed: the call is not answered yet".to_owned();
+        self.direct.insert(call, DirectCall { legs, reason, label: None });
+    }
+
+    /// Look at `call` again at `at` (the earliest wins; stale entries are skipped).
+    pub(crate) fn direct_check_at(&mut self, call: CallId, at: Time) {
+        self.direct_due.push(Reverse((at, call)));
+    }
+
+    /// The next time a call's media path must be decided again.
+    pub(crate) fn direct_timeout(&self) -> Option<Time> {
+        self.direct_due.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// Decides again for the calls whose time has come.
+    pub(crate) fn direct_due_now(&mut self, now: Time, ep: &mut Endpoint) {
+        while let Some(&Reverse((t, call))) = self.direct_due.peek() {
+            if t > now {
+                break;
+            }
+            self.direct_due.pop();
+            self.decide_media(now, ep, call);
+        }
+    }
+
+    /// The media-path decision for one call (DIRECT_MEDIA.md, "When to go direct"), and
+    /// the move it asks for.
+    pub fn decide_media(&mut self, now: Time, ep: &mut Endpoint, call: CallId) {
+        let Some(dc) = self.direct.get(&call) else { return };
+        let Some(info) = self.b2bua.call(call) else { return };
+        if info.phase != Phase::Answered {
+            return;
+        }
+        let since_answer = info.answered_at.map_or(Duration::ZERO, |t| now - t);
+        if !self.b2bua.confirmed(call) {
+            // Answered but an ACK is still owed: go_direct would be refused.
+            if since_answer < CONFIRM_LIMIT {
+                self.direct_check_at(call, now + CONFIRM_POLL);
+            }
+            return;
+        }
+        let method = |e: &config::Endpoint| match e.direct_media_method {
+            DirectMediaMethod::Invite => DirectMethod::Invite,
+            DirectMediaMethod::Update => DirectMethod::Update,
+        };
+        let endpoints = dc.legs.map(|i| &self.config.endpoints[i]);
+        let policy = endpoints.map(leg_policy);
+        // `outgoing`: withhold the first request on the dialog we did not create (the
+        // inbound leg), so a peer server's own re-INVITE wins.
+        let opts = DirectOpts { method: endpoints.map(method), withhold: [endpoints[0].direct_media == DirectMedia::Outgoing, false] };
+        let stats = self.media.leg_stats(call);
+        let legs = [Side::A, Side::B].map(|side| {
+            let i = side.index();
+            let (heard, rtp_source) = stats.map_or((false, None), |s| heard(&s[i]));
+            LegFacts { answered: true, signalling_nat: info.nat[i], sdp: self.b2bua.remote_sdp(call, side).cloned(), rtp_source, heard }
+        });
+        let facts = CallFacts {
+            recording: self.recording.contains(&call),
+            verify_media: self.config.media.verify_media,
+            since_answer,
+            ..CallFacts::default()
+        };
+        let decision = media_policy::decide(&policy, &legs, &facts);
+        if let Decision::Wait(_) = decision {
+            if let Some(left) = facts.verify_media_remaining() {
+                self.direct_check_at(call, now + left);
+            }
+        }
+        let words = decision.to_string();
+        let label = decision.blocker().map(|b| b.metric_label());
+        if let Some(dc) = self.direct.get_mut(&call) {
+            if dc.reason != words {
+                tracing::info!(%call, media = %words, "media path decision");
+                if let (Some(l), Decision::Relayed(_)) = (label, &decision) {
+                    *self.direct_stats.blocked.entry(l).or_default() += 1;
+                }
+                dc.reason = words.clone();
+                dc.label = label;
+                self.media_reasons.push((call, words));
+            }
+        }
+        match decision {
+            Decision::Direct if info.media_path == MediaPath::Relayed => {
+                if let Err(e) = self.b2bua.go_direct(now, ep, call, opts) {
+                    tracing::debug!(%call, error = %e, "cannot go direct now");
+                }
+            }
+            Decision::Relayed(_) if info.media_path != MediaPath::Relayed => {
+                if let Err(e) = self.b2bua.re_anchor(now, ep, call, [true, true]) {
+                    tracing::debug!(%call, error = %e, "cannot re-anchor now");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The media moved: forward on the relay only while it carries the media.
+    pub(crate) fn media_path_changed(&mut self, call: CallId, path: MediaPath) {
+        tracing::info!(%call, ?path, "media path");
+        self.media.set_forwarding(call, path != MediaPath::Direct);
+    }
 }
 
 #[cfg(test)]

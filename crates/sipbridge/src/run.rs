@@ -197,12 +197,16 @@ impl App {
             self.calls.binding_changed(now, &change);
         }
         if !self.api_enabled {
+            self.calls.media_reasons.clear();
             self.calls.routed.clear();
             self.calls.ended.clear();
             return;
         }
         for (call, names) in self.calls.routed.drain(..) {
             self.api.set_leg_endpoints(call, names);
+        }
+        for (call, words) in self.calls.media_reasons.drain(..) {
+            self.api.set_media_reason(call, now, words);
         }
         for info in self.calls.ended.drain(..) {
             self.api.remember_ended(info);
@@ -233,6 +237,16 @@ impl Application for App {
             }
             AppCommand::Media(MediaEvent::Recording { key, state, files }) => {
                 tracing::info!(call = %CallId(key), ?state, ?files, "recording");
+            }
+            AppCommand::Media(MediaEvent::HeardBoth { key }) => {
+                // verify_media: both endpoints heard, their RTP sources known.
+                self.calls.direct_check_at(CallId(key), now);
+            }
+            AppCommand::Media(e @ MediaEvent::Latched { .. }) => {
+                tracing::debug!(?e, "relay");
+                if let MediaEvent::Latched { key, .. } = e {
+                    self.calls.direct_check_at(CallId(key), now);
+                }
             }
             AppCommand::Media(e) => tracing::debug!(?e, "relay"),
         }

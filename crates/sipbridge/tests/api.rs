@@ -42,8 +42,8 @@ impl Server {
         let config = format!(
             "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{ip}:{API_PORT}\"\n[store]\nurl = \"memory\"\n\
              [media]\naddress = \"{ip}\"\n[log]\nlevel = \"info\"\n\
-             [[endpoint]]\nname = \"caller\"\nhost = \"{caller_ip}:5080\"\nqualify = false\n\
-             [[endpoint]]\nname = \"callee\"\nhost = \"{callee_ip}:5070\"\nqualify = false\n\
+             [[endpoint]]\nname = \"caller\"\nhost = \"{caller_ip}:5080\"\nqualify = false\ndirect_media = \"no\"\n\
+             [[endpoint]]\nname = \"callee\"\nhost = \"{callee_ip}:5070\"\nqualify = false\ndirect_media = \"no\"\n\
              [[route]]\nmatch = \".*\"\nto = \"callee\"\n"
         );
         // A stray process on these addresses would answer in our place.
@@ -201,7 +201,11 @@ fn health_metrics_endpoints_errors_and_a_call_with_its_ladder() {
     std::thread::sleep(Duration::from_millis(300));
     let target = format!("{ip}:5060");
     let uac = sipp(caller, 5080, &[&target, "-sf", &scenario("uac.xml"), "-m", "1", "-d", "5000"]);
-    let calls = server.calls_until("the call is answered", |c| c.len() == 1 && c[0]["state"] == "answered");
+    // Answered, ACKed, and the media-path policy has decided: both SIPps are
+    // `direct_media = "no"` (SIPp cannot take a re-INVITE).
+    let calls = server.calls_until("the call is answered and its media decided", |c| {
+        c.len() == 1 && c[0]["state"] == "answered" && c[0]["media_reason"].as_str().is_some_and(|r| r.contains("direct_media = no"))
+    });
     let call = &calls[0];
     let a_call_id = call["legs"][0]["call_id"].as_str().unwrap();
     let b_call_id = call["legs"][1]["call_id"].as_str().unwrap();
@@ -215,7 +219,8 @@ fn health_metrics_endpoints_errors_and_a_call_with_its_ladder() {
         assert!(call["legs"][leg]["media"]["local"].as_str().unwrap().starts_with(&format!("{ip}:")), "{call}");
     }
     assert_eq!(call["media_path"], "relayed");
-    assert!(call["media_reason"].as_str().unwrap().contains("direct media"), "{call}");
+    assert_eq!(call["media_reason"], "relayed: caller has direct_media = no", "{call}");
+    assert_eq!((call["reinvites_sent"].as_u64(), call["direct_after_ms"].as_u64()), (Some(0), None), "{call}");
     assert!(call["from"].as_str().unwrap().contains(caller), "{call}");
     assert!(call["started_at"].as_str().unwrap().ends_with('Z'), "{call}");
 
@@ -280,7 +285,11 @@ fn hangup_through_the_api_ends_the_call_on_both_legs() {
     // does not expect, answers it 200 and counts its call failed.
     let target = format!("{ip}:5060");
     let uac = sipp(caller, 5080, &[&target, "-sf", &scenario("uac.xml"), "-m", "1", "-d", "20000"]);
-    let calls = server.calls_until("the call is answered", |c| c.len() == 1 && c[0]["state"] == "answered");
+    // Answered, ACKed, and the media-path policy has decided: both SIPps are
+    // `direct_media = "no"` (SIPp cannot take a re-INVITE).
+    let calls = server.calls_until("the call is answered and its media decided", |c| {
+        c.len() == 1 && c[0]["state"] == "answered" && c[0]["media_reason"].as_str().is_some_and(|r| r.contains("direct_media = no"))
+    });
     let id = calls[0]["id"].as_u64().unwrap();
     let started = Instant::now();
 

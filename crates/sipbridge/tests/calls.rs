@@ -29,7 +29,7 @@ impl Server {
         let config = format!(
             "[sip]\nlisten = [\"udp:{ip}:5060\", \"tcp:{ip}:5060\"]\n[api]\nlisten = \"\"\n[store]\nurl = \"memory\"\n[media]\naddress = \"{ip}\"\n{media}\n\
              [log]\nlevel = \"info\"\n\
-             [[endpoint]]\nname = \"uac\"\nhost = \"{uac}\"\nqualify = false\n[[endpoint]]\nname = \"uas\"\nhost = \"{uas}\"\ntransport = \"{transport}\"\nqualify = false\n\
+             [[endpoint]]\nname = \"uac\"\nhost = \"{uac}\"\nqualify = false\ndirect_media = \"no\"\n[[endpoint]]\nname = \"uas\"\nhost = \"{uas}\"\ntransport = \"{transport}\"\nqualify = false\ndirect_media = \"no\"\n\
              [[route]]\nmatch = \".*\"\nto = \"uas\"\n"
         );
         // A stray process on the address would answer in our place and the test would

@@ -72,8 +72,8 @@ fn two_baresip_phones_hear_each_other_through_the_relay() {
     std::fs::create_dir_all(&dir).unwrap();
     let config = "[sip]\nlisten = [\"udp:127.0.0.10:5060\"]\n[api]\nlisten = \"\"\n[store]\nurl = \"memory\"\n\
                   [media]\naddress = \"127.0.0.10\"\n[log]\nlevel = \"info\"\n\
-                  [[endpoint]]\nname = \"a\"\nhost = \"127.0.0.2:5062\"\nnat = \"yes\"\n\
-                  [[endpoint]]\nname = \"b\"\nhost = \"127.0.0.3:5064\"\nnat = \"yes\"\n";
+                  [[endpoint]]\nname = \"a\"\nhost = \"127.0.0.2:5062\"\nnat = \"yes\"\ndirect_media = \"no\"\n\
+                  [[endpoint]]\nname = \"b\"\nhost = \"127.0.0.3:5064\"\nnat = \"yes\"\ndirect_media = \"no\"\n";
     std::fs::write(dir.join("sipbridge.toml"), config).unwrap();
     assert!(std::net::UdpSocket::bind("127.0.0.10:5060").is_ok(), "127.0.0.10:5060 is taken by another process");
     let sipbridge = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
@@ -139,8 +139,8 @@ fn two_baresip_phones_register_with_passwords_and_call_by_name() {
         "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{api}\"\n[store]\nurl = \"memory\"\n\
          [media]\naddress = \"{ip}\"\nports = \"30000-30099\"\n[log]\nlevel = \"info\"\n\
          [auth]\nalgorithms = [\"MD5\"]\n\
-         [[endpoint]]\nname = \"alice\"\nhost = \"dynamic\"\nsecret = \"alice-s3cret\"\nnat = \"yes\"\n\
-         [[endpoint]]\nname = \"bob\"\nhost = \"dynamic\"\nsecret = \"bob-s3cret\"\nnat = \"yes\"\n"
+         [[endpoint]]\nname = \"alice\"\nhost = \"dynamic\"\nsecret = \"alice-s3cret\"\nnat = \"yes\"\ndirect_media = \"no\"\n\
+         [[endpoint]]\nname = \"bob\"\nhost = \"dynamic\"\nsecret = \"bob-s3cret\"\nnat = \"yes\"\ndirect_media = \"no\"\n"
     );
     std::fs::write(dir.join("sipbridge.toml"), config).unwrap();
     assert!(std::net::UdpSocket::bind((ip, 5060)).is_ok(), "{ip}:5060 is taken by another process");

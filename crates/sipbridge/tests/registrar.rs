@@ -60,8 +60,8 @@ impl Server {
         let config = format!(
             "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{ip}:{api_port}\"\n[store]\nurl = \"{store}\"\n\
              [media]\naddress = \"{ip}\"\n[log]\nlevel = \"info\"\n[auth]\nalgorithms = [\"MD5\", \"SHA-256\"]\n{extra}\n\
-             [[endpoint]]\nname = \"phone\"\nhost = \"dynamic\"\nsecret = \"{PASSWORD}\"\nqualify = false\n\
-             [[endpoint]]\nname = \"uac\"\nhost = \"{uac_ip}:5080\"\nqualify = false\n\
+             [[endpoint]]\nname = \"phone\"\nhost = \"dynamic\"\nsecret = \"{PASSWORD}\"\nqualify = false\ndirect_media = \"no\"\n\
+             [[endpoint]]\nname = \"uac\"\nhost = \"{uac_ip}:5080\"\nqualify = false\ndirect_media = \"no\"\n\
              [[route]]\nmatch = \".*\"\nto = \"phone\"\n"
         );
         let s = Server { bin: Binary::start_in(dir, &config), ip: ip.to_owned(), api: format!("{ip}:{api_port}") };

@@ -202,7 +202,7 @@ impl Call {
     }
 
     /// Both legs answered, ACKed and not torn down.
-    fn confirmed(&self) -> bool {
+    pub(super) fn confirmed(&self) -> bool {
         self.phase == Phase::Answered
             && self.a.usable()
             && self.b.usable()

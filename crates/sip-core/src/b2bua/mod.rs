@@ -516,6 +516,18 @@ impl B2bua {
         self.calls.get(&id).map(|c| info(c))
     }
 
+    /// The SDP `side`'s endpoint last sent that is in force (its codecs, ptime and media
+    /// address), for the direct-media decision.
+    pub fn remote_sdp(&self, id: CallId, side: Side) -> Option<&sdp::SessionDescription> {
+        self.calls.get(&id).and_then(|c| c.leg(side).nego.remote())
+    }
+
+    /// Whether both legs are answered and ACKed and the call is not ending: the moment
+    /// [`B2bua::go_direct`] may be asked.
+    pub fn confirmed(&self, id: CallId) -> bool {
+        self.calls.get(&id).is_some_and(|c| c.confirmed())
+    }
+
     /// The call a Call-ID belongs to (either leg's), for logs and the API's ladder.
     pub fn call_for_call_id(&self, call_id: &str) -> Option<CallId> {
         self.call_ids.get(call_id).copied()

@@ -16,7 +16,7 @@ use super::ApiCommand;
 use crate::calls::{Calls, LegCounters, MediaBackend};
 use crate::config::{self, Config, EndpointHost};
 use serde::Serialize;
-use sip_core::b2bua::{B2bua, CallId, CallInfo, Phase};
+use sip_core::b2bua::{B2bua, CallId, CallInfo, MediaPath, Phase};
 use sip_core::{Endpoint, Flow, Time};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -40,8 +40,20 @@ pub const RECENT_CALLS: usize = 1000;
 const FIRST_LINE_MAX: usize = 256;
 
 /// What the media path of every call is in this build, and why.
-const MEDIA_PATH: &str = "relayed";
-const MEDIA_REASON: &str = "relayed: direct media is not implemented yet";
+/// The reason before the policy has decided anything for a call.
+const MEDIA_REASON: &str = "relayed: the call is not answered yet";
+
+/// The API's word for a media path.
+fn path_word(p: MediaPath) -> &'static str {
+    match p {
+        MediaPath::Relayed => "relayed",
+        MediaPath::Moving => "moving",
+        MediaPath::Direct => "direct",
+    }
+}
+
+/// Decisions kept per call at most (the oldest go first).
+const REASON_LOG: usize = 16;
 
 /// One message of a ladder, as kept.
 #[derive(Debug, Clone)]
@@ -104,6 +116,8 @@ pub struct ApiState {
     negatives: usize,
     pending: VecDeque<(String, Wire)>,
     names: HashMap<CallId, [String; 2]>,
+    /// Each call's media-path decisions in words, with when, oldest first.
+    reasons: HashMap<CallId, Vec<(Time, String)>>,
 }
 
 impl ApiState {
@@ -145,6 +159,7 @@ impl ApiState {
             negatives: 0,
             pending: VecDeque::new(),
             names: HashMap::new(),
+            reasons: HashMap::new(),
         }
     }
 
@@ -153,6 +168,21 @@ impl ApiState {
     /// peer address among the static `host`s, or left `""`.
     pub fn set_leg_endpoints(&mut self, call: CallId, names: [String; 2]) {
         self.names.insert(call, names);
+    }
+
+    /// Records a call's new media-path decision (its words) at `now`.
+    pub fn set_media_reason(&mut self, call: CallId, now: Time, words: String) {
+        let log = self.reasons.entry(call).or_default();
+        if log.len() == REASON_LOG {
+            log.remove(0);
+        }
+        log.push((now, words));
+    }
+
+    /// The decision in force at `t` (the latest not after it).
+    fn reason_at(&self, call: CallId, t: Time) -> String {
+        let log = self.reasons.get(&call).map_or(&[][..], Vec::as_slice);
+        log.iter().rev().find(|(at, _)| *at <= t).or(log.first()).map_or_else(|| MEDIA_REASON.to_owned(), |(_, w)| w.clone())
     }
 
     /// One message on the wire (`Application::on_wire`).
@@ -247,6 +277,7 @@ impl ApiState {
             Known::NotACall => true,
         });
         self.names.retain(|id, _| ladders.contains_key(id));
+        self.reasons.retain(|id, _| ladders.contains_key(id));
     }
 
     /// Answers one command from the HTTP API. A hang-up goes through the call layer's
@@ -277,7 +308,7 @@ impl ApiState {
                 let _ = tx.send(r);
             }
             ApiCommand::StopRecord(id, tx) => {
-                let _ = tx.send(calls.stop_recording(id));
+                let _ = tx.send(calls.stop_recording(now, id));
             }
             ApiCommand::Bans(tx) => {
                 let bans = calls.access.guard.bans(now);
@@ -379,8 +410,17 @@ impl ApiState {
             to: c.to.clone(),
             state: phase(c.phase),
             legs: [leg(0), leg(1)],
-            media_path: MEDIA_PATH,
-            media_reason: MEDIA_REASON,
+            media_path: path_word(c.media_path),
+            media_reason: self.reasons.get(&c.id).and_then(|l| l.last()).map_or_else(|| MEDIA_REASON.to_owned(), |(_, w)| w.clone()),
+            reinvites_sent: c.counters.reinvites_sent,
+            glare_491_sent: c.counters.glare_491_sent,
+            glare_491_received: c.counters.glare_491_received,
+            direct_after_ms: c
+                .media_history
+                .iter()
+                .find(|(_, p)| *p == MediaPath::Direct)
+                .zip(c.answered_at)
+                .map(|((t, _), a)| u64::try_from((*t - a).as_millis()).unwrap_or(u64::MAX)),
             started_at: self.wall(c.created_at),
             answered_at: c.answered_at.map(|t| self.wall(t)),
             age_s: now.since_origin().saturating_sub(c.created_at.since_origin()).as_secs(),
@@ -393,12 +433,28 @@ impl ApiState {
             Some(l) => (l.head.iter().chain(l.tail.iter()).map(|(leg, w)| self.entry(*leg, w)).collect(), l.omitted),
             None => (Vec::new(), 0),
         };
-        CallDetail {
-            call: self.view(now, c, stats),
-            ladder,
-            ladder_omitted: omitted,
-            media_history: vec![MediaChange { time: self.wall(c.created_at), media_path: MEDIA_PATH, reason: MEDIA_REASON }],
+        CallDetail { call: self.view(now, c, stats), ladder, ladder_omitted: omitted, media_history: self.history(c) }
+    }
+
+    /// The media path from the start, each change with the decision in force then, and
+    /// each new decision that did not move the media.
+    fn history(&self, c: &CallInfo) -> Vec<MediaChange> {
+        let mut out: Vec<(Time, MediaPath, String)> = vec![(c.created_at, MediaPath::Relayed, MEDIA_REASON.to_owned())];
+        let mut path = MediaPath::Relayed;
+        let mut events: Vec<(Time, Option<MediaPath>, Option<&String>)> =
+            c.media_history.iter().map(|(t, p)| (*t, Some(*p), None)).collect();
+        if let Some(log) = self.reasons.get(&c.id) {
+            events.extend(log.iter().map(|(t, w)| (*t, None, Some(w))));
         }
+        events.sort_by_key(|(t, _, _)| *t);
+        for (t, p, w) in events {
+            if let Some(p) = p {
+                path = p;
+            }
+            let reason = w.cloned().unwrap_or_else(|| self.reason_at(c.id, t));
+            out.push((t, path, reason));
+        }
+        out.into_iter().map(|(t, p, reason)| MediaChange { time: self.wall(t), media_path: path_word(p), reason }).collect()
     }
 
     fn entry(&self, leg: usize, w: &Wire) -> LadderEntry {
@@ -495,7 +551,15 @@ pub struct CallView {
     /// `relayed` | `direct` | `moving`; always `relayed` in this build.
     pub media_path: &'static str,
     /// Why the media path is what it is.
-    pub media_reason: &'static str,
+    pub media_reason: String,
+    /// re-INVITEs and UPDATEs sent to move the media.
+    pub reinvites_sent: u32,
+    /// 491s sent on the call's dialogs.
+    pub glare_491_sent: u32,
+    /// 491s received to our media requests.
+    pub glare_491_received: u32,
+    /// From the answer to both legs direct, the first time; `null` if never.
+    pub direct_after_ms: Option<u64>,
     /// When the INVITE arrived, RFC 3339 UTC.
     pub started_at: String,
     /// When the called side answered.
@@ -570,8 +634,8 @@ pub struct MediaChange {
     pub time: String,
     /// The path from then on.
     pub media_path: &'static str,
-    /// Why.
-    pub reason: &'static str,
+    /// The decision in force, in words.
+    pub reason: String,
 }
 
 /// One `[[endpoint]]` in `GET /api/endpoints`.
