@@ -19,8 +19,9 @@ step() { printf '\n=== %s\n' "$*"; }
 # crates/sipbridge/tests/interop.rs (../shared/interop drives them); postgresql is the
 # real server crates/sipbridge/tests/common/pg.rs starts for the postgres:// store tests
 # (they fail, not skip, without it); sipvicious (svwar, svcrack) attacks the binary in
-# crates/sipbridge/tests/security.rs.
-need_pkgs=(sip-tester baresip-core sox libsox-fmt-all postgresql sipvicious)
+# crates/sipbridge/tests/security.rs; tshark brings dumpcap, with which
+# ../shared/interop/capture.sh tells direct from relayed RTP in tests/interop.rs.
+need_pkgs=(sip-tester baresip-core sox libsox-fmt-all postgresql sipvicious tshark)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -97,7 +97,13 @@ fn two_baresip_phones_hear_each_other_through_the_relay() {
     let est = lab.ok("phone.sh", &["wait", "b", "CALL_ESTABLISHED", "10", &mb]);
     assert!(est.contains("sip:a@127.0.0.10"), "b sees the call from sipbridge, not from a: {est}");
     lab.ok("phone.sh", &["wait", "a", "CALL_ESTABLISHED", "10", &ma]);
+    // `direct_media = "no"`: every RTP packet goes through sipbridge.
+    lab.ok("capture.sh", &["start", "relayed", "--hosts", "127.0.0.2 127.0.0.3 127.0.0.10"]);
     std::thread::sleep(Duration::from_secs(4));
+    lab.ok("capture.sh", &["stop", "relayed"]);
+    let verdict = lab.ok("capture.sh", &["media", "relayed", "--between", "a", "b"]);
+    let says = |what: &str| verdict.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["verdict", what]);
+    assert!(says("relayed"), "{verdict}");
     lab.ok("phone.sh", &["hangup", "a"]);
     lab.ok("phone.sh", &["wait", "b", "CALL_CLOSED", "10", &mb]);
     let rec_b = lab.ok("phone.sh", &["rec", "b"]);
@@ -210,4 +216,79 @@ fn two_baresip_phones_register_with_passwords_and_call_by_name() {
     let log = lab.stderr();
     assert!(log.contains("routing") && log.contains("from=alice to=bob"), "sipbridge logged the routing:\n{log}");
     assert!(log.contains("call ended"), "sipbridge logged the hang-up:\n{log}");
+}
+
+/// `direct_media = "yes"` with two baresip phones: after the answer (and, with
+/// `verify_media`, once the relay has heard both), sipbridge re-INVITEs each phone to
+/// the other; the API says `direct`, the relay stops forwarding, a capture taken while
+/// direct shows RTP only phone to phone (`capture.sh media … verdict direct`), and each
+/// phone still hears the other's tone. `nat = "yes"`: baresip sends its RTP from
+/// 127.0.0.1, not its SDP address (README "RTP source caveat"), so the relay must latch
+/// to the source to hear it (and `yes` lets a NATed endpoint go direct; `nonat` would not).
+#[test]
+fn two_baresip_phones_go_direct_and_the_capture_shows_no_rtp_through_sipbridge() {
+    let dir = std::env::temp_dir().join(format!("sipbridge-interop-direct-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ip, api) = ("127.0.0.12", "127.0.0.12:18012");
+    let config = format!(
+        "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{api}\"\n[store]\nurl = \"memory\"\n\
+         [media]\naddress = \"{ip}\"\nports = \"30100-30199\"\n[log]\nlevel = \"info\"\n\
+         [[endpoint]]\nname = \"c\"\nhost = \"127.0.0.4:5066\"\nnat = \"yes\"\ndirect_media = \"yes\"\n\
+         [[endpoint]]\nname = \"d\"\nhost = \"127.0.0.5:5068\"\nnat = \"yes\"\ndirect_media = \"yes\"\n"
+    );
+    std::fs::write(dir.join("sipbridge.toml"), config).unwrap();
+    assert!(std::net::UdpSocket::bind((ip, 5060)).is_ok(), "{ip}:5060 is taken by another process");
+    let sipbridge = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
+        .arg("--config")
+        .arg(dir.join("sipbridge.toml"))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sipbridge.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let lab = Lab { sipbridge, dir };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(api).is_err() {
+        assert!(Instant::now() < deadline, "sipbridge did not start:\n{}", lab.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Ports 5066/5068: RTP 21320-21339 and 21360-21379, clear of the other tests' phones.
+    lab.ok("phone.sh", &["start", "c", "127.0.0.4:5066", "--tone", "1000", "--lifetime", "90"]);
+    lab.ok("phone.sh", &["start", "d", "127.0.0.5:5068", "--tone", "600", "--lifetime", "90"]);
+    let (mc, md) = (lab.ok("phone.sh", &["mark", "c"]), lab.ok("phone.sh", &["mark", "d"]));
+    lab.ok("phone.sh", &["dial", "c", &format!("sip:d@{ip}:5060")]);
+    lab.ok("phone.sh", &["wait", "d", "CALL_ESTABLISHED", "10", &md]);
+    lab.ok("phone.sh", &["wait", "c", "CALL_ESTABLISHED", "10", &mc]);
+    let answered = Instant::now();
+    let call = loop {
+        let calls = api_get(api, "/api/calls");
+        if let Some(c) = calls.as_array().unwrap().iter().find(|c| c["media_path"] == "direct") {
+            break c.clone();
+        }
+        assert!(answered.elapsed() < Duration::from_secs(10), "not direct within 10 s: {calls}\nsipbridge:\n{}", lab.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(call["media_reason"], "direct", "{call}");
+    assert_eq!(call["reinvites_sent"], 2, "one re-INVITE per leg: {call}");
+    assert_eq!(call["glare_491_sent"], 0, "{call}");
+    assert!(call["direct_after_ms"].as_u64().is_some_and(|ms| ms < 5000), "{call}");
+    // While direct, a capture sees RTP only between the phones, and the relay forwards nothing.
+    let before = api_get(api, "/api/calls");
+    lab.ok("capture.sh", &["start", "direct", "--hosts", &format!("127.0.0.4 127.0.0.5 {ip}")]);
+    std::thread::sleep(Duration::from_secs(3));
+    lab.ok("capture.sh", &["stop", "direct"]);
+    let after = api_get(api, "/api/calls");
+    let out = |v: &serde_json::Value, leg: usize| v[0]["legs"][leg]["media"]["stats"]["packets_out"].as_u64();
+    assert_eq!((out(&before, 0), out(&before, 1)), (out(&after, 0), out(&after, 1)), "the relay forwarded while direct: {after}");
+    let verdict = lab.ok("capture.sh", &["media", "direct", "--between", "c", "d"]);
+    let says = |what: &str| verdict.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["verdict", what]);
+    assert!(says("direct"), "{verdict}\n{}", lab.ok("capture.sh", &["rtp", "direct"]));
+    lab.ok("phone.sh", &["hangup", "c"]);
+    lab.ok("phone.sh", &["wait", "d", "CALL_CLOSED", "10", &md]);
+    let heard_d = lab.ok("tone.sh", &["check", &lab.ok("phone.sh", &["rec", "d"]), "--freq", "1000", "--min-seconds", "2.5"]);
+    assert!(heard_d.contains("PASS"), "d's recording:\n{heard_d}");
+    let heard_c = lab.ok("tone.sh", &["check", &lab.ok("phone.sh", &["rec", "c"]), "--freq", "600", "--min-seconds", "2.5"]);
+    assert!(heard_c.contains("PASS"), "c's recording:\n{heard_c}");
+    let log = lab.stderr();
+    assert!(log.contains("media path decision") && log.contains("Direct"), "{log}");
 }

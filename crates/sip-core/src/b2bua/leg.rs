@@ -139,9 +139,9 @@ impl Leg {
             server_invite: None,
             client_update: None,
             origin,
-            // What the call needs of a peer's SDP (its media address) is kept in
-            // `media_remote`; a parsed copy per leg would cost about 2 KiB a call.
-            nego: Negotiator::without_remote(),
+            // The peer's SDP in force is kept: the direct-media decision reads its
+            // codecs, ptime, crypto and address (about 1 KiB a leg; docs/BENCHMARKS.md).
+            nego: Negotiator::new(),
             remote_offer: None,
             media_local,
             media_remote: None,

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A snapshot of the engine's counters, taken on the engine task.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metrics {
     /// Calls that have not ended.
     pub calls_active: u64,
@@ -34,6 +34,10 @@ pub struct Metrics {
     pub registrations: u64,
     /// Qualified endpoints by state: reachable, lagged, unreachable, unknown.
     pub endpoints: [u64; 4],
+    /// Calls not ended by media path now: relayed, moving, direct.
+    pub media_paths: [u64; 3],
+    /// Decisions that kept a call relayed, by blocker label.
+    pub blocked: Vec<(&'static str, u64)>,
 }
 
 /// Authentication counters since start.
@@ -85,6 +89,32 @@ impl Metrics {
             "sipbridge_glare_491_sent_total",
             "491 Request Pending answers sent (re-INVITE glare, RFC 3261 §14.2).",
             c.glare_491_sent,
+        );
+        counter(
+            &mut out,
+            "sipbridge_glare_491_received_total",
+            "491 answers received to our media-path re-INVITEs and UPDATEs.",
+            c.glare_491_received,
+        );
+        let p = &self.media_paths;
+        family(
+            &mut out,
+            "sipbridge_calls_media",
+            "Calls in progress by media path: through the relay, moving, or direct between the endpoints.",
+            "gauge",
+            &[("path=\"relayed\"", p[0]), ("path=\"moving\"", p[1]), ("path=\"direct\"", p[2])],
+        );
+        counter(&mut out, "sipbridge_direct_media_switches_total", "Calls whose media went direct (each time).", c.direct_switches);
+        counter(&mut out, "sipbridge_media_reanchors_total", "Media brought back to the relay from direct.", c.re_anchors);
+        counter(&mut out, "sipbridge_media_requests_total", "re-INVITEs and UPDATEs sent to move media.", c.media_requests);
+        let blocked: Vec<(String, u64)> = self.blocked.iter().map(|(l, n)| (format!("reason=\"{l}\""), *n)).collect();
+        let samples: Vec<(&str, u64)> = blocked.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+        family(
+            &mut out,
+            "sipbridge_direct_media_blocked_total",
+            "Media-path decisions that kept a call relayed, by blocker.",
+            "counter",
+            &samples,
         );
         gauge(&mut out, "sipbridge_transactions", "Live SIP transactions.", self.transactions);
         counter(&mut out, "sipbridge_sip_messages_received_total", "SIP messages received, parsed or not.", self.received);

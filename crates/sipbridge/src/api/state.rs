@@ -336,6 +336,18 @@ impl ApiState {
                         banned_now: calls.access.guard.bans(now).len() as u64,
                     },
                     registrations: calls.registrar.len() as u64,
+                    media_paths: {
+                        let mut n = [0u64; 3];
+                        for c in calls.b2bua.calls().iter().filter(|c| c.phase != Phase::Ended) {
+                            n[match c.media_path {
+                                MediaPath::Relayed => 0,
+                                MediaPath::Moving => 1,
+                                MediaPath::Direct => 2,
+                            }] += 1;
+                        }
+                        n
+                    },
+                    blocked: calls.direct_stats.blocked.iter().map(|(l, n)| (*l, *n)).collect(),
                     endpoints: {
                         let mut n = [0u64; 4];
                         for (_, st, _) in calls.qualify.iter() {
