@@ -124,6 +124,8 @@ pub struct Calls<M: MediaBackend> {
     pub direct_stats: crate::direct::DirectStats,
     /// Calls whose media decision changed since the last look, with its words, for the API.
     pub media_reasons: Vec<(CallId, String)>,
+    /// The last DTMF digits per call and when the last came, for feature codes.
+    pub(crate) dtmf: HashMap<CallId, (Time, String)>,
     /// The wall-clock time of the engine's `Time::ZERO`, for Date headers and the store.
     pub boot: std::time::SystemTime,
     pub(crate) config: Config,
@@ -230,6 +232,7 @@ impl<M: MediaBackend> Calls<M> {
             direct_due: Default::default(),
             direct_stats: Default::default(),
             media_reasons: Vec::new(),
+            dtmf: HashMap::new(),
             boot: std::time::SystemTime::now(),
             config,
             peers,
@@ -445,6 +448,7 @@ impl<M: MediaBackend> Calls<M> {
                     tracing::debug!(%call, %reason, "releasing media");
                     self.recording.remove(&call);
                     self.direct.remove(&call);
+                    self.dtmf.remove(&call);
                     self.media.close(call);
                     if let Some(info) = self.b2bua.call(call) {
                         self.ended.push(info);

@@ -113,6 +113,8 @@ pub struct Config {
     pub log: Log,
     /// `[calls]`: ringing and duration limits (beyond the shared contract).
     pub calls: Calls,
+    /// `[features]`: DTMF feature codes (beyond the shared contract).
+    pub features: Features,
     /// `[auth]`: digest realm, nonce lifetime, password-guessing defence (beyond the
     /// shared contract).
     pub auth: Auth,
@@ -417,6 +419,17 @@ impl Default for Auth {
     }
 }
 
+/// `[features]` (beyond the shared contract; see `docs/CONFIG.md`): codes callers dial
+/// during a call, heard by the relay from RFC 4733 events.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Features {
+    /// Toggles recording of the call (e.g. `"*1"`); `""` = off. While a code is set, the
+    /// media of calls with an RTP-DTMF leg stays in the relay, to hear it
+    /// (DIRECT_MEDIA.md rule 5).
+    pub record_toggle: String,
+}
+
 /// `[log]` (beyond the shared contract; see `docs/CONFIG.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -494,6 +507,7 @@ impl Config {
             .or_at(registrar.then("max_expires_s")));
         }
         self.check_auth()?;
+        self.check_features()?;
         check_log_level(&self.log.level).map_err(|message| Invalid::new(KeyPath::key("log").then("level"), message))?;
         self.check_endpoints()?;
         self.check_routes()
@@ -555,6 +569,17 @@ impl Config {
                     format!("duplicate endpoint name {:?} (first defined in endpoint[{first}])", endpoint.name),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn check_features(&self) -> Result<(), Invalid> {
+        let code = &self.features.record_toggle;
+        if code.len() > 8 || !code.chars().all(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')) {
+            return Err(Invalid::new(
+                KeyPath::key("features").then("record_toggle"),
+                format!("{code:?} is not a DTMF code: up to 8 of 0-9 * # A-D"),
+            ));
         }
         Ok(())
     }

@@ -116,8 +116,10 @@ impl<M: MediaBackend> Calls<M> {
             let (heard, rtp_source) = stats.map_or((false, None), |s| heard(&s[i]));
             LegFacts { answered: true, signalling_nat: info.nat[i], sdp: self.b2bua.remote_sdp(call, side).cloned(), rtp_source, heard }
         });
+        let armed = !self.config.features.record_toggle.is_empty();
         let facts = CallFacts {
             recording: self.recording.contains(&call),
+            dtmf_feature_armed: armed,
             verify_media: self.config.media.verify_media,
             since_answer,
             ..CallFacts::default()
@@ -154,6 +156,36 @@ impl<M: MediaBackend> Calls<M> {
             }
             _ => {}
         }
+    }
+
+    /// A digit the relay heard from `side`'s endpoint: the feature codes
+    /// (`[features] record_toggle`) match against the last digits of the call (reset
+    /// after 3 s without one).
+    pub fn on_dtmf(&mut self, now: Time, ep: &mut Endpoint, call: CallId, side: Side, digit: char) {
+        let code = self.config.features.record_toggle.clone();
+        if code.is_empty() {
+            return;
+        }
+        let buf = self.dtmf.entry(call).or_insert_with(|| (now, String::new()));
+        if now - buf.0 > Duration::from_secs(3) {
+            buf.1.clear();
+        }
+        buf.0 = now;
+        buf.1.push(digit);
+        if buf.1.len() > 8 {
+            buf.1.remove(0);
+        }
+        if !buf.1.ends_with(&code) {
+            return;
+        }
+        buf.1.clear();
+        tracing::info!(%call, %side, %code, "feature code: toggle recording");
+        if self.recording.contains(&call) {
+            self.stop_recording(now, call);
+        } else if let Err(e) = self.start_recording(now, call) {
+            tracing::warn!(%call, error = %e, "cannot record");
+        }
+        self.direct_due_now(now, ep);
     }
 
     /// The media moved: forward on the relay only while it carries the media.

@@ -238,6 +238,10 @@ impl Application for App {
             AppCommand::Media(MediaEvent::Recording { key, state, files }) => {
                 tracing::info!(call = %CallId(key), ?state, ?files, "recording");
             }
+            AppCommand::Media(MediaEvent::Dtmf { key, leg, digit, .. }) => {
+                let side = if leg == sip_tokio::media_relay::Leg::A { sip_core::b2bua::Side::A } else { sip_core::b2bua::Side::B };
+                self.calls.on_dtmf(now, endpoint, CallId(key), side, digit);
+            }
             AppCommand::Media(MediaEvent::HeardBoth { key }) => {
                 // verify_media: both endpoints heard, their RTP sources known.
                 self.calls.direct_check_at(CallId(key), now);
@@ -248,7 +252,6 @@ impl Application for App {
                     self.calls.direct_check_at(CallId(key), now);
                 }
             }
-            AppCommand::Media(e) => tracing::debug!(?e, "relay"),
         }
         self.settle(now);
     }

@@ -40,8 +40,8 @@ fn a_relayed_call_is_recorded_to_a_wav_file_per_leg() {
     let config = format!(
         "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{API}\"\n[store]\nurl = \"memory\"\n\
          [media]\naddress = \"{ip}\"\nrecord_dir = \"{}\"\n[log]\nlevel = \"info\"\n\
-         [[endpoint]]\nname = \"uac\"\nhost = \"{uac_ip}:5080\"\nqualify = false\n\
-         [[endpoint]]\nname = \"uas\"\nhost = \"{uas_ip}:5070\"\nqualify = false\n\
+         [[endpoint]]\nname = \"uac\"\nhost = \"{uac_ip}:5080\"\nqualify = false\ndirect_media = \"no\"\n\
+         [[endpoint]]\nname = \"uas\"\nhost = \"{uas_ip}:5070\"\nqualify = false\ndirect_media = \"no\"\n\
          [[route]]\nmatch = \".*\"\nto = \"uas\"\n",
         rec.display()
     );
@@ -96,4 +96,48 @@ fn a_relayed_call_is_recorded_to_a_wav_file_per_leg() {
     assert!(samples(&files[1]).is_empty());
     let log = server.stderr();
     assert!(log.contains("recording") && log.contains("recording stopped"), "{log}");
+}
+
+/// `[features] record_toggle = "*#"`: the caller keys *# (RFC 4733 events from Debian
+/// sip-tester's pcaps), the relay hears it and recording starts; the caller's file holds
+/// the audio that follows. The code keeps the call relayed (DIRECT_MEDIA.md rule 5).
+#[test]
+fn a_dtmf_feature_code_starts_recording() {
+    let (ip, uas_ip, uac_ip) = ("127.0.0.163", "127.0.0.164", "127.0.0.165");
+    let api = "127.0.0.163:18163";
+    let dir = common::temp_dir("recording", "dtmf");
+    let rec = dir.join("rec");
+    let config = format!(
+        "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{api}\"\n[store]\nurl = \"memory\"\n\
+         [media]\naddress = \"{ip}\"\nrecord_dir = \"{}\"\n[features]\nrecord_toggle = \"*#\"\n[log]\nlevel = \"info\"\n\
+         [[endpoint]]\nname = \"uac\"\nhost = \"{uac_ip}:5080\"\nqualify = false\n\
+         [[endpoint]]\nname = \"uas\"\nhost = \"{uas_ip}:5070\"\nqualify = false\n\
+         [[route]]\nmatch = \".*\"\nto = \"uas\"\n",
+        rec.display()
+    );
+    let server = Binary::start_in(dir, &config);
+    let _media = std::net::UdpSocket::bind((uas_ip, 31500)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http(api, "GET", "/api/health").is_err() {
+        assert!(Instant::now() < deadline, "no API; stderr:\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let uas = sipp(uas_ip, 5070, "60s", &["-sf", &repo_file("bench/rtp_uas.xml"), "-m", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let remote = format!("{ip}:5060");
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/rtp_dtmf_uac.xml").display().to_string();
+    let uac = sipp(uac_ip, 5080, "60s", &[&remote, "-sf", &scenario, "-m", "1", "-d", "4000"]);
+    let uac = uac.output();
+    let uas = uas.output();
+    assert!(uac.status.success(), "UAC failed\n{}\nsipbridge:\n{}", text(&uac), server.stderr());
+    assert!(uas.status.success(), "UAS failed\n{}", text(&uas));
+    let log = server.stderr();
+    assert!(log.contains("feature code: toggle recording"), "{log}");
+    assert!(log.contains("relayed: a DTMF feature is armed"), "the code keeps the media in the relay: {log}");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&rec).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let caller = files.iter().find(|f| f.display().to_string().contains("-inbound-")).unwrap_or_else(|| panic!("{files:?}"));
+    let samples = samples(&caller.display().to_string());
+    let loud = samples.iter().filter(|s| s.unsigned_abs() > 100).count();
+    assert!(samples.len() > 8000 && loud > samples.len() / 4, "{} samples, {loud} loud", samples.len());
 }
