@@ -69,7 +69,8 @@ pub struct LegCounters {
     pub bytes_out: u64,
     /// RTP packets missing from its sequence numbers (RFC 3550 A.3).
     pub lost: u64,
-    /// Milliseconds since its last packet, on the relay's clock; `None` before any.
+    /// When its last packet came, in milliseconds on the relay's clock (since the relay
+    /// started; not an age); `None` before any.
     pub last_packet_ms: Option<u64>,
     /// The source its media is latched to.
     pub latched: Option<SocketAddr>,
