@@ -12,10 +12,13 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
-use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::api_json as api_get;
 
 fn interop() -> PathBuf {
     std::env::var_os("SIPBRIDGE_SHARED")
@@ -30,6 +33,32 @@ struct Lab {
 }
 
 impl Lab {
+    /// sipbridge on `config` in a fresh folder named after `name`, its SIP socket on
+    /// `sip` (which must be free: a stray server would answer in its place); ready when
+    /// `sip` is taken (and `api`, when given, accepts connections).
+    fn start(name: &str, sip: &str, api: Option<&str>, config: &str) -> Lab {
+        let dir = std::env::temp_dir().join(format!("sipbridge-interop-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sipbridge.toml"), config).unwrap();
+        assert!(std::net::UdpSocket::bind(sip).is_ok(), "{sip} is taken by another process");
+        let sipbridge = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
+            .arg("--config")
+            .arg(dir.join("sipbridge.toml"))
+            .current_dir(&dir)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("sipbridge.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let lab = Lab { sipbridge, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::UdpSocket::bind(sip).is_ok() || api.is_some_and(|a| std::net::TcpStream::connect(a).is_err()) {
+            assert!(Instant::now() < deadline, "sipbridge did not start:\n{}", lab.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        lab
+    }
+
     fn script(&self, name: &str, args: &[&str]) -> Output {
         Command::new("bash")
             .arg(interop().join(name))
@@ -68,28 +97,11 @@ impl Drop for Lab {
 
 #[test]
 fn two_baresip_phones_hear_each_other_through_the_relay() {
-    let dir = std::env::temp_dir().join(format!("sipbridge-interop-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let config = "[sip]\nlisten = [\"udp:127.0.0.10:5060\"]\n[api]\nlisten = \"\"\n[store]\nurl = \"memory\"\n\
                   [media]\naddress = \"127.0.0.10\"\n[log]\nlevel = \"info\"\n\
                   [[endpoint]]\nname = \"a\"\nhost = \"127.0.0.2:5062\"\nnat = \"yes\"\ndirect_media = \"no\"\n\
                   [[endpoint]]\nname = \"b\"\nhost = \"127.0.0.3:5064\"\nnat = \"yes\"\ndirect_media = \"no\"\n";
-    std::fs::write(dir.join("sipbridge.toml"), config).unwrap();
-    assert!(std::net::UdpSocket::bind("127.0.0.10:5060").is_ok(), "127.0.0.10:5060 is taken by another process");
-    let sipbridge = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
-        .arg("--config")
-        .arg(dir.join("sipbridge.toml"))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("sipbridge.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let lab = Lab { sipbridge, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::UdpSocket::bind("127.0.0.10:5060").is_ok() {
-        assert!(Instant::now() < deadline, "sipbridge did not bind:\n{}", lab.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let lab = Lab::start("relay", "127.0.0.10:5060", None, config);
     lab.ok("phone.sh", &["start", "a", "127.0.0.2:5062", "--tone", "1000", "--lifetime", "90"]);
     lab.ok("phone.sh", &["start", "b", "127.0.0.3:5064", "--tone", "600", "--lifetime", "90"]);
     let (ma, mb) = (lab.ok("phone.sh", &["mark", "a"]), lab.ok("phone.sh", &["mark", "b"]));
@@ -116,18 +128,6 @@ fn two_baresip_phones_hear_each_other_through_the_relay() {
     assert!(log.contains("call ended") && log.contains("inbound leg hung up"), "sipbridge logged the hang-up:\n{log}");
 }
 
-/// `GET path` on the API at `addr` (HTTP/1.1, `Connection: close`) → the body of a 200.
-fn api_get(addr: &str, path: &str) -> serde_json::Value {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {raw}");
-    serde_json::from_str(body).unwrap()
-}
-
 /// Two baresip phones register with digest authentication, then one calls the other by
 /// endpoint name: the INVITE is challenged (407), sipbridge sends the call to the
 /// callee's registered contact, each hears the other's tone.
@@ -138,8 +138,6 @@ fn api_get(addr: &str, path: &str) -> serde_json::Value {
 /// and reports `REGISTER_FAIL "Function not implemented"` (ENOSYS).
 #[test]
 fn two_baresip_phones_register_with_passwords_and_call_by_name() {
-    let dir = std::env::temp_dir().join(format!("sipbridge-interop-reg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let (ip, api) = ("127.0.0.130", "127.0.0.130:18130");
     let config = format!(
         "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{api}\"\n[store]\nurl = \"memory\"\n\
@@ -148,24 +146,7 @@ fn two_baresip_phones_register_with_passwords_and_call_by_name() {
          [[endpoint]]\nname = \"alice\"\nhost = \"dynamic\"\nsecret = \"alice-s3cret\"\nnat = \"yes\"\ndirect_media = \"no\"\n\
          [[endpoint]]\nname = \"bob\"\nhost = \"dynamic\"\nsecret = \"bob-s3cret\"\nnat = \"yes\"\ndirect_media = \"no\"\n"
     );
-    std::fs::write(dir.join("sipbridge.toml"), config).unwrap();
-    assert!(std::net::UdpSocket::bind((ip, 5060)).is_ok(), "{ip}:5060 is taken by another process");
-    assert!(std::net::TcpListener::bind(api).is_ok(), "{api} is taken by another process");
-    let sipbridge = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
-        .arg("--config")
-        .arg(dir.join("sipbridge.toml"))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("sipbridge.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let lab = Lab { sipbridge, dir };
-    // Ready when the API answers (it is bound after the SIP sockets).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(api).is_err() {
-        assert!(Instant::now() < deadline, "sipbridge did not start:\n{}", lab.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let lab = Lab::start("reg", &format!("{ip}:5060"), Some(api), &config);
     let registrar = format!("{ip}:5060");
     // Ports 5072/5074: RTP 21440-21459 and 21480-21499, clear of the other test's phones.
     for (name, at, tone, pw) in [("alice", "127.0.0.131:5072", "1000", "alice-s3cret"), ("bob", "127.0.0.132:5074", "600", "bob-s3cret")] {
@@ -227,8 +208,6 @@ fn two_baresip_phones_register_with_passwords_and_call_by_name() {
 /// to the source to hear it (and `yes` lets a NATed endpoint go direct; `nonat` would not).
 #[test]
 fn two_baresip_phones_go_direct_and_the_capture_shows_no_rtp_through_sipbridge() {
-    let dir = std::env::temp_dir().join(format!("sipbridge-interop-direct-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let (ip, api) = ("127.0.0.12", "127.0.0.12:18012");
     let config = format!(
         "[sip]\nlisten = [\"udp:{ip}:5060\"]\n[api]\nlisten = \"{api}\"\n[store]\nurl = \"memory\"\n\
@@ -236,22 +215,7 @@ fn two_baresip_phones_go_direct_and_the_capture_shows_no_rtp_through_sipbridge()
          [[endpoint]]\nname = \"c\"\nhost = \"127.0.0.4:5066\"\nnat = \"yes\"\ndirect_media = \"yes\"\n\
          [[endpoint]]\nname = \"d\"\nhost = \"127.0.0.5:5068\"\nnat = \"yes\"\ndirect_media = \"yes\"\n"
     );
-    std::fs::write(dir.join("sipbridge.toml"), config).unwrap();
-    assert!(std::net::UdpSocket::bind((ip, 5060)).is_ok(), "{ip}:5060 is taken by another process");
-    let sipbridge = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
-        .arg("--config")
-        .arg(dir.join("sipbridge.toml"))
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("sipbridge.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let lab = Lab { sipbridge, dir };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(api).is_err() {
-        assert!(Instant::now() < deadline, "sipbridge did not start:\n{}", lab.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let lab = Lab::start("direct", &format!("{ip}:5060"), Some(api), &config);
     // Ports 5066/5068: RTP 21320-21339 and 21360-21379, clear of the other tests' phones.
     lab.ok("phone.sh", &["start", "c", "127.0.0.4:5066", "--tone", "1000", "--lifetime", "90"]);
     lab.ok("phone.sh", &["start", "d", "127.0.0.5:5068", "--tone", "600", "--lifetime", "90"]);

@@ -27,12 +27,11 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Binary;
+use common::{api_json as api_get, Binary};
 
 /// Calls per test.
 const CALLS: usize = 20;
@@ -70,18 +69,6 @@ impl Drop for Phones {
         let _ = self.script("phone.sh", &["stopall"]);
         let _ = std::fs::remove_dir_all(&self.run);
     }
-}
-
-/// `GET path` on the API at `addr` (HTTP/1.1, `Connection: close`) → the body of a 200.
-fn api_get(addr: &str, path: &str) -> serde_json::Value {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {raw}");
-    serde_json::from_str(body).unwrap()
 }
 
 /// One sipbridge server of a test.

@@ -196,3 +196,10 @@ pub fn http(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, Strin
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status: {head}")))?;
     Ok((status, body.to_owned()))
 }
+
+/// `GET path` on the API at `addr` → the JSON body of a 200 (anything else fails the test).
+pub fn api_json(addr: &str, path: &str) -> serde_json::Value {
+    let (status, body) = http(addr, "GET", path).unwrap_or_else(|e| panic!("GET {path} on {addr}: {e}"));
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
