@@ -203,7 +203,9 @@ fn two_baresip_phones_register_with_passwords_and_call_by_name() {
 /// `verify_media`, once the relay has heard both), sipbridge re-INVITEs each phone to
 /// the other; the API says `direct`, the relay stops forwarding, a capture taken while
 /// direct shows RTP only phone to phone (`capture.sh media … verdict direct`), and each
-/// phone still hears the other's tone. `nat = "yes"`: baresip sends its RTP from
+/// phone still hears the other's tone. Then recording through the API brings the media
+/// back to the relay (`relayed: recording`), each leg's WAV holds its phone's tone, and
+/// stopping it lets the media go direct again. `nat = "yes"`: baresip sends its RTP from
 /// 127.0.0.1, not its SDP address (README "RTP source caveat"), so the relay must latch
 /// to the source to hear it (and `yes` lets a NATed endpoint go direct; `nonat` would not).
 #[test]
@@ -247,6 +249,39 @@ fn two_baresip_phones_go_direct_and_the_capture_shows_no_rtp_through_sipbridge()
     let verdict = lab.ok("capture.sh", &["media", "direct", "--between", "c", "d"]);
     let says = |what: &str| verdict.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["verdict", what]);
     assert!(says("direct"), "{verdict}\n{}", lab.ok("capture.sh", &["rtp", "direct"]));
+    // Recording mid-call brings the media back to the relay, the WAVs hold the tones,
+    // and when it stops the media goes direct again.
+    let id = call["id"].as_u64().unwrap();
+    let (status, body) = common::http(api, "POST", &format!("/api/calls/{id}/record")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let files: Vec<PathBuf> = serde_json::from_str::<serde_json::Value>(&body).unwrap()["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| lab.dir.join(f.as_str().unwrap()))
+        .collect();
+    let path_is = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = api_get(api, &format!("/api/calls/{id}"));
+            if c["media_path"] == want {
+                return c;
+            }
+            assert!(Instant::now() < deadline, "not {want} within 10 s: {c}\nsipbridge:\n{}", lab.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let relayed = path_is("relayed");
+    assert_eq!(relayed["media_reason"], "relayed: recording", "{relayed}");
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, body) = common::http(api, "DELETE", &format!("/api/calls/{id}/record")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let again = path_is("direct");
+    assert_eq!(again["media_reason"], "direct", "{again}");
+    for (file, freq) in files.iter().zip(["1000", "600"]) {
+        let heard = lab.ok("tone.sh", &["check", &file.display().to_string(), "--freq", freq, "--min-seconds", "2"]);
+        assert!(heard.contains("PASS"), "{}:\n{heard}", file.display());
+    }
     lab.ok("phone.sh", &["hangup", "c"]);
     lab.ok("phone.sh", &["wait", "d", "CALL_CLOSED", "10", &md]);
     let heard_d = lab.ok("tone.sh", &["check", &lab.ok("phone.sh", &["rec", "d"]), "--freq", "1000", "--min-seconds", "2.5"]);
