@@ -522,6 +522,13 @@ impl B2bua {
         self.calls.get(&id).and_then(|c| c.leg(side).nego.remote())
     }
 
+    /// The SDP we last sent `side`'s endpoint that is in force: its payload-type numbers
+    /// are the ones that endpoint sends with (RFC 3264 §5.1: an SDP names what its
+    /// sender wants to receive), for the relay's payload-type translation.
+    pub fn local_sdp(&self, id: CallId, side: Side) -> Option<&sdp::SessionDescription> {
+        self.calls.get(&id).and_then(|c| c.leg(side).nego.local())
+    }
+
     /// Whether both legs are answered and ACKed and the call is not ending: the moment
     /// [`B2bua::go_direct`] may be asked.
     pub fn confirmed(&self, id: CallId) -> bool {
