@@ -463,6 +463,15 @@ fn chained_servers_both_yes_glare_then_converge() {
     ccheck!(w, wait <= 2010, format!("b2 retried {wait} ms after the 491"));
     let b1_invites = sent("b1", "INVITE sip:sipbridge@127.0.0.3");
     ccheck!(w, b1_invites.len() == 1, "b1's back-off ends with nothing to send");
+    // ... and b1 does not wait for its back-off to say so: the crossing retry put its
+    // legs where it wanted them, so it is direct as soon as that exchange is done.
+    let history = w.node(w.b1).b2bua.calls()[0].media_history.clone();
+    let b1_direct = history.iter().find(|(_, p)| *p == MediaPath::Direct).map(|(t, _)| t.as_millis());
+    ccheck!(
+        w,
+        b1_direct.is_some_and(|t| t >= b2_invites[1] && t <= b2_invites[1] + 200),
+        format!("b1 direct right after b2's retry at {} ms: {history:?}", b2_invites[1])
+    );
 }
 
 #[test]

@@ -325,9 +325,12 @@ impl B2bua {
         let Some(c) = self.calls.get_mut(&call) else { return };
         // Timers that are due are spent whatever happens next (a due deadline left in
         // place would fire again at once).
+        // A 491 back-off is for a change still wanted (§14.1): once the crossing request
+        // put the leg where we wanted it, there is nothing left to retry.
+        let settled = [Side::A, Side::B].map(|s| c.wanted(s).is_some_and(|w| Some(w) == c.points_at(s)));
         if let Some(ctl) = c.media.as_deref_mut() {
-            for l in &mut ctl.legs {
-                if l.retry_at.is_some_and(|t| t <= now) {
+            for (l, settled) in ctl.legs.iter_mut().zip(settled) {
+                if l.retry_at.is_some_and(|t| t <= now) || (settled && l.in_flight.is_none()) {
                     l.retry_at = None;
                 }
                 if matches!(l.withhold, Withhold::Until(t) if t <= now) {
