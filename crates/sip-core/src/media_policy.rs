@@ -19,7 +19,11 @@
 //!    endpoint's lists are applied to the *other* endpoint's address, deny first, then
 //!    permit, an empty permit list permitting all ([`Blocker::Denied`]);
 //! 4. no voice codec in common ([`Blocker::NoCommonCodec`]), or the ptimes differ
-//!    ([`Blocker::PtimeMismatch`]; no `a=ptime` means 20 ms);
+//!    ([`Blocker::PtimeMismatch`]; no `a=ptime` means 20 ms), or the endpoints number
+//!    the codecs differently where it matters ([`Blocker::PayloadTypes`]): no common
+//!    voice codec has the same payload type on both sides, or telephone-event has not.
+//!    Each leg keeps its own numbers (RFC 3264 §8.3.2) and the relay translates
+//!    between them, but phone to phone nobody would;
 //! 5. a feature needs the media: recording, a DTMF feature armed while a leg's DTMF
 //!    rides RTP (`rfc4733`/`inband`; SIP INFO does not block), hold music, an
 //!    announcement, a transfer in progress;
@@ -298,6 +302,16 @@ pub enum Blocker {
         /// The second endpoint and its ptime.
         b: (String, u32),
     },
+    /// Rule 4: the endpoints give a codec different payload-type numbers (only the
+    /// relay can translate them).
+    PayloadTypes {
+        /// The encoding name (`telephone-event`, `opus`).
+        codec: String,
+        /// The first endpoint and its number.
+        a: (String, u8),
+        /// The second endpoint and its number.
+        b: (String, u8),
+    },
     /// Rule 5: the call is recorded.
     Recording,
     /// Rule 5: a DTMF feature is armed and this endpoint's DTMF rides RTP.
@@ -360,6 +374,7 @@ impl Blocker {
             Blocker::Denied { .. } => "denied",
             Blocker::NoCommonCodec => "codec",
             Blocker::PtimeMismatch { .. } => "ptime",
+            Blocker::PayloadTypes { .. } => "payload_type",
             Blocker::Recording => "recording",
             Blocker::DtmfFeature { .. } => "dtmf",
             Blocker::HoldMusic => "hold_music",
@@ -376,12 +391,13 @@ impl Blocker {
     }
 
     /// Every metrics label, in rule order (to pre-register counters).
-    pub const METRIC_LABELS: [&'static str; 17] = [
+    pub const METRIC_LABELS: [&'static str; 18] = [
         "direct_media_no",
         "nat",
         "denied",
         "codec",
         "ptime",
+        "payload_type",
         "recording",
         "dtmf",
         "hold_music",
@@ -426,6 +442,9 @@ impl fmt::Display for Reason<'_> {
             }
             Blocker::NoCommonCodec => f.write_str("no common codec"),
             Blocker::PtimeMismatch { a, b } => write!(f, "ptime differs ({} {} ms, {} {} ms)", a.0, a.1, b.0, b.1),
+            Blocker::PayloadTypes { codec, a, b } => {
+                write!(f, "payload types differ ({codec} is {} for {}, {} for {})", a.1, a.0, b.1, b.0)
+            }
             Blocker::Recording => f.write_str("recording"),
             Blocker::DtmfFeature { name } => write!(f, "a DTMF feature is armed and {name} sends DTMF in RTP"),
             Blocker::HoldMusic => f.write_str("hold music"),
@@ -527,6 +546,9 @@ fn first_blocker(policy: &[LegPolicy; 2], legs: &[LegFacts; 2], call: &CallFacts
         if pa != pb {
             return Some(Blocker::PtimeMismatch { a: (name(&policy[0]), pa), b: (name(&policy[1]), pb) });
         }
+        if let Some((codec, x, y)) = payload_type_clash(a, b) {
+            return Some(Blocker::PayloadTypes { codec, a: (name(&policy[0]), x), b: (name(&policy[1]), y) });
+        }
     }
     // 5. features that need the media.
     if call.recording {
@@ -616,6 +638,25 @@ fn refused(policy: &LegPolicy, other: IpAddr) -> Option<ListRule> {
 /// Whether a codec carries voice (not telephone-event, not comfort noise).
 fn is_voice(c: &Codec) -> bool {
     !c.is_telephone_event() && !c.name.eq_ignore_ascii_case("CN")
+}
+
+/// Rule 4's numbering check: `(codec, a's number, b's number)` when no common voice
+/// codec has the same payload type in both (the first common one is named), or when
+/// both list telephone-event under different numbers.
+fn payload_type_clash(a: &SessionDescription, b: &SessionDescription) -> Option<(String, u8, u8)> {
+    let (ca, cb) = (a.audio_codecs(), b.audio_codecs());
+    let same = |x: &Codec, y: &Codec| x.name.eq_ignore_ascii_case(&y.name) && x.clock_rate == y.clock_rate;
+    let pairs: Vec<(&Codec, &Codec)> =
+        ca.iter().filter(|c| is_voice(c)).filter_map(|x| cb.iter().find(|y| same(x, y)).map(|y| (x, y))).collect();
+    if !pairs.is_empty() && pairs.iter().all(|(x, y)| x.payload_type != y.payload_type) {
+        let (x, y) = pairs[0];
+        return Some((x.name.clone(), x.payload_type, y.payload_type));
+    }
+    let event = |cs: &[Codec]| cs.iter().find(|c| c.is_telephone_event()).cloned();
+    match (event(&ca), event(&cb)) {
+        (Some(x), Some(y)) if x.payload_type != y.payload_type => Some((x.name, x.payload_type, y.payload_type)),
+        _ => None,
+    }
 }
 
 /// The voice codecs of `a`'s first active audio stream that `b`'s also lists, by

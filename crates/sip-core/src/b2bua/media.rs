@@ -387,8 +387,17 @@ impl B2bua {
         let method = c.media.as_deref().map_or(DirectMethod::Invite, |m| m.legs[side.index()].method);
         let use_update = method == DirectMethod::Update && c.leg(side).peer_allows_update;
         // Codecs: those in force on both legs, by encoding name; this leg's numbers.
+        // Going direct, only those the other endpoint receives under the same number
+        // (nobody translates phone to phone; the policy's rule 4 saw to it that one is
+        // left); back to the relay, every codec in common (the relay translates).
+        let other = c.leg(side.other());
         let other_names: Vec<String> =
-            c.leg(side.other()).nego.local().map(|sd| sd.audio_codecs().into_iter().map(|k| k.name).collect()).unwrap_or_default();
+            other.nego.local().map(|sd| sd.audio_codecs().into_iter().map(|k| k.name).collect()).unwrap_or_default();
+        let other_receives = if target == c.leg(side).media_local {
+            Vec::new()
+        } else {
+            other.nego.remote().map(SessionDescription::audio_codecs).unwrap_or_default()
+        };
         let leg = c.leg_mut(side);
         let Some(mut sd) = leg.nego.local().cloned() else {
             tracing::info!(call = %call, %side, "no SDP in force on the leg: its media cannot be moved");
@@ -400,6 +409,12 @@ impl B2bua {
             let mut filtered = sd.clone();
             if filtered.filter_codecs(&names) > 0 {
                 sd = filtered;
+            }
+        }
+        if !other_receives.is_empty() {
+            let mut same = sd.clone();
+            if keep_same_numbers(&mut same, &other_receives) > 0 {
+                sd = same;
             }
         }
         sd.set_audio_address(target.ip(), target.port());
@@ -560,4 +575,24 @@ impl B2bua {
             c.ctl_mut().legs[side.index()].refused = None;
         }
     }
+}
+
+/// Removes from `sd`'s active audio stream every format whose codec `theirs` does not
+/// list under the same payload-type number (name case-insensitive, clock rate); returns
+/// how many voice codecs are left (telephone-event and CN not counted).
+fn keep_same_numbers(sd: &mut SessionDescription, theirs: &[sdp::Codec]) -> usize {
+    let Some(media) = sd.active_audio_index().and_then(|i| sd.media_mut().get_mut(i)) else { return 0 };
+    let same = |c: &sdp::Codec| {
+        theirs.iter().any(|t| t.payload_type == c.payload_type && t.name.eq_ignore_ascii_case(&c.name) && t.clock_rate == c.clock_rate)
+    };
+    let drop: Vec<String> = media
+        .formats()
+        .iter()
+        .filter(|f| !f.parse::<u8>().ok().and_then(|pt| media.rtpmap(pt)).is_some_and(|c| same(&c)))
+        .cloned()
+        .collect();
+    for f in &drop {
+        media.remove_format(f);
+    }
+    media.codecs().iter().filter(|c| !c.is_telephone_event() && !c.name.eq_ignore_ascii_case("CN")).count()
 }

@@ -257,9 +257,33 @@ fn rule4_no_common_codec() {
     l[0].sdp = Some(sdp_with("192.0.2.10", 4000, "0 13 101", "a=rtpmap:101 telephone-event/8000\n"));
     l[1].sdp = Some(sdp_with("198.51.100.20", 5000, "18 13 101", "a=rtpmap:101 telephone-event/8000\n"));
     assert_eq!(relayed(&p, &l, &c), Blocker::NoCommonCodec);
-    // Names compare case-insensitively and across payload-type numbers.
+    // Names compare case-insensitively.
+    l[0].sdp = Some(sdp_with("192.0.2.10", 4000, "96", "a=rtpmap:96 opus/48000/2\n"));
+    l[1].sdp = Some(sdp_with("198.51.100.20", 5000, "96", "a=rtpmap:96 OPUS/48000/2\n"));
+    assert_eq!(decide(&p, &l, &c), Decision::Direct);
+}
+
+#[test]
+fn rule4_payload_types_must_match_phone_to_phone() {
+    let (p, mut l, c) = call();
+    // The same codec under other numbers: common, but only the relay could translate.
     l[0].sdp = Some(sdp_with("192.0.2.10", 4000, "96", "a=rtpmap:96 opus/48000/2\n"));
     l[1].sdp = Some(sdp_with("198.51.100.20", 5000, "111", "a=rtpmap:111 OPUS/48000/2\n"));
+    let b = relayed(&p, &l, &c);
+    assert_eq!(b, Blocker::PayloadTypes { codec: "opus".into(), a: ("alice".into(), 96), b: ("bob".into(), 111) });
+    assert_eq!(b.to_string(), "relayed: payload types differ (opus is 96 for alice, 111 for bob)");
+    assert_eq!(b.metric_label(), "payload_type");
+    // One common voice codec with the same number is enough (the move offers only it).
+    l[0].sdp = Some(sdp_with("192.0.2.10", 4000, "96 0", "a=rtpmap:96 opus/48000/2\n"));
+    l[1].sdp = Some(sdp_with("198.51.100.20", 5000, "111 0", "a=rtpmap:111 opus/48000/2\n"));
+    assert_eq!(decide(&p, &l, &c), Decision::Direct);
+    // telephone-event must match whenever both have it: DTMF would be lost.
+    l[0].sdp = Some(sdp_with("192.0.2.10", 4000, "0 101", "a=rtpmap:101 telephone-event/8000\n"));
+    l[1].sdp = Some(sdp_with("198.51.100.20", 5000, "0 96", "a=rtpmap:96 telephone-event/8000\n"));
+    let b = relayed(&p, &l, &c);
+    assert_eq!(b.to_string(), "relayed: payload types differ (telephone-event is 101 for alice, 96 for bob)");
+    // Only one side with telephone-event: nothing to mismatch.
+    l[1].sdp = Some(sdp_with("198.51.100.20", 5000, "0", ""));
     assert_eq!(decide(&p, &l, &c), Decision::Direct);
 }
 
