@@ -87,6 +87,7 @@ fn main() {
                     headers: Vec::new(),
                     forks: Vec::new(),
                     nat: [None, None],
+                    direct_setup: false,
                 };
                 b2.route(now, ep, inc.call, t).expect("routed");
             }

@@ -515,6 +515,25 @@ pub fn decide(policy: &[LegPolicy; 2], legs: &[LegFacts; 2], call: &CallFacts) -
     }
 }
 
+/// `direct_rtp_setup`: may the first INVITE already carry the caller's media address to
+/// the callee? Only what is known before the answer is checked: rules 1 and 2 on the
+/// signalling evidence (`callee_nat`: its registration's or config's), the callee's
+/// permit/deny against the caller's address, the features of rule 5, the caller's
+/// SRTP/T.38 and the party count; the caller's offer must name an audio address. The
+/// rest (the caller's lists against the callee's address, codecs, ptime, address
+/// family) is decided after the answer as for any call, and re-anchors the call if it
+/// refuses. `verify_media` cannot apply: the relay never hears the RTP.
+pub fn decide_at_setup(policy: &[LegPolicy; 2], caller: &LegFacts, callee_nat: Option<NatEvidence>, call: &CallFacts) -> Decision {
+    let callee = LegFacts { answered: true, signalling_nat: callee_nat, ..LegFacts::default() };
+    let legs = [LegFacts { answered: true, ..caller.clone() }, callee];
+    let first = first_blocker(policy, &legs, call).filter(|b| !matches!(b, Blocker::NoAudio { name } if *name == policy[1].name));
+    match first {
+        Some(b) => Decision::Relayed(b),
+        None if media_ip(&legs[0]).is_none() => Decision::Relayed(Blocker::NoAudio { name: policy[0].name.clone() }),
+        None => Decision::Direct,
+    }
+}
+
 fn first_blocker(policy: &[LegPolicy; 2], legs: &[LegFacts; 2], call: &CallFacts) -> Option<Blocker> {
     let both = || policy.iter().zip(legs.iter());
     let name = |p: &LegPolicy| p.name.clone();

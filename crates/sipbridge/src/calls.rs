@@ -550,6 +550,8 @@ impl<M: MediaBackend> Calls<M> {
         };
         let (caller_name, callee_name) = (caller.name.clone(), callee.name.clone());
         let codecs = [caller.codecs.clone(), callee.codecs.clone()];
+        let callee_nat = contacts.iter().find_map(|c| c.nat);
+        let direct_setup = self.direct_setup_allowed(call, [from, to], &inc.request, caller_nat, callee_nat);
         let mut contacts = contacts.into_iter();
         let Some(first) = contacts.next() else { return };
         let pin = [caller_nat.is_some(), first.pin];
@@ -560,12 +562,22 @@ impl<M: MediaBackend> Calls<M> {
         };
         // Every other contact rings at the same time (first 2xx wins, CANCEL to the rest).
         let forks: Vec<Fork> = contacts.map(|c| Fork { uri: c.uri, flow: c.flow, pin_flow: c.pin }).collect();
-        let target =
-            Target { uri: first.uri, flow: first.flow, media, codecs, pin_flow: pin, no_answer: None, headers: Vec::new(), forks, nat };
+        let target = Target {
+            uri: first.uri,
+            flow: first.flow,
+            media,
+            codecs,
+            pin_flow: pin,
+            no_answer: None,
+            headers: Vec::new(),
+            forks,
+            nat,
+            direct_setup,
+        };
         tracing::info!(%call, from = %caller_name, to = %callee_name, user = %new_user, "routing");
         match self.b2bua.route(now, ep, call, target) {
             Ok(()) => {
-                self.direct_begin(call, [from, to]);
+                self.direct_begin(call, [from, to], direct_setup);
                 self.routed.push((call, [caller_name, callee_name]));
             }
             Err(e) => {

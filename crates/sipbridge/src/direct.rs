@@ -24,6 +24,9 @@ pub struct DirectCall {
     pub reason: String,
     /// Its metric label when it blocked, for `sipbridge_direct_media_blocked_total`.
     pub label: Option<&'static str>,
+    /// Set up direct (`direct_rtp_setup`): the relay never hears the RTP, so
+    /// `verify_media` does not apply.
+    pub setup: bool,
 }
 
 /// Counters of the policy, for metrics.
@@ -58,10 +61,42 @@ pub fn heard(c: &LegCounters) -> (bool, Option<std::net::SocketAddr>) {
 }
 
 impl<M: MediaBackend> Calls<M> {
-    /// A routed call between endpoints `legs`: its media starts relayed.
-    pub(crate) fn direct_begin(&mut self, call: CallId, legs: [usize; 2]) {
-        let reason = "relayed: the call is not answered yet".to_owned();
-        self.direct.insert(call, DirectCall { legs, reason, label: None });
+    /// A routed call between endpoints `legs`: its media starts relayed, or with
+    /// `setup` phone to phone (`direct_rtp_setup`).
+    pub(crate) fn direct_begin(&mut self, call: CallId, legs: [usize; 2], setup: bool) {
+        let reason = if setup {
+            "direct: set up phone to phone (direct_rtp_setup), not answered yet"
+        } else {
+            "relayed: the call is not answered yet"
+        };
+        self.direct.insert(call, DirectCall { legs, reason: reason.to_owned(), label: None, setup });
+    }
+
+    /// `direct_rtp_setup` on both endpoints, and what the policy can check before the
+    /// answer allows direct media ([`media_policy::decide_at_setup`]); logged either way.
+    pub(crate) fn direct_setup_allowed(
+        &self,
+        call: CallId,
+        legs: [usize; 2],
+        invite: &sip_core::sip_message::Request,
+        caller_nat: Option<sip_core::nat::NatEvidence>,
+        callee_nat: Option<sip_core::nat::NatEvidence>,
+    ) -> bool {
+        let endpoints = legs.map(|i| &self.config.endpoints[i]);
+        if !endpoints.iter().all(|e| e.direct_rtp_setup) {
+            return false;
+        }
+        let sdp = (!invite.body().is_empty()).then(|| sip_core::sdp::SessionDescription::parse(invite.body()).ok()).flatten();
+        let caller = LegFacts { signalling_nat: caller_nat, sdp, ..LegFacts::default() };
+        let facts = CallFacts {
+            recording: false,
+            dtmf_feature_armed: !self.config.features.record_toggle.is_empty(),
+            verify_media: false,
+            ..CallFacts::default()
+        };
+        let decision = media_policy::decide_at_setup(&endpoints.map(leg_policy), &caller, callee_nat, &facts);
+        tracing::info!(%call, media = %decision, "direct_rtp_setup");
+        decision.is_direct()
     }
 
     /// Look at `call` again at `at` (the earliest wins; stale entries are skipped).
@@ -120,7 +155,7 @@ impl<M: MediaBackend> Calls<M> {
         let facts = CallFacts {
             recording: self.recording.contains(&call),
             dtmf_feature_armed: armed,
-            verify_media: self.config.media.verify_media,
+            verify_media: self.config.media.verify_media && !dc.setup,
             since_answer,
             ..CallFacts::default()
         };

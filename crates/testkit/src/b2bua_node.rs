@@ -41,6 +41,8 @@ pub struct B2buaNode {
     pub b2bua: B2bua,
     route: Route,
     local: SocketAddr,
+    /// Route calls with [`Target::direct_setup`].
+    direct_setup: bool,
     /// Every call event, in order, with its time.
     pub events: Vec<(Time, CallEvent)>,
     /// Events the call layer did not take.
@@ -58,6 +60,7 @@ impl B2buaNode {
             command_results: Vec::new(),
             b2bua: B2bua::new(config),
             route,
+            direct_setup: false,
             local,
             events: Vec::new(),
             passed: Vec::new(),
@@ -67,6 +70,12 @@ impl B2buaNode {
     /// Runs `cmd` on each call `after` its answer.
     pub fn on_answer(mut self, after: Duration, cmd: Command) -> B2buaNode {
         self.on_answer.push((after, cmd));
+        self
+    }
+
+    /// Routes every call with `direct_rtp_setup` ([`Target::direct_setup`]).
+    pub fn direct_setup(mut self) -> B2buaNode {
+        self.direct_setup = true;
         self
     }
 
@@ -145,6 +154,7 @@ impl B2buaNode {
                             headers: Vec::new(),
                             forks: addrs[1..].iter().map(|a| Fork { uri: uri(a), flow: flow(a), pin_flow: false }).collect(),
                             nat: [None, None],
+                            direct_setup: self.direct_setup,
                         };
                         if let Err(e) = self.b2bua.route(now, ep, call, target) {
                             panic!("route failed: {e}");

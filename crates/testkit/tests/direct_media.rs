@@ -152,6 +152,32 @@ fn go_direct_end_to_end() {
 }
 
 #[test]
+fn direct_rtp_setup_needs_no_reinvite_and_re_anchors_on_demand() {
+    let mut w = World::new(caller().at(ms(9000), Action::Bye), callee(), |n| {
+        n.direct_setup().at(ms(3000), Command::ReAnchor([true, true])).at(ms(5000), direct())
+    });
+    w.net.run_until(ms(1040));
+    check!(w, w.points_at(w.bob, "127.0.0.1"), "the INVITE to bob carries alice's media address");
+    w.net.run_until(ms(2000));
+    check!(w, w.points_at(w.alice, "127.0.0.3"), "the 200 to alice carries bob's");
+    let (a, b) = w.received(Method::Invite);
+    check!(w, a.is_empty() && b.is_empty(), "no re-INVITE at all");
+    check!(w, w.path() == MediaPath::Direct, "direct from the answer");
+    let history: Vec<MediaPath> = w.bridge().paths().into_iter().map(|(_, p)| p).collect();
+    check!(w, history == vec![MediaPath::Direct], format!("one change, to direct: {history:?}"));
+    check!(w, w.bridge().b2bua.calls()[0].counters.reinvites_sent == 0, "none counted");
+    // Re-anchoring works as for a call that moved: both legs to the relay, then back.
+    w.net.run_until(ms(4000));
+    let (a, b) = w.received(Method::Invite);
+    check!(w, a.len() == 1 && b.len() == 1, "one re-INVITE per leg to re-anchor");
+    check!(w, w.points_at(w.alice, "127.0.0.2") && w.points_at(w.bob, "127.0.0.2") && w.path() == MediaPath::Relayed, "relayed");
+    w.net.run_until(ms(6000));
+    check!(w, w.points_at(w.alice, "127.0.0.3") && w.points_at(w.bob, "127.0.0.1") && w.path() == MediaPath::Direct, "direct again");
+    w.net.run_until(ms(10_000));
+    check!(w, w.bridge().ended().len() == 1, "the call ends normally");
+}
+
+#[test]
 fn update_method_and_fallback_without_allow() {
     let opts = DirectOpts { method: [DirectMethod::Update, DirectMethod::Update], withhold: [false, false] };
     // alice allows UPDATE, bob does not.

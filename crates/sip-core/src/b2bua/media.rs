@@ -173,6 +173,13 @@ impl Call {
             && this.nego_stable()
     }
 
+    /// `direct_rtp_setup`: both goals at direct before the call is answered.
+    pub(crate) fn direct_setup(&mut self) {
+        for l in &mut self.ctl_mut().legs {
+            l.goal = Goal::Direct;
+        }
+    }
+
     pub(crate) fn defer(&mut self, side: Side, tx: TransactionId, request: Request) {
         self.ctl_mut().deferred = Some((side, tx, Box::new(request)));
     }
@@ -227,6 +234,11 @@ impl Call {
 
     fn compute_path(&self, now: Time) -> MediaPath {
         let Some(ctl) = self.media.as_deref() else { return MediaPath::Relayed };
+        if matches!(self.phase, Phase::Routing | Phase::Calling) {
+            // Only `direct_rtp_setup` has goals this early: nothing is moving yet, and
+            // the path is whatever the answer makes it.
+            return ctl.path;
+        }
         let mut moving = false;
         let mut direct = 0;
         for side in [Side::A, Side::B] {

@@ -115,6 +115,11 @@ pub struct Target {
     /// the callee's registration or config): kept with the call for the direct-media
     /// `nonat` rule and the API.
     pub nat: [Option<NatEvidence>; 2],
+    /// `direct_rtp_setup` (DIRECT_MEDIA.md): the policy already allows direct media at
+    /// set-up, so the INVITE to the callee carries the caller's media address and the
+    /// answer to the caller the callee's: the media never touches the relay and no
+    /// re-INVITE is needed. The relay ports stay reserved for re-anchoring.
+    pub direct_setup: bool,
 }
 
 /// One more contact a call rings in parallel with [`Target::uri`]: its own INVITE (same
@@ -756,6 +761,14 @@ impl B2bua {
         c.b.codecs = target.codecs[1].clone();
         c.b.flow = target.flow;
         c.b_pin_flow = target.pin_flow[1];
+        if target.direct_setup {
+            // Each leg's SDP carries the other endpoint's own address from the start
+            // (`Leg::rewrite`); the media-path controller holds both goals at direct, so
+            // it reports `Direct` once both legs are answered and re-anchors on demand.
+            c.a.direct = true;
+            c.b.direct = true;
+            c.direct_setup();
+        }
         // The caller's offer, for the outbound leg.
         let mut body = None;
         if let Some(offer) = c.a.nego_pending_remote() {

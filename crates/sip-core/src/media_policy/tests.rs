@@ -721,3 +721,29 @@ proptest! {
         prop_assert_eq!(decide(&p, &l, &c), d, "deterministic");
     }
 }
+
+#[test]
+fn at_setup_only_what_is_known_before_the_answer() {
+    let (mut p, l, c) = call();
+    let caller = LegFacts { answered: false, heard: false, rtp_source: None, ..l[0].clone() };
+    assert_eq!(decide_at_setup(&p, &caller, None, &c), Decision::Direct, "unanswered, unheard, verify_media on: still direct");
+    // The callee's signalling evidence blocks a nonat callee.
+    p[1].mode = DirectMode::NoNat;
+    assert_eq!(decide_at_setup(&p, &caller, Some(VIA_NAT), &c).blocker().map(Blocker::metric_label), Some("nat"));
+    assert_eq!(decide_at_setup(&p, &caller, None, &c), Decision::Direct, "no evidence yet: allowed");
+    // The callee's deny list is checked against the caller's offer.
+    p[1].deny = vec![net("192.0.2.0/24")];
+    assert_eq!(decide_at_setup(&p, &caller, None, &c).to_string(), "relayed: bob's direct_media_deny refuses 192.0.2.10");
+    // The caller's own lists wait for the callee's address (decided after the answer).
+    p[1].deny.clear();
+    p[0].permit = vec![net("10.0.0.0/8")];
+    assert_eq!(decide_at_setup(&p, &caller, None, &c), Decision::Direct);
+    // No offer from the caller: nothing to give the callee.
+    let offerless = LegFacts { sdp: None, ..caller.clone() };
+    assert_eq!(decide_at_setup(&p, &offerless, None, &c).to_string(), "relayed: no audio address from alice");
+    // Features and SRTP as for any call.
+    let recorded = CallFacts { recording: true, ..c.clone() };
+    assert_eq!(decide_at_setup(&p, &caller, None, &recorded).to_string(), "relayed: recording");
+    let srtp = LegFacts { sdp: Some(parse(&sdp_text("192.0.2.10", 4000, "RTP/SAVP", "0", ""))), ..caller };
+    assert_eq!(decide_at_setup(&p, &srtp, None, &c).to_string(), "relayed: alice uses SRTP");
+}
