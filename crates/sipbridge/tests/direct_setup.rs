@@ -5,7 +5,7 @@
 //! key off on one endpoint the same call starts relayed and moves with re-INVITEs.
 //!
 //! Addresses: sipbridge on 127.0.0.x0 (API on :8090), the caller on .x1, the callee on
-//! .x2; x = 9 for one test and 8 for the other, so they run at once.
+//! .x2; x = 9, 8 or 7, one per test, so they run at once.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
@@ -32,11 +32,16 @@ impl Net {
 }
 
 fn start(net: Net, callee_setup: bool) -> Binary {
+    start_with(net, callee_setup, "")
+}
+
+/// As [`start`], with `alice_extra` added to alice's `[[endpoint]]`.
+fn start_with(net: Net, callee_setup: bool, alice_extra: &str) -> Binary {
     let (bridge, api, caller, callee, media) = (net.bridge(), net.api(), net.ip(1), net.ip(2), net.ip(0));
     let config = format!(
         "[sip]\nlisten = [\"udp:{bridge}\"]\n[api]\nlisten = \"{api}\"\n[store]\nurl = \"memory\"\n[media]\naddress = \"{media}\"\n\
          [log]\nlevel = \"info\"\n\
-         [[endpoint]]\nname = \"alice\"\nhost = \"{caller}:5060\"\nqualify = false\ndirect_rtp_setup = true\n\
+         [[endpoint]]\nname = \"alice\"\nhost = \"{caller}:5060\"\nqualify = false\ndirect_rtp_setup = true\n{alice_extra}\n\
          [[endpoint]]\nname = \"bob\"\nhost = \"{callee}:5060\"\nqualify = false\ndirect_rtp_setup = {callee_setup}\n\
          [[route]]\nmatch = \".*\"\nto = \"bob\"\n"
     );
@@ -222,5 +227,22 @@ fn without_direct_rtp_setup_on_both_endpoints_the_call_starts_relayed() {
     let reinvite = call.alice.expect("INVITE ", Duration::from_secs(5));
     assert_eq!(media_of(&reinvite), format!("{}:42000", net.ip(2)).parse().unwrap(), "{reinvite}");
     call.hang_up();
+    drop(server);
+}
+
+#[test]
+fn a_blocker_seen_only_in_the_answer_re_anchors_the_call() {
+    // alice's permit list cannot be checked before bob's answer gives his address; when
+    // it refuses it, both legs are brought back to the relay.
+    let net = Net(7);
+    let server = start_with(net, true, "direct_media_permit = [\"10.0.0.0/8\"]");
+    let call = Call::place(net);
+    assert_eq!(media_of(&call.invite).ip().to_string(), net.ip(1), "set up direct:\n{}", call.invite);
+    let (ra, rb) = (call.alice.expect("INVITE ", Duration::from_secs(5)), call.bob.expect("INVITE ", Duration::from_secs(5)));
+    assert_eq!(media_of(&ra).ip().to_string(), net.ip(0), "alice back on the relay:\n{ra}");
+    assert_eq!(media_of(&rb).ip().to_string(), net.ip(0), "bob back on the relay:\n{rb}");
+    let c = call.info();
+    let reason = c["media_reason"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(reason, format!("relayed: alice's direct_media_permit does not include {}", net.ip(2)), "{c}");
     drop(server);
 }
