@@ -55,8 +55,15 @@ fn formats(codecs: &[sdp::Codec]) -> Vec<Format<'_>> {
 /// encoding name, clock rate and channels. Before any answer (or for a call that is
 /// gone) the maps are empty and the translation the identity.
 pub fn payloads(b2bua: &B2bua, call: CallId) -> Payloads {
-    let sent = [Side::A, Side::B].map(|s| sent_with(b2bua.local_sdp(call, s), b2bua.remote_sdp(call, s)));
-    let received = [Side::A, Side::B].map(|s| b2bua.remote_sdp(call, s).map(SessionDescription::audio_codecs).unwrap_or_default());
+    let [a, b] = [Side::A, Side::B];
+    payloads_of([b2bua.local_sdp(call, a), b2bua.local_sdp(call, b)], [b2bua.remote_sdp(call, a), b2bua.remote_sdp(call, b)])
+}
+
+/// [`payloads`] from the SDPs in force, per leg (index = [`Leg::index`]): `local` the
+/// ones we sent, `remote` the ones the endpoints sent.
+pub fn payloads_of(local: [Option<&SessionDescription>; 2], remote: [Option<&SessionDescription>; 2]) -> Payloads {
+    let sent = [0, 1].map(|i| sent_with(local[i], remote[i]));
+    let received = remote.map(|r| r.map(SessionDescription::audio_codecs).unwrap_or_default());
     let maps = [0, 1].map(|i| sent[i].iter().map(|c| (c.payload_type, Codec::from_rtpmap(&c.name, c.clock_rate))).collect());
     let translation = [0, 1].map(|i| PayloadTranslation::between(&formats(&sent[i]), &formats(&received[1 - i])));
     Payloads { maps, translation }
@@ -203,5 +210,35 @@ impl MediaBackend for Relay {
         t.open_calls = self.handles.len() as u64;
         t.free_pairs = self.relay.available() as u64;
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sd(formats: &str, rtpmaps: &str) -> SessionDescription {
+        let text =
+            format!("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP {formats}\r\n{rtpmaps}");
+        SessionDescription::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn each_direction_gets_the_receivers_numbers() {
+        // The caller offered PCMU, opus 111 and telephone-event 101 and was answered with
+        // its own numbers; we offered the callee the same, and it answered opus as 107
+        // and telephone-event as 96.
+        let caller = sd("0 111 101", "a=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n");
+        let callee = sd("0 107 96", "a=rtpmap:107 opus/48000/2\r\na=rtpmap:96 telephone-event/8000\r\n");
+        let p = payloads_of([Some(&caller), Some(&caller)], [Some(&caller), Some(&callee)]);
+        let a: Vec<_> = p.translation[0].pairs().collect();
+        assert_eq!(a, [(101, 96), (111, 107)]);
+        let b: Vec<_> = p.translation[1].pairs().collect();
+        assert_eq!(b, [(96, 101), (107, 111)], "the callee's own numbers too, for a symmetric sender");
+        assert_eq!(p.maps[0].get(&101), Some(&Codec::TelephoneEvent { clock_rate: 8000 }));
+        assert_eq!(p.maps[1].get(&101), Some(&Codec::TelephoneEvent { clock_rate: 8000 }), "the numbers of our offer");
+        assert_eq!(p.maps[1].get(&96), Some(&Codec::TelephoneEvent { clock_rate: 8000 }), "and its own");
+        assert_eq!(payloads_of([None, None], [None, None]), Payloads::default());
     }
 }
