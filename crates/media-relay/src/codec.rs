@@ -100,6 +100,126 @@ impl Default for PayloadMap {
     }
 }
 
+/// One payload format as an SDP names it, for matching a codec across the two legs:
+/// its payload type and its identity, the encoding name (case-insensitive, RFC 4855 §3),
+/// clock rate and channel count (`a=rtpmap:<pt> <name>/<rate>[/<channels>]`, RFC 8866
+/// §6.6; an absent count is 1 for audio, RFC 3551 §4.1). A name alone is not enough:
+/// `telephone-event/8000` and `telephone-event/48000` are different formats, and so are
+/// `opus/48000/2` and a mono `L16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format<'a> {
+    /// The payload type (0–127) the SDP gives it.
+    pub payload_type: u8,
+    /// The encoding name, as written.
+    pub name: &'a str,
+    /// The RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// The channel count; `None` (not written) is 1.
+    pub channels: Option<u16>,
+}
+
+impl Format<'_> {
+    /// Whether `self` and `other` are the same codec (payload types aside).
+    pub fn same_codec(&self, other: &Format<'_>) -> bool {
+        self.name.eq_ignore_ascii_case(other.name)
+            && self.clock_rate == other.clock_rate
+            && self.channels.unwrap_or(1) == other.channels.unwrap_or(1)
+    }
+}
+
+/// Payload-type renumbering for the packets of one direction (received on one leg,
+/// forwarded to the other).
+///
+/// Payload-type numbers belong to each leg's own offer/answer (RFC 3264 §8.3.2: a
+/// dynamic mapping, once made, stays for that session; RFC 3551 §3): the same codec can
+/// be 101 on one leg and 96 on the other. An SDP names the numbers its sender expects
+/// to receive (RFC 3264 §5.1, §6.1), so a packet from leg X, numbered as X was told
+/// (the SDP we sent X), must reach leg Y numbered as Y asked (the SDP Y sent us).
+///
+/// A table of 128 entries, identity where nothing is said: looking a number up costs an
+/// index, never an allocation. Numbers the table does not name pass unchanged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PayloadTranslation {
+    table: [u8; 128],
+}
+
+impl PayloadTranslation {
+    /// Every payload type unchanged.
+    pub const IDENTITY: PayloadTranslation = PayloadTranslation { table: identity_table() };
+
+    /// `from → to` for each pair; a pair with a number above 127 (not an RTP payload
+    /// type, RFC 3550 §5.1) is ignored, and of two pairs for one `from` the last wins.
+    pub fn from_pairs(pairs: &[(u8, u8)]) -> PayloadTranslation {
+        let mut t = PayloadTranslation::IDENTITY;
+        for &(from, to) in pairs {
+            if from < 128 && to < 128 {
+                t.table[usize::from(from)] = to;
+            }
+        }
+        t
+    }
+
+    /// The table between two legs: each format of `sent` (the numbers the sending leg's
+    /// endpoint uses) becomes the payload type the same codec ([`Format::same_codec`])
+    /// has in `received` (the numbers the other endpoint expects), the first such if it
+    /// has several. A codec `received` does not name keeps its number; of two `sent`
+    /// formats with one number the first counts (list the SDP that is authoritative
+    /// first).
+    pub fn between(sent: &[Format<'_>], received: &[Format<'_>]) -> PayloadTranslation {
+        let mut t = PayloadTranslation::IDENTITY;
+        let mut seen = [false; 128];
+        for s in sent.iter().filter(|s| s.payload_type < 128) {
+            let from = usize::from(s.payload_type);
+            if std::mem::replace(&mut seen[from], true) {
+                continue;
+            }
+            if let Some(r) = received.iter().find(|r| r.payload_type < 128 && r.same_codec(s)) {
+                t.table[from] = r.payload_type;
+            }
+        }
+        t
+    }
+
+    /// The payload type to write for a packet that arrived with `pt` (0–127; a larger
+    /// value is returned unchanged).
+    pub fn get(&self, pt: u8) -> u8 {
+        self.table.get(usize::from(pt)).copied().unwrap_or(pt)
+    }
+
+    /// Whether every number passes unchanged.
+    pub fn is_identity(&self) -> bool {
+        *self == PayloadTranslation::IDENTITY
+    }
+
+    /// The numbers that change, as `(from, to)` pairs in `from` order.
+    pub fn pairs(&self) -> impl Iterator<Item = (u8, u8)> + '_ {
+        (0u8..128).zip(self.table.iter().copied()).filter(|&(from, to)| from != to)
+    }
+}
+
+const fn identity_table() -> [u8; 128] {
+    let mut table = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        table[i] = i as u8;
+        i += 1;
+    }
+    table
+}
+
+impl Default for PayloadTranslation {
+    /// [`PayloadTranslation::IDENTITY`].
+    fn default() -> Self {
+        PayloadTranslation::IDENTITY
+    }
+}
+
+impl std::fmt::Debug for PayloadTranslation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.pairs()).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +252,48 @@ mod tests {
         assert_eq!(Codec::from_rtpmap("Telephone-Event", 48000), Codec::TelephoneEvent { clock_rate: 48000 });
         assert_eq!(Codec::from_rtpmap("CN", 8000), Codec::ComfortNoise);
         assert_eq!(Codec::from_rtpmap("opus", 48000), Codec::Other);
+    }
+
+    fn f(payload_type: u8, name: &str, clock_rate: u32, channels: Option<u16>) -> Format<'_> {
+        Format { payload_type, name, clock_rate, channels }
+    }
+
+    #[test]
+    fn translation_matches_name_rate_and_channels() {
+        let sent = [
+            f(0, "PCMU", 8000, None),
+            f(111, "opus", 48000, Some(2)),
+            f(101, "telephone-event", 8000, None),
+            f(100, "telephone-event", 48000, None),
+        ];
+        let received = [
+            f(0, "PCMU", 8000, None),
+            f(107, "OPUS", 48000, Some(2)),
+            f(97, "telephone-event", 48000, None),
+            f(96, "Telephone-Event", 8000, None),
+        ];
+        let t = PayloadTranslation::between(&sent, &received);
+        assert_eq!(t.get(0), 0);
+        assert_eq!(t.get(111), 107, "names are case-insensitive");
+        assert_eq!(t.get(101), 96, "telephone-event/8000 is not telephone-event/48000");
+        assert_eq!(t.get(100), 97);
+        assert_eq!(t.get(8), 8, "an unknown number passes");
+        assert_eq!(t.get(200), 200, "not a payload type: unchanged, no panic");
+        assert_eq!(t.pairs().collect::<Vec<_>>(), [(100, 97), (101, 96), (111, 107)]);
+        assert!(!t.is_identity());
+        assert_eq!(format!("{t:?}"), "{100: 97, 101: 96, 111: 107}");
+
+        let mono = PayloadTranslation::between(&[f(96, "L16", 8000, None)], &[f(97, "L16", 8000, Some(2)), f(98, "L16", 8000, Some(1))]);
+        assert_eq!(mono.get(96), 98, "no channel count is one channel");
+        let first = PayloadTranslation::between(&[f(96, "PCMU", 8000, None), f(96, "PCMA", 8000, None)], &[f(8, "PCMA", 8000, None)]);
+        assert!(first.is_identity(), "the first format of a number counts");
+        assert!(PayloadTranslation::between(&[], &received).is_identity());
+        assert_eq!(PayloadTranslation::default(), PayloadTranslation::IDENTITY);
+    }
+
+    #[test]
+    fn translation_from_pairs_ignores_non_payload_types() {
+        let t = PayloadTranslation::from_pairs(&[(101, 96), (130, 1), (5, 200), (101, 97)]);
+        assert_eq!(t.pairs().collect::<Vec<_>>(), [(101, 97)]);
     }
 }

@@ -17,6 +17,11 @@
 //!   [`Session::audio`]; [`g711`] and the [`wav`] header for the I/O layer to write) and
 //!   [`DtmfDetector`] (RFC 4733 telephone events → [`RelayEvent::Dtmf`]), both reading
 //!   payload types through the leg's [`PayloadMap`] ([`Session::set_payload_types`]).
+//! - Payload-type translation: each leg numbers its codecs as its own offer/answer
+//!   decided (RFC 3264 §8.3.2), so a packet forwarded from one leg to the other gets the
+//!   other leg's number for its codec ([`PayloadTranslation`], built from both legs'
+//!   [`Format`]s; [`Session::set_payload_translation`]; the I/O layer writes it with
+//!   [`Forward::apply`]).
 //!
 //! Time is a [`std::time::Duration`] since an epoch the caller picks.
 //!
@@ -31,7 +36,7 @@
 //! s.set_remote(Leg::B, Some(phone_b));
 //! let rtp = [0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7];
 //! let out = s.handle_packet(Duration::from_millis(20), Leg::A, false, phone_a, &rtp);
-//! assert_eq!(out, Some(Forward { leg: Leg::B, rtcp: false, to: phone_b }));
+//! assert_eq!(out, Some(Forward { leg: Leg::B, rtcp: false, to: phone_b, payload_type: None }));
 //! assert_eq!(s.poll_timeout(), Some(Duration::from_millis(20) + Duration::from_secs(60)));
 //! ```
 
@@ -48,7 +53,7 @@ mod seq;
 mod session;
 pub mod wav;
 
-pub use codec::{Codec, PayloadMap, DEFAULT_TELEPHONE_EVENT};
+pub use codec::{Codec, Format, PayloadMap, PayloadTranslation, DEFAULT_TELEPHONE_EVENT};
 pub use dtmf::{Dtmf, DtmfDetector};
 pub use ports::PortPool;
 pub use recorder::{Recorder, RecorderStats};

@@ -107,6 +107,15 @@ pub fn rtcp_sender_ssrc(data: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes([data[4], data[5], data[6], data[7]]))
 }
 
+/// Writes payload type `pt` (its low 7 bits) into an RTP header, keeping the marker bit
+/// (RFC 3550 §5.1: M is the high bit of the second byte, PT the other seven). Does
+/// nothing to a packet shorter than two bytes; the caller checks that `data` is RTP.
+pub fn set_payload_type(data: &mut [u8], pt: u8) {
+    if let Some(b) = data.get_mut(1) {
+        *b = (*b & 0x80) | (pt & 0x7f);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +169,24 @@ mod tests {
         assert_eq!(parse_rtp(&packet(0xa0, 0, &[1, 2, 0])), None, "padding count 0");
         assert_eq!(parse_rtp(&packet(0xa0, 0, &[1, 2, 9])), None, "padding longer than the payload");
         assert!(parse_rtp(&packet(0x80, 0, &[])).is_some(), "an empty payload is fine");
+    }
+
+    #[test]
+    fn set_payload_type_keeps_the_marker() {
+        let mut p = packet(0x80, 0x80 | 101, &[1, 2]);
+        set_payload_type(&mut p, 96);
+        assert_eq!(p[1], 0x80 | 96);
+        let h = parse_rtp(&p).expect("still RTP");
+        assert!(h.marker);
+        assert_eq!(h.payload_type, 96);
+        let mut p = packet(0x80, 101, &[]);
+        set_payload_type(&mut p, 0xff);
+        assert_eq!(p[1], 0x7f, "only seven bits are written; no marker invented");
+        assert_eq!(&p[2..4], &[0x12, 0x34], "nothing else changes");
+        let mut short = [0x80];
+        set_payload_type(&mut short, 96);
+        set_payload_type(&mut [], 96);
+        assert_eq!(short, [0x80]);
     }
 
     #[test]

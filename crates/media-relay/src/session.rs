@@ -1,6 +1,6 @@
 //! One call's media: two legs, latching, counters and the inactivity deadline.
 
-use crate::codec::PayloadMap;
+use crate::codec::{PayloadMap, PayloadTranslation};
 use crate::dtmf::DtmfDetector;
 use crate::recorder::{Recorder, RecorderStats};
 use crate::rtp::{self, RtpHeader};
@@ -71,7 +71,8 @@ impl Default for SessionConfig {
 }
 
 /// What to do with a packet: send it out of `leg`'s local socket (the RTP one, or the RTCP
-/// one when `rtcp`) to `to`. The bytes are the received ones, unchanged.
+/// one when `rtcp`) to `to`. The bytes are the received ones, unchanged but for the RTP
+/// payload type when `payload_type` says so ([`Forward::apply`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forward {
     /// The leg whose local socket sends: the other leg than the one it arrived on.
@@ -80,6 +81,22 @@ pub struct Forward {
     pub rtcp: bool,
     /// The destination: the leg's latched source, else its SDP address.
     pub to: SocketAddr,
+    /// `Some(pt)`: the packet is RTP whose payload type must become `pt` on the way out
+    /// (the legs number this codec differently, [`Session::set_payload_translation`]);
+    /// `None`: send the bytes as they came (RTCP, anything not RTP, a number that is the
+    /// same on both legs).
+    pub payload_type: Option<u8>,
+}
+
+impl Forward {
+    /// Rewrites `data` (the packet [`Session::handle_packet`] was given) as this forward
+    /// says: the payload type of its RTP header ([`rtp::set_payload_type`], the marker
+    /// bit kept). Does nothing when `payload_type` is `None`. In place, no allocation.
+    pub fn apply(&self, data: &mut [u8]) {
+        if let Some(pt) = self.payload_type {
+            rtp::set_payload_type(data, pt);
+        }
+    }
 }
 
 /// Something the owner of a [`Session`] should know.
@@ -176,6 +193,9 @@ struct LegState {
     stats: LegStats,
     /// The leg's payload types (for DTMF and recording).
     payloads: PayloadMap,
+    /// The payload-type numbers of packets received on this leg, as the other leg
+    /// expects them.
+    translation: PayloadTranslation,
     dtmf: DtmfDetector,
     /// While the leg is recorded.
     recorder: Option<Recorder>,
@@ -252,8 +272,9 @@ impl LegState {
 ///   latches; `None` (hold, `c=0.0.0.0`) keeps them and stops sending to that leg.
 ///
 /// Packets from an accepted source are forwarded unchanged whatever they contain (RTCP
-/// multiplexed on the RTP port, SRTP, STUN); only valid RTP counts for latching, loss,
-/// [`Session::heard_both`] and the inactivity timer.
+/// multiplexed on the RTP port, SRTP, STUN), except that valid RTP gets the payload-type
+/// number the other leg uses for its codec ([`Session::set_payload_translation`]); only
+/// valid RTP counts for latching, loss, [`Session::heard_both`] and the inactivity timer.
 ///
 /// # Inactivity
 ///
@@ -364,12 +385,14 @@ impl Session {
         if !self.forwarding {
             return None;
         }
+        let translation = &self.legs[leg.index()].translation;
+        let payload_type = rtp.map(|h| (h.payload_type, translation.get(h.payload_type))).and_then(|(pt, to)| (pt != to).then_some(to));
         let out = leg.other();
         let o = &mut self.legs[out.index()];
         let to = o.destination(rtcp)?;
         o.stats.packets_out += 1;
         o.stats.bytes_out += data.len() as u64;
-        Some(Forward { leg: out, rtcp, to })
+        Some(Forward { leg: out, rtcp, to, payload_type })
     }
 
     /// The RTP-socket half of the latching rules; also records `heard` and the NAT
@@ -479,6 +502,23 @@ impl Session {
             r.set_codecs(payloads.clone());
         }
         l.payloads = payloads;
+    }
+
+    /// Payload-type translation of the RTP packets received on `from` (RFC 3264 §8.3.2:
+    /// each leg keeps its own numbers): a forwarded packet's [`Forward::payload_type`]
+    /// says the number to write, the one `translation` gives its payload type when that
+    /// differs. Until set, and for the numbers it does not name, the identity. RTCP and
+    /// packets that are not valid RTP are never renumbered. The packets of `from` are
+    /// still read (DTMF, recording) with `from`'s own numbers
+    /// ([`Session::set_payload_types`]).
+    pub fn set_payload_translation(&mut self, from: Leg, translation: PayloadTranslation) {
+        self.legs[from.index()].translation = translation;
+    }
+
+    /// The translation of packets received on `from` (see
+    /// [`Session::set_payload_translation`]).
+    pub fn payload_translation(&self, from: Leg) -> &PayloadTranslation {
+        &self.legs[from.index()].translation
     }
 
     /// Starts recording `leg`: from now on every RTP packet accepted from it (see the

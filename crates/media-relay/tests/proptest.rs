@@ -1,6 +1,6 @@
 //! Network input never panics: arbitrary bytes, sources, legs and times.
 
-use media_relay::{rtp, Leg, Session, SessionConfig};
+use media_relay::{rtp, Leg, PayloadTranslation, Session, SessionConfig};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -40,6 +40,17 @@ proptest! {
             if let Some(f) = s.handle_packet(now, leg, rtcp, src, &data) {
                 prop_assert_eq!(f.leg, leg.other());
                 prop_assert_eq!(f.rtcp, rtcp);
+                // Only valid RTP on the RTP socket is renumbered, and only its PT bits.
+                let mut out = data.clone();
+                f.apply(&mut out);
+                if f.payload_type.is_some() {
+                    prop_assert!(!rtcp && rtp::parse_rtp(&data).is_some());
+                    prop_assert_eq!(out[1] & 0x80, data[1] & 0x80);
+                    prop_assert_eq!(&out[2..], &data[2..]);
+                    prop_assert_eq!(&out[..1], &data[..1]);
+                } else {
+                    prop_assert_eq!(&out, &data);
+                }
             }
             while s.poll_event().is_some() {}
             match cmd % 16 {
@@ -50,6 +61,7 @@ proptest! {
                 4 => s.start_recording(leg),
                 5 => { let _ = s.stop_recording(leg); }
                 6 => s.clear_audio(leg),
+                7 => s.set_payload_translation(leg, PayloadTranslation::from_pairs(&[(cmd & 0x7f, cmd.wrapping_mul(7)), (0, 8), (101, 96)])),
                 _ => {}
             }
             let st = s.stats(leg);

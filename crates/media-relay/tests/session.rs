@@ -1,6 +1,7 @@
 //! The relay session at exact virtual times.
 
-use media_relay::{Forward, Leg, RelayEvent, Session, SessionConfig};
+use media_relay::{Codec, Forward, Leg, PayloadMap, PayloadTranslation, RelayEvent, Session, SessionConfig};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -48,11 +49,17 @@ fn forwards_both_ways_rtp_and_rtcp() {
     let mut s = session([false; 2]);
     let a = addr(A_SDP);
     let b = addr(B_SDP);
-    assert_eq!(s.handle_packet(ms(0), Leg::A, false, a, &rtp(1, 10)), Some(Forward { leg: Leg::B, rtcp: false, to: b }));
-    assert_eq!(s.handle_packet(ms(5), Leg::B, false, b, &rtp(2, 500)), Some(Forward { leg: Leg::A, rtcp: false, to: a }));
+    assert_eq!(
+        s.handle_packet(ms(0), Leg::A, false, a, &rtp(1, 10)),
+        Some(Forward { leg: Leg::B, rtcp: false, to: b, payload_type: None })
+    );
+    assert_eq!(
+        s.handle_packet(ms(5), Leg::B, false, b, &rtp(2, 500)),
+        Some(Forward { leg: Leg::A, rtcp: false, to: a, payload_type: None })
+    );
     assert_eq!(
         s.handle_packet(ms(6), Leg::A, true, addr("192.0.2.10:4001"), &rtcp(1)),
-        Some(Forward { leg: Leg::B, rtcp: true, to: addr("198.51.100.20:5001") })
+        Some(Forward { leg: Leg::B, rtcp: true, to: addr("198.51.100.20:5001"), payload_type: None })
     );
     assert_eq!(
         events(&mut s),
@@ -114,16 +121,22 @@ fn a_nat_leg_latches_to_the_first_stable_source() {
     assert_eq!(s.handle_packet(ms(10), Leg::A, false, other, &rtp(9, 7)), None, "another source restarts the count");
     assert_eq!(s.handle_packet(ms(20), Leg::A, false, public, &rtp(1, 101)), None, "…so this is public's first again");
     assert_eq!(s.handle_packet(ms(20), Leg::A, false, public, &rtp(1, 101)), None, "a repeated packet does not count");
-    assert_eq!(s.handle_packet(ms(40), Leg::A, false, public, &rtp(1, 102)), Some(Forward { leg: Leg::B, rtcp: false, to: addr(B_SDP) }));
+    assert_eq!(
+        s.handle_packet(ms(40), Leg::A, false, public, &rtp(1, 102)),
+        Some(Forward { leg: Leg::B, rtcp: false, to: addr(B_SDP), payload_type: None })
+    );
     assert_eq!(events(&mut s), [RelayEvent::Latched { leg: Leg::A, source: public }]);
     // B's media now goes to the latched source, not the (private) SDP address.
-    assert_eq!(s.handle_packet(ms(50), Leg::B, false, addr(B_SDP), &rtp(2, 1)), Some(Forward { leg: Leg::A, rtcp: false, to: public }));
+    assert_eq!(
+        s.handle_packet(ms(50), Leg::B, false, addr(B_SDP), &rtp(2, 1)),
+        Some(Forward { leg: Leg::A, rtcp: false, to: public, payload_type: None })
+    );
     // RTCP from the latched IP (any port: the NAT picks it) latches RTCP, and B's RTCP goes there.
     let public_rtcp = addr("203.0.113.7:31007");
     assert!(s.handle_packet(ms(60), Leg::A, true, public_rtcp, &rtcp(1)).is_some());
     assert_eq!(
         s.handle_packet(ms(70), Leg::B, true, addr("198.51.100.20:5001"), &rtcp(2)),
-        Some(Forward { leg: Leg::A, rtcp: true, to: public_rtcp })
+        Some(Forward { leg: Leg::A, rtcp: true, to: public_rtcp, payload_type: None })
     );
     let st = s.stats(Leg::A);
     assert_eq!((st.latched, st.latched_rtcp, st.dropped), (Some(public), Some(public_rtcp), 4));
@@ -169,7 +182,7 @@ fn explicit_rtcp_address() {
     let mut s = session([false; 2]);
     s.set_remote_rtcp(Leg::B, Some(addr("198.51.100.20:7777")));
     let f = s.handle_packet(ms(0), Leg::A, true, addr("192.0.2.10:4001"), &rtcp(1));
-    assert_eq!(f, Some(Forward { leg: Leg::B, rtcp: true, to: addr("198.51.100.20:7777") }));
+    assert_eq!(f, Some(Forward { leg: Leg::B, rtcp: true, to: addr("198.51.100.20:7777"), payload_type: None }));
     assert_eq!(s.handle_packet(ms(1), Leg::B, true, addr("198.51.100.20:5001"), &rtcp(2)), None);
     assert!(s.handle_packet(ms(2), Leg::B, true, addr("198.51.100.20:7777"), &rtcp(2)).is_some());
 }
@@ -345,8 +358,98 @@ fn resuming_forwarding_starts_latching_over() {
     assert_eq!(s.handle_packet(ms(5020), Leg::A, false, a_new, &rtp(1, 300)), None, "first packet of a candidate");
     assert!(s.handle_packet(ms(5040), Leg::A, false, a_new, &rtp(1, 301)).is_some());
     assert_eq!(events(&mut s), [RelayEvent::Latched { leg: Leg::A, source: a_new }]);
-    assert_eq!(s.handle_packet(ms(5060), Leg::B, false, addr(B_SDP), &rtp(2, 1)), Some(Forward { leg: Leg::A, rtcp: false, to: a_new }));
+    assert_eq!(
+        s.handle_packet(ms(5060), Leg::B, false, addr(B_SDP), &rtp(2, 1)),
+        Some(Forward { leg: Leg::A, rtcp: false, to: a_new, payload_type: None })
+    );
     // Off then on again without a change is the same: latch again from the SDP address.
     s.set_forwarding(ms(6000), true);
     assert_eq!(s.stats(Leg::A).latched, Some(a_new), "already on: nothing forgotten");
+}
+
+/// An RTP packet of payload type `pt` (marker bit set when `marker`).
+fn rtp_pt(seq: u16, pt: u8, marker: bool) -> Vec<u8> {
+    let mut p = rtp(7, seq);
+    p[1] = pt | if marker { 0x80 } else { 0 };
+    p
+}
+
+/// An RFC 4733 event packet: `event`, end bit, duration.
+fn event(seq: u16, pt: u8, digit: u8, end: bool) -> Vec<u8> {
+    let mut p = rtp_pt(seq, pt, false);
+    p.truncate(12);
+    p[4..8].copy_from_slice(&8000u32.to_be_bytes());
+    p.extend_from_slice(&[digit, if end { 0x80 } else { 0 } | 10, 0x03, 0x20]);
+    p
+}
+
+#[test]
+fn payload_types_are_translated_per_direction() {
+    let (a, b) = (addr(A_SDP), addr(B_SDP));
+    let mut s = session([false; 2]);
+    // telephone-event is 101 on leg A and 96 on leg B; opus 111 on A and 107 on B.
+    s.set_payload_translation(Leg::A, PayloadTranslation::from_pairs(&[(101, 96), (111, 107)]));
+    s.set_payload_translation(Leg::B, PayloadTranslation::from_pairs(&[(96, 101), (107, 111)]));
+    assert_eq!(s.payload_translation(Leg::A).get(101), 96);
+
+    let mut p = rtp_pt(1, 101, true);
+    let f = s.handle_packet(ms(0), Leg::A, false, a, &p).expect("forwarded");
+    assert_eq!(f, Forward { leg: Leg::B, rtcp: false, to: b, payload_type: Some(96) });
+    f.apply(&mut p);
+    assert_eq!(p[1], 0x80 | 96, "marker bit kept");
+    assert_eq!(p[2..], rtp_pt(1, 101, true)[2..], "the rest is untouched");
+
+    let f = s.handle_packet(ms(20), Leg::A, false, a, &rtp_pt(2, 0, false)).expect("forwarded");
+    assert_eq!(f.payload_type, None, "PCMU is 0 on both legs");
+    let f = s.handle_packet(ms(40), Leg::A, false, a, &rtp_pt(3, 96, false)).expect("forwarded");
+    assert_eq!(f.payload_type, None, "a number the table does not name passes");
+    let mut p = rtp_pt(9, 107, false);
+    let f = s.handle_packet(ms(50), Leg::B, false, b, &p).expect("forwarded");
+    assert_eq!(f.payload_type, Some(111), "the other direction has its own table");
+    f.apply(&mut p);
+    assert_eq!(p[1], 111);
+
+    // RTCP, on its own socket or multiplexed on the RTP one (RFC 5761: its second byte
+    // would read as marker + PT 73), and anything that is not RTP are never touched.
+    s.set_payload_translation(Leg::A, PayloadTranslation::from_pairs(&[(73, 1), (101, 96)]));
+    let f = s.handle_packet(ms(60), Leg::A, true, addr("192.0.2.10:4001"), &rtcp(7)).expect("forwarded");
+    assert_eq!(f.payload_type, None);
+    let f = s.handle_packet(ms(61), Leg::A, false, a, &rtcp(7)).expect("muxed RTCP from the latched source");
+    assert_eq!(f.payload_type, None);
+    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+    let f = s.handle_packet(ms(62), Leg::A, false, a, &stun).expect("forwarded");
+    assert_eq!(f.payload_type, None);
+    f.apply(&mut stun);
+    assert_eq!(stun[1], 0x01);
+    let short = [0x80, 101, 0, 1];
+    assert_eq!(s.handle_packet(ms(63), Leg::A, false, a, &short).map(|f| f.payload_type), Some(None), "too short for RTP");
+
+    // Identity again: nothing is rewritten.
+    s.set_payload_translation(Leg::A, PayloadTranslation::IDENTITY);
+    assert_eq!(s.handle_packet(ms(80), Leg::A, false, a, &rtp_pt(4, 101, false)).map(|f| f.payload_type), Some(None));
+}
+
+#[test]
+fn dtmf_is_read_with_the_sending_legs_numbers() {
+    let (a, b) = (addr(A_SDP), addr(B_SDP));
+    let mut s = session([false; 2]);
+    s.set_payload_types(Leg::B, PayloadMap::new(&HashMap::from([(96, Codec::TelephoneEvent { clock_rate: 8000 })])));
+    s.set_payload_translation(Leg::B, PayloadTranslation::from_pairs(&[(96, 101)]));
+    let _ = s.handle_packet(ms(0), Leg::A, false, a, &rtp(1, 1));
+    for (i, end) in [false, false, true].into_iter().enumerate() {
+        let f = s.handle_packet(ms(20 * i as u64), Leg::B, false, b, &event(i as u16, 96, 5, end)).expect("forwarded");
+        assert_eq!(f.payload_type, Some(101));
+    }
+    let digits: Vec<char> = events(&mut s)
+        .into_iter()
+        .filter_map(|e| {
+            if let RelayEvent::Dtmf { leg, digit, .. } = e {
+                assert_eq!(leg, Leg::B);
+                Some(digit)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(digits, ['5']);
 }

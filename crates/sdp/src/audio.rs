@@ -87,6 +87,69 @@ impl SessionDescription {
         media.codecs().iter().filter(|c| !c.is_telephone_event()).count()
     }
 
+    /// Gives the formats of this answer's first active audio stream the payload-type
+    /// numbers the offer gave the same format ([`Codec::same_format`]) in the
+    /// corresponding stream (RFC 3264 §6.1: "if a particular codec was referenced with a
+    /// specific payload type number in the offer, that same payload type number SHOULD
+    /// be used for that codec in the answer"). For a B2BUA that answers one leg with the
+    /// other leg's answer: that endpoint chose its own numbers, this leg keeps its own.
+    /// The `m=` tokens and their `a=rtpmap`, `a=fmtp` and `a=rtcp-fb` lines are
+    /// renumbered together (swaps included); a static format moved to a dynamic number
+    /// gets an `a=rtpmap`. A format the offer does not have keeps its number, and so does
+    /// one whose offered number the answer uses for a format that stays. Returns how many
+    /// formats changed number.
+    pub fn keep_offer_numbers(&mut self, offer: &SessionDescription) -> usize {
+        let Some(i) = self.active_audio_index() else { return 0 };
+        let (Some(answer), Some(offered)) = (self.media.get_mut(i), offer.media.get(i)) else { return 0 };
+        let offered = offered.codecs();
+        let mut moves: Vec<(u8, Codec)> = Vec::new();
+        for fmt in &answer.formats {
+            let Some(codec) = payload_type(fmt).and_then(|pt| answer.rtpmap(pt)) else { continue };
+            let Some(to) = offered.iter().find(|o| o.same_format(&codec)).map(|o| o.payload_type) else { continue };
+            if to != codec.payload_type && !moves.iter().any(|&(t, _)| t == to) {
+                moves.push((to, codec));
+            }
+        }
+        // A target the answer uses for a format that keeps its number would be taken twice.
+        let staying = |pt: u8| !moves.iter().any(|(_, c)| c.payload_type == pt);
+        let used: Vec<u8> = answer.formats.iter().filter_map(|f| payload_type(f)).filter(|&pt| staying(pt)).collect();
+        moves.retain(|(to, _)| !used.contains(to));
+        if moves.is_empty() {
+            return 0;
+        }
+        let renumber = |token: &str| -> Option<String> {
+            let pt = payload_type(token)?;
+            moves.iter().find(|(_, c)| c.payload_type == pt).map(|(to, _)| to.to_string())
+        };
+        for fmt in &mut answer.formats {
+            if let Some(new) = renumber(fmt) {
+                *fmt = new;
+            }
+        }
+        let mut mapped = vec![false; moves.len()];
+        for a in &mut answer.attributes {
+            if !matches!(a.name.as_str(), "rtpmap" | "fmtp" | "rtcp-fb") {
+                continue;
+            }
+            let Some(value) = &a.value else { continue };
+            let token_len = value.find([' ', '\t']).unwrap_or(value.len());
+            let Some(new) = renumber(&value[..token_len]) else { continue };
+            if a.name == "rtpmap" {
+                if let Some(k) = payload_type(&value[..token_len]).and_then(|pt| moves.iter().position(|(_, c)| c.payload_type == pt)) {
+                    mapped[k] = true;
+                }
+            }
+            a.value = Some(format!("{new}{}", &value[token_len..]));
+        }
+        for ((to, codec), done) in moves.iter().zip(mapped) {
+            if !done {
+                let c = Codec { payload_type: *to, ..codec.clone() };
+                answer.attributes.push(Attribute::new("rtpmap", &c.rtpmap_value()));
+            }
+        }
+        moves.len()
+    }
+
     /// The codecs of the first active audio stream, in `m=` order (names as written).
     pub fn audio_codecs(&self) -> Vec<Codec> {
         self.active_audio().map(Media::codecs).unwrap_or_default()

@@ -63,6 +63,16 @@ impl Codec {
         self.name.eq_ignore_ascii_case(TELEPHONE_EVENT)
     }
 
+    /// Whether `self` and `other` are the same payload format, their numbers aside: the
+    /// encoding name (case-insensitive, RFC 4855 §3), the clock rate and the channel
+    /// count (absent = 1, RFC 8866 §6.6 and RFC 3551 §4.1). What the two legs of a call
+    /// share under different payload-type numbers.
+    pub fn same_format(&self, other: &Codec) -> bool {
+        self.name.eq_ignore_ascii_case(&other.name)
+            && self.clock_rate == other.clock_rate
+            && self.channels.unwrap_or(1) == other.channels.unwrap_or(1)
+    }
+
     /// Whether the encoding name is one of `names`, compared case-insensitively.
     pub fn is_named_in(&self, names: &[&str]) -> bool {
         names.iter().any(|n| n.eq_ignore_ascii_case(&self.name))

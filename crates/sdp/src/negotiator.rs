@@ -77,6 +77,8 @@ pub struct Negotiator {
     /// Keep the peer's description in force (`remote()`); a B2BUA that keeps what it
     /// needs of it elsewhere saves a parsed description per leg (about 2 KiB).
     keep_remote: bool,
+    /// An exchange completed since [`Negotiator::take_completed`] last looked.
+    completed: bool,
 }
 
 impl Default for Negotiator {
@@ -96,6 +98,7 @@ impl Negotiator {
             remote: None,
             pending: None,
             keep_remote: true,
+            completed: false,
         }
     }
 
@@ -134,6 +137,7 @@ impl Negotiator {
         self.local = self.pending.take();
         self.remote = Some(answer).filter(|_| self.keep_remote);
         self.state = NegotiationState::Stable;
+        self.completed = true;
         Ok(())
     }
 
@@ -165,6 +169,7 @@ impl Negotiator {
         self.remote = self.pending.take().filter(|_| self.keep_remote);
         self.local = Some(answer);
         self.state = NegotiationState::Stable;
+        self.completed = true;
         Ok(())
     }
 
@@ -175,6 +180,25 @@ impl Negotiator {
         self.pending = None;
         self.state = NegotiationState::Stable;
         self.serial += 1;
+    }
+
+    /// Whether an offer/answer exchange completed (new descriptions in force, in either
+    /// direction) since the last call; clears the flag. For an owner that reacts to new
+    /// descriptions (a relay that renumbers payload types between legs) without
+    /// comparing them.
+    pub fn take_completed(&mut self) -> bool {
+        std::mem::take(&mut self.completed)
+    }
+
+    /// When the peer's offer is outstanding, gives `answer` (the answer about to be sent
+    /// to it) the offer's payload-type numbers for the formats both name
+    /// ([`SessionDescription::keep_offer_numbers`], RFC 3264 §6.1); otherwise does
+    /// nothing. Returns how many formats changed number.
+    pub fn keep_offer_numbers(&self, answer: &mut SessionDescription) -> usize {
+        match (self.state, &self.pending) {
+            (NegotiationState::RemoteOffer, Some(offer)) => answer.keep_offer_numbers(offer),
+            _ => 0,
+        }
     }
 
     /// The last description we sent that is in force.

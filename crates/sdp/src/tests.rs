@@ -835,3 +835,93 @@ fn t38_and_image_media() {
     assert!(!back.has_t38());
     assert!(!with_audio("m=audio 4000 RTP/AVP 0 8", "").has_t38());
 }
+
+// ---- keep_offer_numbers (RFC 3264 §6.1) ----
+
+#[test]
+fn keep_offer_numbers_gives_the_answer_the_offers_numbers() {
+    let offer = parse(
+        "v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 1 RTP/AVP 111 0 101\n\
+         a=rtpmap:111 opus/48000/2\na=fmtp:111 useinbandfec=1\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\n",
+    );
+    // The other leg's endpoint answered with numbers of its own, and a format the offer
+    // does not have (96 is free in the offer: it keeps its number).
+    let mut answer = parse(
+        "v=0\no=- 2 2 IN IP4 b\ns=-\nc=IN IP4 10.0.0.2\nt=0 0\nm=audio 2 RTP/AVP 107 0 96 98\n\
+         a=rtpmap:107 OPUS/48000/2\na=fmtp:107 useinbandfec=1\na=rtcp-fb:107 nack\na=rtpmap:96 telephone-event/8000\n\
+         a=fmtp:96 0-15\na=rtpmap:98 iLBC/8000\n",
+    );
+    assert_eq!(answer.keep_offer_numbers(&offer), 2);
+    let audio = &answer.media()[0];
+    assert_eq!(formats(audio), ["111", "0", "101", "98"]);
+    let attrs: Vec<&str> = audio.attributes().iter().filter_map(|a| a.value.as_deref()).collect();
+    assert_eq!(attrs, ["111 OPUS/48000/2", "111 useinbandfec=1", "111 nack", "101 telephone-event/8000", "101 0-15", "98 iLBC/8000"]);
+    assert_eq!(check_remote_answer(&offer, &answer), Ok(()));
+    assert_eq!(answer.keep_offer_numbers(&offer), 0, "already the offer's numbers");
+    reparses(&answer);
+}
+
+#[test]
+fn keep_offer_numbers_swaps_collisions_and_rates() {
+    // The offer has telephone-event at 101 and G722 at 96; the answer swapped them.
+    let offer = parse(
+        "v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 1 RTP/AVP 96 9 101 100\n\
+         a=rtpmap:96 speex/16000\na=rtpmap:101 telephone-event/8000\na=rtpmap:100 telephone-event/16000\n",
+    );
+    let mut answer = parse(
+        "v=0\no=- 2 2 IN IP4 b\ns=-\nc=IN IP4 10.0.0.2\nt=0 0\nm=audio 2 RTP/AVP 101 96 97\n\
+         a=rtpmap:101 speex/16000\na=rtpmap:96 telephone-event/8000\na=rtpmap:97 telephone-event/16000\n",
+    );
+    assert_eq!(answer.keep_offer_numbers(&offer), 3);
+    let audio = &answer.media()[0];
+    assert_eq!(formats(audio), ["96", "101", "100"]);
+    assert_eq!(audio.rtpmap(101).map(|c| c.name), Some("telephone-event".to_owned()));
+    assert_eq!(audio.rtpmap(100).map(|c| c.clock_rate), Some(16000), "the rate tells the two events apart");
+
+    // A target the answer keeps for another format is not taken twice.
+    let mut answer = parse(
+        "v=0\no=- 2 2 IN IP4 b\ns=-\nc=IN IP4 10.0.0.2\nt=0 0\nm=audio 2 RTP/AVP 0 97 96\n\
+         a=rtpmap:97 speex/16000\na=rtpmap:96 iLBC/8000\n",
+    );
+    assert_eq!(answer.keep_offer_numbers(&offer), 0, "96 stays iLBC, so speex stays 97");
+    assert_eq!(formats(&answer.media()[0]), ["0", "97", "96"]);
+}
+
+#[test]
+fn keep_offer_numbers_static_to_dynamic_gets_an_rtpmap() {
+    let offer = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 1 RTP/AVP 99\na=rtpmap:99 PCMU/8000\n");
+    let mut answer = parse("v=0\no=- 2 2 IN IP4 b\ns=-\nc=IN IP4 10.0.0.2\nt=0 0\nm=audio 2 RTP/AVP 0\n");
+    assert_eq!(answer.keep_offer_numbers(&offer), 1);
+    assert_eq!(formats(&answer.media()[0]), ["99"]);
+    assert_eq!(answer.media()[0].attribute("rtpmap"), Some("99 PCMU/8000"));
+    // No audio, or an offer without the stream: nothing to do.
+    let fax = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=image 4000 udptl t38\n");
+    assert_eq!(answer.clone().keep_offer_numbers(&fax), 0);
+    let mut none = fax.clone();
+    assert_eq!(none.keep_offer_numbers(&offer), 0);
+}
+
+#[test]
+fn negotiator_keep_offer_numbers_only_for_an_outstanding_peer_offer() {
+    let offer = parse("v=0\no=- 1 1 IN IP4 a\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 1 RTP/AVP 0 101\na=rtpmap:101 telephone-event/8000\n");
+    let their = "v=0\no=- 2 2 IN IP4 b\ns=-\nc=IN IP4 10.0.0.2\nt=0 0\nm=audio 2 RTP/AVP 0 96\na=rtpmap:96 telephone-event/8000\n";
+    let mut n = Negotiator::new();
+    let mut answer = parse(their);
+    assert_eq!(n.keep_offer_numbers(&mut answer), 0, "no offer outstanding");
+    assert!(!n.take_completed());
+    let token = n.remote_offer(offer.clone()).unwrap();
+    assert_eq!(n.keep_offer_numbers(&mut answer), 1);
+    assert_eq!(formats(&answer.media()[0]), ["0", "101"]);
+    assert!(!n.take_completed(), "not before the answer");
+    n.local_answer(token, answer).unwrap();
+    assert!(n.take_completed());
+    assert!(!n.take_completed(), "once per exchange");
+    n.local_offer(offer.clone()).unwrap();
+    let mut again = parse(their);
+    assert_eq!(n.keep_offer_numbers(&mut again), 0, "our own offer is outstanding: what we send is no answer");
+    n.remote_answer(again).unwrap();
+    assert!(n.take_completed());
+    n.local_offer(offer).unwrap();
+    n.rollback();
+    assert!(!n.take_completed(), "a rollback completes nothing");
+}

@@ -36,8 +36,14 @@
 //! - DTMF: RFC 4733 telephone events of either leg come out as [`MediaEvent::Dtmf`],
 //!   one per key press ([`media_relay::DtmfDetector`]), with the payload type of
 //!   [`MediaHandle::set_payload_types`] (default 101). No inband (tone) detection yet.
+//! - Payload-type translation ([`MediaHandle::set_payload_translation`]): a forwarded
+//!   RTP packet gets the other leg's number for its codec (RFC 3264 §8.3.2: the legs'
+//!   numbers are negotiated apart), written into the receive buffer before the send
+//!   ([`Forward::apply`]); RTCP and anything not RTP go out as they came.
 
-use media_relay::{recorder, wav, Codec, Forward, Leg, LegStats, PayloadMap, PortPool, RelayEvent, Session, SessionConfig};
+use media_relay::{
+    recorder, wav, Codec, Forward, Leg, LegStats, PayloadMap, PayloadTranslation, PortPool, RelayEvent, Session, SessionConfig,
+};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
@@ -325,6 +331,7 @@ enum Command {
     RestartTimeout,
     SetTimeout(Duration),
     SetPayloadTypes(Leg, PayloadMap),
+    SetPayloadTranslation(Leg, PayloadTranslation),
     StartRecording([Option<PathBuf>; 2], [PayloadMap; 2]),
     StopRecording,
     Stats(oneshot::Sender<[LegStats; 2]>),
@@ -368,6 +375,12 @@ impl MediaHandle {
     /// PCMA 8, CN 13, telephone-event 101 ([`PayloadMap::new`]).
     pub fn set_payload_types(&self, leg: Leg, codecs: &HashMap<u8, Codec>) {
         self.send(Command::SetPayloadTypes(leg, PayloadMap::new(codecs)));
+    }
+
+    /// How the payload types of RTP received on `from` are renumbered for the other leg
+    /// (see [`Session::set_payload_translation`]; identity until set).
+    pub fn set_payload_translation(&self, from: Leg, translation: PayloadTranslation) {
+        self.send(Command::SetPayloadTranslation(from, translation));
     }
 
     /// Starts recording: `files[leg]` (index = [`Leg::index`]; `None` = not that leg) gets
@@ -589,8 +602,10 @@ impl CallTask {
                 // ICMP errors of earlier sends surface here on some systems: not fatal.
                 Err(_) => continue,
             };
-            let data = &buf[..len];
-            if let Some(Forward { leg: out, rtcp, to }) = self.session.handle_packet(now, leg, rtcp, source, data) {
+            let Some(data) = buf.get_mut(..len) else { continue };
+            if let Some(forward) = self.session.handle_packet(now, leg, rtcp, source, data) {
+                forward.apply(data);
+                let Forward { leg: out, rtcp, to, .. } = forward;
                 // A full buffer or an unreachable destination drops the packet, as the
                 // network would; RTP does not retransmit.
                 let _ = self.sockets[out.index()][usize::from(rtcp)].try_send_to(data, to);
@@ -617,6 +632,7 @@ impl CallTask {
             Command::RestartTimeout => self.session.restart_timeout(now),
             Command::SetTimeout(t) => self.session.set_timeout(t),
             Command::SetPayloadTypes(leg, payloads) => self.session.set_payload_types(leg, payloads),
+            Command::SetPayloadTranslation(from, t) => self.session.set_payload_translation(from, t),
             Command::StartRecording(files, payloads) => self.start_recording(files, payloads),
             Command::StopRecording => self.stop_recording(),
             Command::Stats(reply) => {

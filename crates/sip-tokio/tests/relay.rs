@@ -2,7 +2,7 @@
 //! 127.0.0.3 are the phones, the relay binds on 127.0.0.1 in 31000-31099 (each test its
 //! own slice, so they can run in parallel). Every wait is bounded.
 
-use sip_tokio::media_relay::{Leg, SessionConfig};
+use sip_tokio::media_relay::{Leg, PayloadTranslation, SessionConfig};
 use sip_tokio::{MediaEvent, MediaHandle, MediaRelay, RelayError};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -249,4 +249,28 @@ async fn per_leg_bind_address_and_a_bad_address() {
         other => panic!("want Bind, got {other:?}"),
     }
     assert_eq!(relay.available(), 5);
+}
+
+#[tokio::test]
+async fn payload_types_are_renumbered_per_direction() {
+    let (relay, _events) = relay(31070, 31079);
+    let media = relay.open(8, [RELAY_IP; 2], SessionConfig::default()).expect("open");
+    let (a, b) = (phone(2).await, phone(3).await);
+    media.set_remote(Leg::A, Some(addr(&a)));
+    media.set_remote(Leg::B, Some(addr(&b)));
+    // telephone-event: 101 on leg A, 96 on leg B.
+    media.set_payload_translation(Leg::A, PayloadTranslation::from_pairs(&[(101, 96)]));
+    media.set_payload_translation(Leg::B, PayloadTranslation::from_pairs(&[(96, 101)]));
+    let with_pt = |seq, pt: u8| {
+        let mut p = rtp(0xa, seq);
+        p[1] = pt;
+        p
+    };
+    a.send_to(&with_pt(1, 0x80 | 101), media.local(Leg::A)).await.expect("send");
+    assert_eq!(recv(&b).await.0, with_pt(1, 0x80 | 96), "A's 101 reaches B as 96, marker kept");
+    a.send_to(&with_pt(2, 0), media.local(Leg::A)).await.expect("send");
+    assert_eq!(recv(&b).await.0, with_pt(2, 0), "PCMU untouched");
+    b.send_to(&with_pt(3, 96), media.local(Leg::B)).await.expect("send");
+    assert_eq!(recv(&a).await.0, with_pt(3, 101), "B's 96 reaches A as 101");
+    media.close_and_wait().await;
 }

@@ -54,6 +54,10 @@ pub trait MediaBackend {
     fn stop_recording(&mut self, _call: CallId) {}
     /// Forward between the legs (relayed) or not (direct media: counted only).
     fn set_forwarding(&mut self, _call: CallId, _on: bool) {}
+    /// The call's payload types after an offer/answer ([`crate::media::payloads`]):
+    /// each leg's map for DTMF and recording, and the renumbering between the legs.
+    /// Only what changed needs telling the relay.
+    fn set_payloads(&mut self, _call: CallId, _payloads: crate::media::Payloads) {}
 }
 
 /// One leg's relay counters, for the API.
@@ -460,6 +464,7 @@ impl<M: MediaBackend> Calls<M> {
                     self.direct_check_at(call, now);
                 }
                 CallEvent::Progress { .. } => {}
+                CallEvent::Negotiated { call, .. } => self.media.set_payloads(call, crate::media::payloads(&self.b2bua, call)),
                 // Direct media is wired by the lead (stop/resume relay forwarding).
                 CallEvent::MediaPath { call, path } => self.media_path_changed(call, path),
             }

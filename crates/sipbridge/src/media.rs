@@ -4,20 +4,82 @@
 //! The relay runs on a thread and runtime of its own, so a media storm never delays
 //! signalling. The RTP inactivity timeout (`[media] timeout_s`) starts at the answer:
 //! ringing without early media is silence that must not hang the call up.
+//!
+//! Payload types ([`payloads`], pushed after every completed offer/answer): each leg
+//! negotiates its own numbers (RFC 3264 §8.3.2), so the relay is told, per leg, the
+//! numbers that leg's endpoint sends with (for DTMF detection and recording) and how to
+//! renumber what it forwards to the other leg (`docs/MEDIA_FEATURES.md`).
 
 use crate::calls::{LegCounters, MediaBackend, RelayTotals};
-use sip_core::b2bua::{CallId, Side};
-use sip_tokio::media_relay::{Leg, LegStats, SessionConfig};
+use sip_core::b2bua::{B2bua, CallId, Side};
+use sip_core::sdp::{self, SessionDescription};
+use sip_tokio::media_relay::{Codec, Format, Leg, LegStats, PayloadTranslation, SessionConfig};
 use sip_tokio::{MediaEvent, MediaHandle, MediaRelay};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// What the relay is told of a call's payload types, from the SDPs in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Payloads {
+    /// Per leg (index = [`Leg::index`]): the numbers that leg's endpoint sends with, for
+    /// DTMF detection and recording (`MediaHandle::set_payload_types`).
+    pub maps: [HashMap<u8, Codec>; 2],
+    /// Per leg: how the RTP received from it is renumbered for the other leg.
+    pub translation: [PayloadTranslation; 2],
+}
+
+/// The payload-type numbers an endpoint sends with, in the order they count: the SDP
+/// we sent it (RFC 3264 §5.1/§6.1: an SDP names the numbers its sender expects to
+/// receive, so the endpoint sends with ours), then the numbers of its own SDP that ours
+/// does not use (a symmetric endpoint that sends with the numbers it declared — common
+/// when it answered with numbers of its own).
+fn sent_with(ours: Option<&SessionDescription>, theirs: Option<&SessionDescription>) -> Vec<sdp::Codec> {
+    let mut codecs = ours.map(SessionDescription::audio_codecs).unwrap_or_default();
+    for c in theirs.map(SessionDescription::audio_codecs).unwrap_or_default() {
+        if !codecs.iter().any(|k| k.payload_type == c.payload_type) {
+            codecs.push(c);
+        }
+    }
+    codecs
+}
+
+fn formats(codecs: &[sdp::Codec]) -> Vec<Format<'_>> {
+    codecs.iter().map(|c| Format { payload_type: c.payload_type, name: &c.name, clock_rate: c.clock_rate, channels: c.channels }).collect()
+}
+
+/// The payload types of `call` from the SDPs in force on its legs: leg X's endpoint
+/// sends with [`sent_with`] (`local_sdp(X)` first), and what it sends goes to leg Y
+/// with the numbers Y's endpoint declared it receives (`remote_sdp(Y)`), matched by
+/// encoding name, clock rate and channels. Before any answer (or for a call that is
+/// gone) the maps are empty and the translation the identity.
+pub fn payloads(b2bua: &B2bua, call: CallId) -> Payloads {
+    let [a, b] = [Side::A, Side::B];
+    payloads_of([b2bua.local_sdp(call, a), b2bua.local_sdp(call, b)], [b2bua.remote_sdp(call, a), b2bua.remote_sdp(call, b)])
+}
+
+/// [`payloads`] from the SDPs in force, per leg (index = [`Leg::index`]): `local` the
+/// ones we sent, `remote` the ones the endpoints sent.
+pub fn payloads_of(local: [Option<&SessionDescription>; 2], remote: [Option<&SessionDescription>; 2]) -> Payloads {
+    let sent = [0, 1].map(|i| sent_with(local[i], remote[i]));
+    let received = remote.map(|r| r.map(SessionDescription::audio_codecs).unwrap_or_default());
+    let maps = [0, 1].map(|i| sent[i].iter().map(|c| (c.payload_type, Codec::from_rtpmap(&c.name, c.clock_rate))).collect());
+    let translation = [0, 1].map(|i| PayloadTranslation::between(&formats(&sent[i]), &formats(&received[1 - i])));
+    Payloads { maps, translation }
+}
+
+/// One open call on the relay.
+struct Open {
+    handle: MediaHandle,
+    /// What the relay was last told (`None`: its defaults).
+    payloads: Option<Payloads>,
+}
+
 /// The relay and the open calls' handles.
 pub struct Relay {
     relay: MediaRelay,
-    handles: HashMap<CallId, MediaHandle>,
+    handles: HashMap<CallId, Open>,
     timeout: Duration,
     /// Counters of closed calls, so the totals only grow.
     closed: RelayTotals,
@@ -76,60 +138,107 @@ impl MediaBackend for Relay {
         // No timeout while ringing; `answered` arms it.
         let h = self.relay.open(call.0, local, SessionConfig { timeout: Duration::ZERO, nat }).map_err(|e| e.to_string())?;
         let addrs = [h.local(Leg::A), h.local(Leg::B)];
-        self.handles.insert(call, h);
+        self.handles.insert(call, Open { handle: h, payloads: None });
         Ok(addrs)
     }
 
     fn set_remote(&mut self, call: CallId, side: Side, remote: Option<SocketAddr>) {
-        if let Some(h) = self.handles.get(&call) {
+        if let Some(Open { handle: h, .. }) = self.handles.get(&call) {
             h.set_remote(leg(side), remote);
         }
     }
 
     fn answered(&mut self, call: CallId) {
-        if let Some(h) = self.handles.get(&call) {
+        if let Some(Open { handle: h, .. }) = self.handles.get(&call) {
             h.set_timeout(self.timeout);
             h.restart_timeout();
         }
     }
 
     fn close(&mut self, call: CallId) {
-        if let Some(h) = self.handles.remove(&call) {
+        if let Some(Open { handle: h, .. }) = self.handles.remove(&call) {
             add(&mut self.closed, &h.stats());
             h.close();
         }
     }
 
     fn leg_stats(&self, call: CallId) -> Option<[LegCounters; 2]> {
-        self.handles.get(&call).map(|h| h.stats().map(|s| counters(&s)))
+        self.handles.get(&call).map(|o| o.handle.stats().map(|s| counters(&s)))
     }
 
     fn start_recording(&mut self, call: CallId, files: [Option<std::path::PathBuf>; 2]) -> Result<(), String> {
-        let h = self.handles.get(&call).ok_or("the call has no relay ports")?;
-        // Static G.711 numbers and telephone-event 101 unless told otherwise.
-        h.start_recording(files, [HashMap::new(), HashMap::new()]);
+        let open = self.handles.get(&call).ok_or("the call has no relay ports")?;
+        // The legs' own numbers; static G.711 and telephone-event 101 before any answer.
+        let maps = open.payloads.as_ref().map(|p| p.maps.clone()).unwrap_or_default();
+        open.handle.start_recording(files, maps);
         Ok(())
     }
 
     fn stop_recording(&mut self, call: CallId) {
-        if let Some(h) = self.handles.get(&call) {
+        if let Some(Open { handle: h, .. }) = self.handles.get(&call) {
             h.stop_recording();
         }
     }
 
+    fn set_payloads(&mut self, call: CallId, payloads: Payloads) {
+        let Some(open) = self.handles.get_mut(&call) else { return };
+        let before = open.payloads.take().unwrap_or_default();
+        for l in Leg::BOTH {
+            let i = l.index();
+            if payloads.maps[i] != before.maps[i] {
+                open.handle.set_payload_types(l, &payloads.maps[i]);
+            }
+            if payloads.translation[i] != before.translation[i] {
+                tracing::debug!(%call, from = ?l, translation = ?payloads.translation[i], "relay: payload-type translation");
+                open.handle.set_payload_translation(l, payloads.translation[i].clone());
+            }
+        }
+        open.payloads = Some(payloads);
+    }
+
     fn set_forwarding(&mut self, call: CallId, on: bool) {
-        if let Some(h) = self.handles.get(&call) {
+        if let Some(Open { handle: h, .. }) = self.handles.get(&call) {
             h.set_forwarding(on);
         }
     }
 
     fn totals(&self) -> RelayTotals {
         let mut t = self.closed;
-        for h in self.handles.values() {
-            add(&mut t, &h.stats());
+        for o in self.handles.values() {
+            add(&mut t, &o.handle.stats());
         }
         t.open_calls = self.handles.len() as u64;
         t.free_pairs = self.relay.available() as u64;
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sd(formats: &str, rtpmaps: &str) -> SessionDescription {
+        let text =
+            format!("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP {formats}\r\n{rtpmaps}");
+        SessionDescription::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn each_direction_gets_the_receivers_numbers() {
+        // The caller offered PCMU, opus 111 and telephone-event 101 and was answered with
+        // its own numbers; we offered the callee the same, and it answered opus as 107
+        // and telephone-event as 96.
+        let caller = sd("0 111 101", "a=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n");
+        let callee = sd("0 107 96", "a=rtpmap:107 opus/48000/2\r\na=rtpmap:96 telephone-event/8000\r\n");
+        let p = payloads_of([Some(&caller), Some(&caller)], [Some(&caller), Some(&callee)]);
+        let a: Vec<_> = p.translation[0].pairs().collect();
+        assert_eq!(a, [(101, 96), (111, 107)]);
+        let b: Vec<_> = p.translation[1].pairs().collect();
+        assert_eq!(b, [(96, 101), (107, 111)], "the callee's own numbers too, for a symmetric sender");
+        assert_eq!(p.maps[0].get(&101), Some(&Codec::TelephoneEvent { clock_rate: 8000 }));
+        assert_eq!(p.maps[1].get(&101), Some(&Codec::TelephoneEvent { clock_rate: 8000 }), "the numbers of our offer");
+        assert_eq!(p.maps[1].get(&96), Some(&Codec::TelephoneEvent { clock_rate: 8000 }), "and its own");
+        assert_eq!(payloads_of([None, None], [None, None]), Payloads::default());
     }
 }

@@ -178,6 +178,8 @@ impl Leg {
                 return None;
             }
         }
+        // An answer to this leg keeps the numbers of its offer (RFC 3264 §6.1).
+        self.nego.keep_offer_numbers(&mut out);
         let to = if self.direct { sd.audio_address() } else { Some(self.media_local) };
         if let Some(to) = to {
             out.set_audio_address(to.ip(), to.port());

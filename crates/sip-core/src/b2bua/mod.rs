@@ -222,6 +222,14 @@ pub enum CallEvent {
         /// Where the media flows now.
         path: MediaPath,
     },
+    /// An offer/answer exchange completed on a leg (RFC 3264 §4): [`B2bua::local_sdp`]
+    /// and [`B2bua::remote_sdp`] of `side` are new (for the relay's payload-type maps).
+    Negotiated {
+        /// The call.
+        call: CallId,
+        /// The leg.
+        side: Side,
+    },
     /// The call is over (both legs are being or have been torn down).
     Ended {
         /// The call.
@@ -548,6 +556,13 @@ impl B2bua {
     /// After an input touching `id`: the media-path step (`media.rs`), then its timer.
     fn settle_call(&mut self, now: Time, ep: &mut Endpoint, id: CallId) {
         self.media_pump(now, ep, id);
+        if let Some(c) = self.calls.get_mut(&id) {
+            for side in [Side::A, Side::B] {
+                if c.leg_mut(side).nego.take_completed() {
+                    self.events.push_back(CallEvent::Negotiated { call: id, side });
+                }
+            }
+        }
         self.schedule(id);
     }
 
