@@ -178,6 +178,20 @@ fn direct_rtp_setup_needs_no_reinvite_and_re_anchors_on_demand() {
 }
 
 #[test]
+fn direct_offer_keeps_only_codecs_numbered_alike() {
+    // bob answers telephone-event as 96 where alice's offer said 101: phone to phone
+    // nobody translates, so alice is not offered telephone-event at all (her 101 would
+    // reach bob, who expects 96), while bob keeps the 101 alice expects.
+    let mut w = World::new(caller(), callee().dtmf_pt(96), |n| n.on_answer(Duration::from_millis(100), direct()));
+    w.net.run_until(ms(4000));
+    check!(w, !w.alice().sdps.is_empty() && !w.bob().sdps.is_empty(), "both phones got a direct-media offer");
+    let (sa, sb) = (w.alice().sdps[0].2.clone(), w.bob().sdps[0].2.clone());
+    check!(w, sa.contains("m=audio 40000 RTP/AVP 0 8\r\n") && !sa.contains("telephone-event"), format!("alice: PCMU, PCMA only: {sa}"));
+    check!(w, sb.contains(" RTP/AVP 0 8 101\r\n") && sb.contains("a=rtpmap:101 telephone-event/8000"), format!("bob keeps 101: {sb}"));
+    check!(w, w.path() == MediaPath::Direct, "direct");
+}
+
+#[test]
 fn update_method_and_fallback_without_allow() {
     let opts = DirectOpts { method: [DirectMethod::Update, DirectMethod::Update], withhold: [false, false] };
     // alice allows UPDATE, bob does not.
