@@ -21,7 +21,7 @@ step() { printf '\n=== %s\n' "$*"; }
 # (they fail, not skip, without it); sipvicious (svwar, svcrack) attacks the binary in
 # crates/sipbridge/tests/security.rs; tshark brings dumpcap, with which
 # ../shared/interop/capture.sh tells direct from relayed RTP in tests/interop.rs.
-need_pkgs=(sip-tester baresip-core sox libsox-fmt-all postgresql sipvicious tshark)
+need_pkgs=(sip-tester baresip-core sox libsox-fmt-all postgresql sipvicious tshark linphone-cli)
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
