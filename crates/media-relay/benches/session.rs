@@ -19,7 +19,8 @@ fn rtp(seq: u16) -> [u8; 172] {
 fn handle_packet(c: &mut Criterion) {
     let a: SocketAddr = "192.0.2.10:4000".parse().expect("addr");
     let b: SocketAddr = "198.51.100.20:5000".parse().expect("addr");
-    let mut s = Session::new(Duration::ZERO, SessionConfig { timeout: Duration::from_secs(60), nat: [true, false] });
+    let mut s =
+        Session::new(Duration::ZERO, SessionConfig { timeout: Duration::from_secs(60), nat: [true, false], keepalive: Duration::ZERO });
     s.set_remote(Leg::A, Some(a));
     s.set_remote(Leg::B, Some(b));
     let packets: Vec<[u8; 172]> = (0..1024).map(rtp).collect();

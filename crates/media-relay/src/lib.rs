@@ -57,4 +57,4 @@ pub use codec::{Codec, Format, PayloadMap, PayloadTranslation, DEFAULT_TELEPHONE
 pub use dtmf::{Dtmf, DtmfDetector};
 pub use ports::PortPool;
 pub use recorder::{Recorder, RecorderStats};
-pub use session::{Forward, Leg, LegStats, RelayEvent, Session, SessionConfig, LATCH_PACKETS};
+pub use session::{Forward, Keepalive, Leg, LegStats, RelayEvent, Session, SessionConfig, KEEPALIVE_SSRC, LATCH_PACKETS};

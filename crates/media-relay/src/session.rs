@@ -1,6 +1,6 @@
 //! One call's media: two legs, latching, counters and the inactivity deadline.
 
-use crate::codec::{PayloadMap, PayloadTranslation};
+use crate::codec::{Codec, PayloadMap, PayloadTranslation};
 use crate::dtmf::DtmfDetector;
 use crate::recorder::{Recorder, RecorderStats};
 use crate::rtp::{self, RtpHeader};
@@ -61,13 +61,32 @@ pub struct SessionConfig {
     /// [`LATCH_PACKETS`] consecutive valid RTP packets, even when it differs from the SDP,
     /// and sends that leg's media back to it.
     pub nat: [bool; 2],
+    /// `[media] rtp_keepalive_s` (Asterisk's `rtpkeepalive`): when nothing has been sent
+    /// to a leg for this long while the relay forwards, send it one comfort-noise packet
+    /// ([`Keepalive`]) so a NAT binding in front of it stays open (RFC 6263 §4.2).
+    /// `Duration::ZERO` = never.
+    pub keepalive: Duration,
 }
 
 impl Default for SessionConfig {
-    /// 60 s timeout (CONFIG.md `[media] timeout_s`), no `nat` leg.
+    /// 60 s timeout (CONFIG.md `[media] timeout_s`), no `nat` leg, no keep-alive.
     fn default() -> Self {
-        SessionConfig { timeout: Duration::from_secs(60), nat: [false; 2] }
+        SessionConfig { timeout: Duration::from_secs(60), nat: [false; 2], keepalive: Duration::ZERO }
     }
+}
+
+/// An RTP keep-alive to send out of `leg`'s RTP socket to `to` (from
+/// [`Session::poll_keepalive`]): one RFC 3389 comfort-noise packet, noise level 127
+/// (-127 dBov, silence), under the leg's CN payload type (13 unless its SDP names
+/// another), with an SSRC of its own and its own sequence numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// The leg whose RTP socket sends.
+    pub leg: Leg,
+    /// Where that leg's media goes.
+    pub to: SocketAddr,
+    /// The packet: a 12-byte RTP header and the one-byte CN payload.
+    pub packet: [u8; 13],
 }
 
 /// What to do with a packet: send it out of `leg`'s local socket (the RTP one, or the RTCP
@@ -165,9 +184,15 @@ pub struct LegStats {
     pub source_differs_from_sdp: bool,
     /// Valid RTP arrived on the leg's RTP socket (accepted or not).
     pub heard: bool,
+    /// RTP keep-alives sent to the leg ([`SessionConfig::keepalive`]).
+    pub keepalives_sent: u64,
     /// The SSRC of the leg's current RTP stream.
     pub ssrc: Option<u32>,
 }
+
+/// The SSRC of the keep-alive streams (leg B's has the lowest bit flipped): fixed, so
+/// a capture can tell them from the endpoints' own streams.
+pub const KEEPALIVE_SSRC: u32 = 0x5b1d_6e00;
 
 /// Candidate source of a `nat` leg that has not latched yet.
 #[derive(Debug, Clone, Copy)]
@@ -199,6 +224,10 @@ struct LegState {
     dtmf: DtmfDetector,
     /// While the leg is recorded.
     recorder: Option<Recorder>,
+    /// When a packet (forwarded or keep-alive) was last sent to the leg's RTP address.
+    sent_at: Duration,
+    /// The keep-alive stream's next sequence number.
+    keepalive_seq: u16,
     /// Samples recorded and not yet taken by the owner.
     audio: Vec<i16>,
 }
@@ -392,6 +421,9 @@ impl Session {
         let to = o.destination(rtcp)?;
         o.stats.packets_out += 1;
         o.stats.bytes_out += data.len() as u64;
+        if !rtcp {
+            o.sent_at = now;
+        }
         Some(Forward { leg: out, rtcp, to, payload_type })
     }
 
@@ -484,6 +516,8 @@ impl Session {
             self.restart_timeout(now);
             for l in &mut self.legs {
                 l.reset_latch();
+                // Keep-alives resume an interval after the re-anchor, not at once.
+                l.sent_at = l.sent_at.max(self.now);
                 if let Some(r) = &mut l.recorder {
                     r.reset();
                 }
@@ -574,17 +608,80 @@ impl Session {
     /// The inactivity deadline, if one is armed.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Duration> {
+        let inactive = self.inactivity_deadline();
+        let keepalive = (0..2).filter_map(|i| self.keepalive_due(i)).min();
+        match (inactive, keepalive) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn inactivity_deadline(&self) -> Option<Duration> {
         if !self.forwarding || self.config.timeout.is_zero() || self.inactive_reported {
             return None;
         }
         Some(self.active_at.saturating_add(self.config.timeout))
     }
 
+    /// When leg `i` is owed a keep-alive: only while forwarding (never while the media
+    /// is direct), with the keep-alive on and somewhere to send it.
+    fn keepalive_due(&self, i: usize) -> Option<Duration> {
+        let l = &self.legs[i];
+        if !self.forwarding || self.config.keepalive.is_zero() {
+            return None;
+        }
+        l.destination(false)?;
+        Some(l.sent_at.saturating_add(self.config.keepalive))
+    }
+
+    /// Changes the keep-alive interval (`Duration::ZERO` = none), counted from the last
+    /// packet sent to each leg, or from `now` for a leg sent nothing yet since the
+    /// interval was off.
+    pub fn set_keepalive(&mut self, now: Duration, keepalive: Duration) {
+        self.advance(now);
+        if self.config.keepalive.is_zero() {
+            for l in &mut self.legs {
+                l.sent_at = l.sent_at.max(self.now);
+            }
+        }
+        self.config.keepalive = keepalive;
+    }
+
+    /// The next keep-alive that is due at `now` (call after [`Session::handle_timeout`]
+    /// until `None`). Each one counts as a packet sent to its leg.
+    pub fn poll_keepalive(&mut self, now: Duration) -> Option<Keepalive> {
+        self.advance(now);
+        let i = (0..2).find(|&i| self.keepalive_due(i).is_some_and(|t| t <= self.now))?;
+        let leg = Leg::from_index(i)?;
+        let now = self.now;
+        let l = &mut self.legs[i];
+        let to = l.destination(false)?;
+        // A CN number the SDP gave (dynamic), else the static 13, else the old 19.
+        let cn = |pt: &u8| l.payloads.get(*pt) == Some(Codec::ComfortNoise);
+        let pt = (96..128u8).chain([13, 19]).find(cn).unwrap_or(13);
+        let seq = l.keepalive_seq;
+        l.keepalive_seq = seq.wrapping_add(1);
+        l.sent_at = now;
+        l.stats.keepalives_sent += 1;
+        // RTP clock of CN at 8 kHz; any monotonic value will do for a packet that only
+        // keeps a binding open.
+        let ts = u32::try_from(now.as_millis().wrapping_mul(8) & u128::from(u32::MAX)).unwrap_or(0);
+        let ssrc = KEEPALIVE_SSRC ^ u32::try_from(i).unwrap_or(0);
+        let mut packet = [0u8; 13];
+        packet[0] = 0x80;
+        packet[1] = pt & 0x7f;
+        packet[2..4].copy_from_slice(&seq.to_be_bytes());
+        packet[4..8].copy_from_slice(&ts.to_be_bytes());
+        packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        packet[12] = 127;
+        Some(Keepalive { leg, to, packet })
+    }
+
     /// Time has reached `now`: [`RelayEvent::Inactive`] if the inactivity deadline has
     /// passed (reported once, until RTP or a restart arms it again).
     pub fn handle_timeout(&mut self, now: Duration) -> Option<RelayEvent> {
         self.advance(now);
-        if self.poll_timeout().is_some_and(|at| at <= self.now) {
+        if self.inactivity_deadline().is_some_and(|at| at <= self.now) {
             self.inactive_reported = true;
             return Some(RelayEvent::Inactive);
         }

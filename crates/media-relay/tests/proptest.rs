@@ -30,7 +30,7 @@ proptest! {
         nat in any::<[bool; 2]>(),
         steps in proptest::collection::vec((any::<bool>(), any::<bool>(), source(), packet(), 0u64..100_000, any::<u8>()), 1..60),
     ) {
-        let mut s = Session::new(Duration::ZERO, SessionConfig { timeout: Duration::from_secs(1), nat });
+        let mut s = Session::new(Duration::ZERO, SessionConfig { timeout: Duration::from_secs(1), nat, keepalive: Duration::ZERO });
         s.set_remote(Leg::A, Some("192.0.2.10:4000".parse().expect("addr")));
         for (leg_b, rtcp, src, data, t, cmd) in steps {
             let leg = if leg_b { Leg::B } else { Leg::A };

@@ -34,7 +34,7 @@ fn rtcp(ssrc: u32) -> Vec<u8> {
 }
 
 fn session(nat: [bool; 2]) -> Session {
-    let mut s = Session::new(Duration::ZERO, SessionConfig { timeout: Duration::from_secs(60), nat });
+    let mut s = Session::new(Duration::ZERO, SessionConfig { timeout: Duration::from_secs(60), nat, keepalive: Duration::ZERO });
     s.set_remote(Leg::A, Some(addr(A_SDP)));
     s.set_remote(Leg::B, Some(addr(B_SDP)));
     s
@@ -219,7 +219,7 @@ fn loss_with_reordering_wraparound_and_ssrc_change() {
 
 #[test]
 fn inactivity_timeout_fires_and_is_pushed_back() {
-    let mut s = Session::new(ms(1000), SessionConfig { timeout: Duration::from_secs(60), nat: [false; 2] });
+    let mut s = Session::new(ms(1000), SessionConfig { timeout: Duration::from_secs(60), nat: [false; 2], keepalive: Duration::ZERO });
     s.set_remote(Leg::A, Some(addr(A_SDP)));
     s.set_remote(Leg::B, Some(addr(B_SDP)));
     assert_eq!(s.poll_timeout(), Some(ms(61_000)), "counted from creation");
@@ -245,7 +245,7 @@ fn inactivity_timeout_fires_and_is_pushed_back() {
 
 #[test]
 fn zero_timeout_is_none() {
-    let mut s = Session::new(Duration::ZERO, SessionConfig { timeout: Duration::ZERO, nat: [false; 2] });
+    let mut s = Session::new(Duration::ZERO, SessionConfig { timeout: Duration::ZERO, nat: [false; 2], keepalive: Duration::ZERO });
     assert_eq!(s.poll_timeout(), None);
     assert_eq!(s.handle_timeout(Duration::from_secs(1_000_000)), None);
     s.set_timeout(Duration::from_secs(5));
@@ -452,4 +452,64 @@ fn dtmf_is_read_with_the_sending_legs_numbers() {
         })
         .collect();
     assert_eq!(digits, ['5']);
+}
+
+fn keepalives(s: &mut Session, now: Duration) -> Vec<media_relay::Keepalive> {
+    let _ = s.handle_timeout(now);
+    std::iter::from_fn(|| s.poll_keepalive(now)).collect()
+}
+
+#[test]
+fn keepalive_fills_silence_and_stops_while_direct() {
+    let mut s = session([false; 2]);
+    assert_eq!(s.poll_timeout(), Some(ms(60_000)), "off by default: only the inactivity deadline");
+    s.set_keepalive(ms(1000), Duration::from_secs(5));
+    // b keeps sending to a: a is never owed one; b hears nothing back and is.
+    let b = addr(B_SDP);
+    for (i, t) in (1000..=6000).step_by(20).enumerate() {
+        let seq = u16::try_from(i).unwrap_or(0);
+        assert!(s.handle_packet(ms(t), Leg::B, false, b, &rtp(2, seq)).is_some());
+        if t < 6000 {
+            assert!(keepalives(&mut s, ms(t)).is_empty(), "nothing due at {t} ms");
+        }
+    }
+    assert_eq!(s.poll_timeout(), Some(ms(6000)), "b's keep-alive is due 5 s after the interval was set");
+    let k = keepalives(&mut s, ms(6000));
+    assert_eq!(k.len(), 1, "{k:?}");
+    assert_eq!((k[0].leg, k[0].to), (Leg::B, b), "to b's SDP address, out of b's socket");
+    let p = k[0].packet;
+    assert_eq!((p[0], p[1], p[12]), (0x80, 13, 127), "RTP v2, CN (PT 13), noise level 127");
+    assert_eq!(u32::from_be_bytes([p[8], p[9], p[10], p[11]]), media_relay::KEEPALIVE_SSRC ^ 1);
+    assert_eq!(s.stats(Leg::B).keepalives_sent, 1);
+    assert!(keepalives(&mut s, ms(10_999)).is_empty(), "the next one 5 s later");
+    let k = keepalives(&mut s, ms(11_000));
+    assert_eq!(k.len(), 2, "both legs silent now: {k:?}");
+    let b_seq = k.iter().find(|k| k.leg == Leg::B).map(|k| u16::from_be_bytes([k.packet[2], k.packet[3]]));
+    assert_eq!(b_seq, Some(1), "b's second keep-alive");
+    // Direct: none at all, however long.
+    s.set_forwarding(ms(11_000), false);
+    assert_eq!(s.poll_timeout(), None, "no deadline while direct");
+    assert!(keepalives(&mut s, ms(60_000)).is_empty());
+    // Re-anchored: they resume an interval later, not at once; the sequence goes on.
+    s.set_forwarding(ms(60_000), true);
+    assert!(keepalives(&mut s, ms(64_999)).is_empty());
+    let k = keepalives(&mut s, ms(65_000));
+    assert_eq!(k.len(), 2);
+    let b_seq = k.iter().find(|k| k.leg == Leg::B).map(|k| u16::from_be_bytes([k.packet[2], k.packet[3]]));
+    assert_eq!(b_seq, Some(2), "b's third keep-alive");
+}
+
+#[test]
+fn keepalive_uses_the_legs_comfort_noise_number_and_needs_an_address() {
+    let mut s = session([false; 2]);
+    let mut cn = HashMap::new();
+    cn.insert(0, Codec::Pcmu);
+    cn.insert(98, Codec::ComfortNoise);
+    cn.insert(13, Codec::Other);
+    s.set_payload_types(Leg::A, PayloadMap::new(&cn));
+    s.set_remote(Leg::B, None);
+    s.set_keepalive(ms(0), ms(100));
+    let k = keepalives(&mut s, ms(100));
+    assert_eq!(k.len(), 1, "b has no address (hold): nothing to send it");
+    assert_eq!((k[0].leg, k[0].packet[1]), (Leg::A, 98), "a's CN is 98");
 }

@@ -330,6 +330,7 @@ enum Command {
     SetForwarding(bool),
     RestartTimeout,
     SetTimeout(Duration),
+    SetKeepalive(Duration),
     SetPayloadTypes(Leg, PayloadMap),
     SetPayloadTranslation(Leg, PayloadTranslation),
     StartRecording([Option<PathBuf>; 2], [PayloadMap; 2]),
@@ -410,6 +411,12 @@ impl MediaHandle {
     /// Changes the inactivity timeout (`Duration::ZERO` = none).
     pub fn set_timeout(&self, timeout: Duration) {
         self.send(Command::SetTimeout(timeout));
+    }
+
+    /// Changes the RTP keep-alive interval (`Duration::ZERO` = none;
+    /// [`SessionConfig::keepalive`]).
+    pub fn set_keepalive(&self, keepalive: Duration) {
+        self.send(Command::SetKeepalive(keepalive));
     }
 
     /// The latest snapshot of both legs' counters: at most [`STATS_INTERVAL`] old while
@@ -631,6 +638,7 @@ impl CallTask {
             Command::SetForwarding(on) => self.session.set_forwarding(now, on),
             Command::RestartTimeout => self.session.restart_timeout(now),
             Command::SetTimeout(t) => self.session.set_timeout(t),
+            Command::SetKeepalive(k) => self.session.set_keepalive(now, k),
             Command::SetPayloadTypes(leg, payloads) => self.session.set_payload_types(leg, payloads),
             Command::SetPayloadTranslation(from, t) => self.session.set_payload_translation(from, t),
             Command::StartRecording(files, payloads) => self.start_recording(files, payloads),
@@ -646,6 +654,16 @@ impl CallTask {
         let now = self.now();
         if let Some(event) = self.session.handle_timeout(now) {
             self.emit(event);
+        }
+        let mut sent = false;
+        while let Some(k) = self.session.poll_keepalive(now) {
+            // As for forwarded packets: a full buffer drops it.
+            let _ = self.sockets[k.leg.index()][0].try_send_to(&k.packet, k.to);
+            sent = true;
+        }
+        if sent {
+            // Once per keep-alive interval at most: the counters show it at once.
+            self.publish();
         }
         if self.stats_due.is_some_and(|due| due <= Instant::now()) {
             self.publish();

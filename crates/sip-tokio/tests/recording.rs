@@ -305,7 +305,9 @@ async fn dtmf_packets_make_one_event_per_digit() {
 #[tokio::test]
 async fn re_anchoring_latches_again_to_a_new_source() {
     let (relay, mut events) = relay(31140, 31149);
-    let media = relay.open(24, [RELAY_IP; 2], SessionConfig { timeout: Duration::from_millis(300), nat: [true, false] }).expect("open");
+    let media = relay
+        .open(24, [RELAY_IP; 2], SessionConfig { timeout: Duration::from_millis(300), nat: [true, false], keepalive: Duration::ZERO })
+        .expect("open");
     let (sdp, a, b) = (phone(2).await, phone(2).await, phone(3).await);
     media.set_remote(Leg::A, Some(addr(&sdp)));
     media.set_remote(Leg::B, Some(addr(&b)));

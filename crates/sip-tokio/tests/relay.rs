@@ -67,7 +67,7 @@ fn relay(first: u16, last: u16) -> (MediaRelay, mpsc::UnboundedReceiver<MediaEve
 }
 
 fn config(timeout: Duration, nat: [bool; 2]) -> SessionConfig {
-    SessionConfig { timeout, nat }
+    SessionConfig { timeout, nat, keepalive: Duration::ZERO }
 }
 
 async fn wait_available(relay: &MediaRelay, want: usize) {

@@ -78,6 +78,8 @@ pub struct LegCounters {
     pub last_packet_ms: Option<u64>,
     /// The source its media is latched to.
     pub latched: Option<SocketAddr>,
+    /// RTP keep-alives sent to it (`[media] rtp_keepalive_s`).
+    pub keepalives_sent: u64,
 }
 
 /// Relay totals since start.

@@ -224,6 +224,10 @@ pub struct Media {
     pub verify_media: bool,
     /// Hang up a relayed call with no RTP in either direction for this long; 0 = never.
     pub timeout_s: u32,
+    /// Send an endpoint an RTP keep-alive (one comfort-noise packet) when the relay has
+    /// sent it nothing for this long, so its NAT binding stays open (Asterisk's
+    /// `rtpkeepalive`, beyond the shared contract); 0 = never. Not while direct.
+    pub rtp_keepalive_s: u32,
     /// Where `POST /api/calls/{id}/record` writes its WAV files (beyond the shared
     /// contract); relative to the working directory, created when first needed.
     pub record_dir: PathBuf,
@@ -236,6 +240,7 @@ impl Default for Media {
             ports: PortRange::new(20000, 29999),
             verify_media: true,
             timeout_s: 60,
+            rtp_keepalive_s: 0,
             record_dir: PathBuf::from("recordings"),
         }
     }

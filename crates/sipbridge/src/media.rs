@@ -81,6 +81,8 @@ pub struct Relay {
     relay: MediaRelay,
     handles: HashMap<CallId, Open>,
     timeout: Duration,
+    /// `[media] rtp_keepalive_s`, armed with the timeout at the answer.
+    keepalive: Duration,
     /// Counters of closed calls, so the totals only grow.
     closed: RelayTotals,
 }
@@ -99,6 +101,7 @@ impl Relay {
         address: IpAddr,
         ports: (u16, u16),
         timeout: Duration,
+        keepalive: Duration,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> std::io::Result<Relay> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -108,6 +111,7 @@ impl Relay {
             relay: MediaRelay::with_runtime(handle, address, ports, events),
             handles: HashMap::new(),
             timeout,
+            keepalive,
             closed: RelayTotals::default(),
         })
     }
@@ -122,6 +126,7 @@ fn counters(s: &LegStats) -> LegCounters {
         lost: s.lost,
         last_packet_ms: s.last_packet_at.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
         latched: s.latched,
+        keepalives_sent: s.keepalives_sent,
     }
 }
 
@@ -136,7 +141,10 @@ fn add(t: &mut RelayTotals, stats: &[LegStats; 2]) {
 impl MediaBackend for Relay {
     fn open(&mut self, call: CallId, local: [IpAddr; 2], nat: [bool; 2]) -> Result<[SocketAddr; 2], String> {
         // No timeout while ringing; `answered` arms it.
-        let h = self.relay.open(call.0, local, SessionConfig { timeout: Duration::ZERO, nat }).map_err(|e| e.to_string())?;
+        let h = self
+            .relay
+            .open(call.0, local, SessionConfig { timeout: Duration::ZERO, nat, keepalive: Duration::ZERO })
+            .map_err(|e| e.to_string())?;
         let addrs = [h.local(Leg::A), h.local(Leg::B)];
         self.handles.insert(call, Open { handle: h, payloads: None });
         Ok(addrs)
@@ -152,6 +160,9 @@ impl MediaBackend for Relay {
         if let Some(Open { handle: h, .. }) = self.handles.get(&call) {
             h.set_timeout(self.timeout);
             h.restart_timeout();
+            if !self.keepalive.is_zero() {
+                h.set_keepalive(self.keepalive);
+            }
         }
     }
 

@@ -121,7 +121,8 @@ pub async fn serve(config: Config, sip_debug: bool, shutdown: impl std::future::
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let ports = (config.media.ports.first(), config.media.ports.last());
     let timeout = Duration::from_secs(u64::from(config.media.timeout_s));
-    let relay = Relay::start(config.media.address, ports, timeout, media_tx).context("cannot start the media relay")?;
+    let keepalive = Duration::from_secs(u64::from(config.media.rtp_keepalive_s));
+    let relay = Relay::start(config.media.address, ports, timeout, keepalive, media_tx).context("cannot start the media relay")?;
     // The API's requests and the relay's events become engine commands, so the engine
     // task is woken for them.
     let to_engine = commands_tx.clone();

@@ -5,7 +5,7 @@
 //! key off on one endpoint the same call starts relayed and moves with re-INVITEs.
 //!
 //! Addresses: sipbridge on 127.0.0.x0 (API on :8090), the caller on .x1, the callee on
-//! .x2; x = 9, 8 or 7, one per test, so they run at once.
+//! .x2; x = 9, 8, 7 or 6, one per test, so they run at once.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
@@ -32,14 +32,15 @@ impl Net {
 }
 
 fn start(net: Net, callee_setup: bool) -> Binary {
-    start_with(net, callee_setup, "")
+    start_with(net, callee_setup, "", "")
 }
 
-/// As [`start`], with `alice_extra` added to alice's `[[endpoint]]`.
-fn start_with(net: Net, callee_setup: bool, alice_extra: &str) -> Binary {
+/// As [`start`], with `alice_extra` added to alice's `[[endpoint]]` and `media_extra` to
+/// `[media]`.
+fn start_with(net: Net, callee_setup: bool, alice_extra: &str, media_extra: &str) -> Binary {
     let (bridge, api, caller, callee, media) = (net.bridge(), net.api(), net.ip(1), net.ip(2), net.ip(0));
     let config = format!(
-        "[sip]\nlisten = [\"udp:{bridge}\"]\n[api]\nlisten = \"{api}\"\n[store]\nurl = \"memory\"\n[media]\naddress = \"{media}\"\n\
+        "[sip]\nlisten = [\"udp:{bridge}\"]\n[api]\nlisten = \"{api}\"\n[store]\nurl = \"memory\"\n[media]\naddress = \"{media}\"\n{media_extra}\n\
          [log]\nlevel = \"info\"\n\
          [[endpoint]]\nname = \"alice\"\nhost = \"{caller}:5060\"\nqualify = false\ndirect_rtp_setup = true\n{alice_extra}\n\
          [[endpoint]]\nname = \"bob\"\nhost = \"{callee}:5060\"\nqualify = false\ndirect_rtp_setup = {callee_setup}\n\
@@ -92,6 +93,23 @@ impl Phone {
             }
         }
         panic!("no {start:?} within {limit:?}; saw {seen:?}");
+    }
+
+    /// Answers the in-dialog INVITE `req` with a 200 whose SDP says `ip:port`, and takes
+    /// the ACK.
+    fn answer(&self, req: &str, ip: &str, port: u16) {
+        let body = sdp(ip, port);
+        self.send(&format!(
+            "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:x@{ip}:5060>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            header(req, "Via"),
+            header(req, "From"),
+            header(req, "To"),
+            header(req, "Call-ID"),
+            header(req, "CSeq"),
+            body.len()
+        ));
+        let _ = self.expect("ACK ", Duration::from_secs(5));
     }
 
     /// The first lines of every request received within `limit` (what must not come).
@@ -235,7 +253,7 @@ fn a_blocker_seen_only_in_the_answer_re_anchors_the_call() {
     // alice's permit list cannot be checked before bob's answer gives his address; when
     // it refuses it, both legs are brought back to the relay.
     let net = Net(7);
-    let server = start_with(net, true, "direct_media_permit = [\"10.0.0.0/8\"]");
+    let server = start_with(net, true, "direct_media_permit = [\"10.0.0.0/8\"]", "");
     let call = Call::place(net);
     assert_eq!(media_of(&call.invite).ip().to_string(), net.ip(1), "set up direct:\n{}", call.invite);
     let (ra, rb) = (call.alice.expect("INVITE ", Duration::from_secs(5)), call.bob.expect("INVITE ", Duration::from_secs(5)));
@@ -244,5 +262,69 @@ fn a_blocker_seen_only_in_the_answer_re_anchors_the_call() {
     let c = call.info();
     let reason = c["media_reason"].as_str().unwrap_or_default().to_owned();
     assert_eq!(reason, format!("relayed: alice's direct_media_permit does not include {}", net.ip(2)), "{c}");
+    drop(server);
+}
+
+/// Every datagram a media socket gets within `limit`: (source, length, payload type).
+fn media_packets(s: &UdpSocket, limit: Duration) -> Vec<(SocketAddr, usize, u8)> {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        if let Ok((n, from)) = s.recv_from(&mut buf) {
+            out.push((from, n, buf.get(1).map_or(0, |b| b & 0x7f)));
+        }
+    }
+    out
+}
+
+#[test]
+fn rtp_keepalives_only_while_the_relay_carries_the_media() {
+    // `[media] rtp_keepalive_s = 1`: neither phone sends RTP here, so a relayed call owes
+    // each of them a comfort-noise packet every second; a direct one owes nothing.
+    let net = Net(6);
+    let server = start_with(net, true, "", "rtp_keepalive_s = 1");
+    let media = [(net.ip(1), 40000), (net.ip(2), 42000)].map(|(ip, port)| {
+        let s = UdpSocket::bind((ip.as_str(), port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        s
+    });
+    let call = Call::place(net);
+    let quiet = media.each_ref().map(|s| media_packets(s, Duration::from_millis(2500)));
+    assert!(quiet.iter().all(Vec::is_empty), "direct from the answer: no keep-alive {quiet:?}");
+    // Recording brings the media back through the relay (a re-INVITE to each phone).
+    let id = call.info()["id"].clone();
+    let (status, body) = common::http(&net.api(), "POST", &format!("/api/calls/{id}/record")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let reinvites = [call.alice.expect("INVITE ", Duration::from_secs(5)), call.bob.expect("INVITE ", Duration::from_secs(5))];
+    assert!(reinvites.iter().all(|r| media_of(r).ip().to_string() == net.ip(0)), "re-anchored: {reinvites:?}");
+    call.alice.answer(&reinvites[0], &net.ip(1), 40000);
+    call.bob.answer(&reinvites[1], &net.ip(2), 42000);
+    let relayed = media.each_ref().map(|s| media_packets(s, Duration::from_millis(2500)));
+    for (i, got) in relayed.iter().enumerate() {
+        assert!(got.len() >= 2, "leg {i}: a keep-alive a second while relayed, got {got:?}");
+        assert!(
+            got.iter().all(|&(from, n, pt)| from.ip().to_string() == net.ip(0) && n == 13 && pt == 13),
+            "leg {i}: CN from the relay: {got:?}"
+        );
+    }
+    let c = call.info();
+    let sent: Vec<u64> = (0..2).map(|i| c["legs"][i]["media"]["stats"]["keepalives_sent"].as_u64().unwrap_or(0)).collect();
+    assert!(sent.iter().all(|&n| n >= 2), "counted in the API: {sent:?}");
+    // Recording stops: direct again, and the keep-alives stop with the forwarding.
+    let (status, body) = common::http(&net.api(), "DELETE", &format!("/api/calls/{id}/record")).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let reinvites = [call.alice.expect("INVITE ", Duration::from_secs(5)), call.bob.expect("INVITE ", Duration::from_secs(5))];
+    call.alice.answer(&reinvites[0], &net.ip(1), 40000);
+    call.bob.answer(&reinvites[1], &net.ip(2), 42000);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while call.info()["media_path"] != "direct" {
+        assert!(Instant::now() < deadline, "not direct again: {}", call.info());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = media.each_ref().map(|s| media_packets(s, Duration::from_millis(100)));
+    let after = media.each_ref().map(|s| media_packets(s, Duration::from_millis(2500)));
+    assert!(after.iter().all(Vec::is_empty), "direct again: no keep-alive {after:?}");
+    call.hang_up();
     drop(server);
 }

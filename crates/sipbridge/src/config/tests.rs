@@ -50,6 +50,7 @@ fn empty_file_is_the_contract_defaults() {
     assert_eq!((config.media.ports.first(), config.media.ports.last(), config.media.ports.pairs()), (20000, 29999, 5000));
     assert!(config.media.verify_media);
     assert_eq!(config.media.timeout_s, 60);
+    assert_eq!(config.media.rtp_keepalive_s, 0, "off, as Asterisk's rtpkeepalive");
     assert_eq!(config.store.url, StoreUrl::Sqlite(PathBuf::from("sipbridge.db")));
     assert_eq!(config.registrar, Registrar { min_expires_s: 60, max_expires_s: 3600 });
     assert_eq!(config.api.listen, Some(SocketAddr::from(([127, 0, 0, 1], 8080))));
@@ -407,6 +408,7 @@ address = "192.0.2.10"
 ports = "30000-30999"
 verify_media = false
 timeout_s = 0
+rtp_keepalive_s = 15
 [store]
 url = "memory"
 [registrar]
