@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{api_json, Binary};
+use common::{api_json, header, Binary};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -130,13 +130,6 @@ fn sdp(ip: &str, port: u16) -> String {
         "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 101\r\n\
          a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendrecv\r\n"
     )
-}
-
-fn header(msg: &str, name: &str) -> String {
-    msg.lines()
-        .find(|l| l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name) && l[name.len()..].starts_with(':'))
-        .map(|l| l[name.len() + 1..].trim().to_owned())
-        .unwrap_or_else(|| panic!("no {name} in\n{msg}"))
 }
 
 /// The last `c=` address and the `m=audio` port of a message's SDP.

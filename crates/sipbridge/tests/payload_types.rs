@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{http, Binary};
+use common::{header, http, Binary};
 
 const IP: &str = "127.0.0.76";
 const CALLEE: &str = "127.0.0.77";
@@ -50,13 +50,6 @@ fn recv_where(s: &UdpSocket, what: &str, want: impl Fn(&[u8]) -> bool) -> (Vec<u
 fn sip_recv(s: &UdpSocket, first_line: &str) -> (String, SocketAddr) {
     let (m, from) = recv_where(s, first_line, |d| d.starts_with(first_line.as_bytes()));
     (String::from_utf8(m).unwrap(), from)
-}
-
-/// The value of the first header `name` (case-insensitive).
-fn header<'a>(msg: &'a str, name: &str) -> &'a str {
-    msg.lines()
-        .find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
-        .unwrap_or_else(|| panic!("no {name} in\n{msg}"))
 }
 
 fn body(msg: &str) -> &str {

@@ -197,6 +197,14 @@ pub fn http(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, Strin
     Ok((status, body.to_owned()))
 }
 
+/// The value of the first header row `name` (case-insensitive, full name) of a SIP
+/// message's text; a missing one fails the test.
+pub fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+        .unwrap_or_else(|| panic!("no {name} in\n{msg}"))
+}
+
 /// `GET path` on the API at `addr` → the JSON body of a 200 (anything else fails the test).
 pub fn api_json(addr: &str, path: &str) -> serde_json::Value {
     let (status, body) = http(addr, "GET", path).unwrap_or_else(|e| panic!("GET {path} on {addr}: {e}"));
