@@ -50,7 +50,7 @@ fn formats(codecs: &[sdp::Codec]) -> Vec<Format<'_>> {
 }
 
 /// The payload types of `call` from the SDPs in force on its legs: leg X's endpoint
-/// sends with [`sent_with`] (`local_sdp(X)` first), and what it sends goes to leg Y
+/// sends with `sent_with` (`local_sdp(X)` first), and what it sends goes to leg Y
 /// with the numbers Y's endpoint declared it receives (`remote_sdp(Y)`), matched by
 /// encoding name, clock rate and channels. Before any answer (or for a call that is
 /// gone) the maps are empty and the translation the identity.
