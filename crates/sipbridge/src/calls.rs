@@ -443,7 +443,11 @@ impl<M: MediaBackend> Calls<M> {
     /// Drains the call layer's events: routes new calls, moves relay state along.
     pub fn drain(&mut self, now: Time, ep: &mut Endpoint) {
         self.drain_qualify();
+        let mut last_negotiated = None;
         while let Some(e) = self.b2bua.poll_event() {
+            if !matches!(e, CallEvent::Negotiated { .. }) {
+                last_negotiated = None;
+            }
             match e {
                 CallEvent::Incoming(inc) => self.incoming(now, ep, *inc),
                 CallEvent::Media { call, side, remote } => {
@@ -466,7 +470,13 @@ impl<M: MediaBackend> Calls<M> {
                     self.direct_check_at(call, now);
                 }
                 CallEvent::Progress { .. } => {}
-                CallEvent::Negotiated { call, .. } => self.media.set_payloads(call, crate::media::payloads(&self.b2bua, call)),
+                CallEvent::Negotiated { call, .. } => {
+                    // Both legs' exchanges often end on one input: once is enough.
+                    if last_negotiated != Some(call) {
+                        self.media.set_payloads(call, crate::media::payloads(&self.b2bua, call));
+                    }
+                    last_negotiated = Some(call);
+                }
                 // Direct media is wired by the lead (stop/resume relay forwarding).
                 CallEvent::MediaPath { call, path } => self.media_path_changed(call, path),
             }

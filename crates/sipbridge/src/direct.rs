@@ -129,6 +129,16 @@ impl<M: MediaBackend> Calls<M> {
             return;
         }
         let since_answer = info.answered_at.map_or(Duration::ZERO, |t| now - t);
+        let endpoints = dc.legs.map(|i| &self.config.endpoints[i]);
+        if let Some(e) = endpoints.iter().find(|e| e.direct_media == DirectMedia::No) {
+            // Rule 1 needs no facts, and a call that never moved needs no re-anchor: no
+            // polling for the ACKs, no relay statistics, no SDP copies.
+            if info.media_path == MediaPath::Relayed {
+                let decision = Decision::Relayed(media_policy::Blocker::DirectMediaNo { name: e.name.clone() });
+                self.note_decision(call, &decision);
+                return;
+            }
+        }
         if !self.b2bua.confirmed(call) {
             // Answered but an ACK is still owed: go_direct would be refused.
             if since_answer < CONFIRM_LIMIT {
@@ -165,19 +175,7 @@ impl<M: MediaBackend> Calls<M> {
                 self.direct_check_at(call, now + left);
             }
         }
-        let words = decision.to_string();
-        let label = decision.blocker().map(|b| b.metric_label());
-        if let Some(dc) = self.direct.get_mut(&call) {
-            if dc.reason != words {
-                tracing::info!(%call, media = %words, "media path decision");
-                if let (Some(l), Decision::Relayed(_)) = (label, &decision) {
-                    *self.direct_stats.blocked.entry(l).or_default() += 1;
-                }
-                dc.reason = words.clone();
-                dc.label = label;
-                self.media_reasons.push((call, words));
-            }
-        }
+        self.note_decision(call, &decision);
         match decision {
             Decision::Direct if info.media_path == MediaPath::Relayed => {
                 if let Err(e) = self.b2bua.go_direct(now, ep, call, opts) {
@@ -191,6 +189,24 @@ impl<M: MediaBackend> Calls<M> {
             }
             _ => {}
         }
+    }
+
+    /// Records a decision's words when they change: log at info, the blocker counter, the
+    /// API's reason history.
+    fn note_decision(&mut self, call: CallId, decision: &Decision) {
+        let Some(dc) = self.direct.get_mut(&call) else { return };
+        let words = decision.to_string();
+        if dc.reason == words {
+            return;
+        }
+        let label = decision.blocker().map(|b| b.metric_label());
+        tracing::info!(%call, media = %words, "media path decision");
+        if let (Some(l), Decision::Relayed(_)) = (label, decision) {
+            *self.direct_stats.blocked.entry(l).or_default() += 1;
+        }
+        dc.reason = words.clone();
+        dc.label = label;
+        self.media_reasons.push((call, words));
     }
 
     /// A digit the relay heard from `side`'s endpoint: the feature codes

@@ -13,7 +13,7 @@
 use crate::calls::{LegCounters, MediaBackend, RelayTotals};
 use sip_core::b2bua::{B2bua, CallId, Side};
 use sip_core::sdp::{self, SessionDescription};
-use sip_tokio::media_relay::{Codec, Format, Leg, LegStats, PayloadTranslation, SessionConfig};
+use sip_tokio::media_relay::{Codec, Format, Leg, LegStats, PayloadMap, PayloadTranslation, SessionConfig};
 use sip_tokio::{MediaEvent, MediaHandle, MediaRelay};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -158,8 +158,12 @@ impl MediaBackend for Relay {
 
     fn answered(&mut self, call: CallId) {
         if let Some(Open { handle: h, .. }) = self.handles.get(&call) {
-            h.set_timeout(self.timeout);
-            h.restart_timeout();
+            // Each command wakes the media thread: none that would change nothing (the
+            // session was opened without a timeout).
+            if !self.timeout.is_zero() {
+                h.set_timeout(self.timeout);
+                h.restart_timeout();
+            }
             if !self.keepalive.is_zero() {
                 h.set_keepalive(self.keepalive);
             }
@@ -196,7 +200,10 @@ impl MediaBackend for Relay {
         let before = open.payloads.take().unwrap_or_default();
         for l in Leg::BOTH {
             let i = l.index();
-            if payloads.maps[i] != before.maps[i] {
+            // Compared as the relay reads them (defaults filled in), so a call that only
+            // uses the defaults (PCMU 0, PCMA 8, CN 13, telephone-event 101) costs no
+            // command, and no wake-up of the media thread.
+            if PayloadMap::new(&payloads.maps[i]) != PayloadMap::new(&before.maps[i]) {
                 open.handle.set_payload_types(l, &payloads.maps[i]);
             }
             if payloads.translation[i] != before.translation[i] {
