@@ -84,7 +84,7 @@
 //! LocalOrigin::new("sipbridge", 42, relay).stamp(&mut answer);
 //! neg.local_answer(token, answer.clone()).unwrap();
 //! assert_eq!(answer.audio_codecs().iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["PCMA", "telephone-event"]);
-//! assert_eq!(neg.local(), Some(&answer));
+//! assert_eq!(neg.local(), Some(answer));
 //! ```
 //!
 //! [`audio_address`]: SessionDescription::audio_address
@@ -128,7 +128,9 @@ impl SessionDescription {
     /// Prints the description canonically (CRLF, RFC 8866 order);
     /// `parse(to_bytes(x)) == x`.
     pub fn to_bytes(&self) -> bytes::Bytes {
-        bytes::Bytes::from(print::print(self))
+        // Exactly the printed length: a negotiator keeps these for a call's whole life,
+        // and the printer's 512-byte head start would stay allocated with them.
+        bytes::Bytes::from(print::print(self).into_bytes().into_boxed_slice())
     }
 }
 

@@ -12,6 +12,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
+use std::net::SocketAddr;
+
 use crate::model::SessionDescription;
 
 /// Where the offer/answer exchange of a dialog stands (RFC 3264 §4).
@@ -71,9 +74,15 @@ pub struct Negotiator {
     id: u64,
     serial: u64,
     state: NegotiationState,
-    local: Option<SessionDescription>,
-    remote: Option<SessionDescription>,
-    pending: Option<SessionDescription>,
+    /// The descriptions in force, kept printed: a parsed description is about 2 KiB on
+    /// the heap for 250 bytes of text, and a call holds two per leg for its whole life;
+    /// they are read a few times per offer/answer, not per packet.
+    local: Option<Bytes>,
+    /// [`SessionDescription::audio_address`] of `local`, read on every media-path step.
+    local_audio: Option<SocketAddr>,
+    remote: Option<Bytes>,
+    /// The outstanding offer (short-lived), parsed: answers are checked against it.
+    pending: Option<Box<SessionDescription>>,
     /// Keep the peer's description in force (`remote()`); a B2BUA that keeps what it
     /// needs of it elsewhere saves a parsed description per leg (about 2 KiB).
     keep_remote: bool,
@@ -95,6 +104,7 @@ impl Negotiator {
             serial: 0,
             state: NegotiationState::Stable,
             local: None,
+            local_audio: None,
             remote: None,
             pending: None,
             keep_remote: true,
@@ -120,7 +130,7 @@ impl Negotiator {
         if self.state != NegotiationState::Stable {
             return Err(NegotiationError::OfferPending);
         }
-        self.pending = Some(offer);
+        self.pending = Some(Box::new(offer));
         self.state = NegotiationState::LocalOffer;
         Ok(())
     }
@@ -134,8 +144,10 @@ impl Negotiator {
             _ => return Err(NegotiationError::NoOffer),
         };
         check_remote_answer(offer, &answer)?;
-        self.local = self.pending.take();
-        self.remote = Some(answer).filter(|_| self.keep_remote);
+        let offer = self.pending.take();
+        self.local_audio = offer.as_ref().and_then(|o| o.audio_address());
+        self.local = offer.map(|o| o.to_bytes());
+        self.remote = self.keep_remote.then(|| answer.to_bytes());
         self.state = NegotiationState::Stable;
         self.completed = true;
         Ok(())
@@ -149,7 +161,7 @@ impl Negotiator {
             return Err(NegotiationError::OfferPending);
         }
         self.serial += 1;
-        self.pending = Some(offer);
+        self.pending = Some(Box::new(offer));
         self.state = NegotiationState::RemoteOffer;
         Ok(RemoteOffer { negotiator: self.id, serial: self.serial })
     }
@@ -166,8 +178,9 @@ impl Negotiator {
             _ => return Err(NegotiationError::StaleToken),
         };
         validate_answer(offer, &answer)?;
-        self.remote = self.pending.take().filter(|_| self.keep_remote);
-        self.local = Some(answer);
+        self.remote = self.pending.take().filter(|_| self.keep_remote).map(|o| o.to_bytes());
+        self.local_audio = answer.audio_address();
+        self.local = Some(answer.to_bytes());
         self.state = NegotiationState::Stable;
         self.completed = true;
         Ok(())
@@ -201,19 +214,35 @@ impl Negotiator {
         }
     }
 
-    /// The last description we sent that is in force.
-    pub fn local(&self) -> Option<&SessionDescription> {
+    /// The last description we sent that is in force (parsed again from its printed
+    /// form: equal to what was given, as printing and parsing round-trip).
+    pub fn local(&self) -> Option<SessionDescription> {
+        self.local.as_deref().and_then(|b| SessionDescription::parse(b).ok())
+    }
+
+    /// The last description the peer sent that is in force (as [`Negotiator::local`]).
+    pub fn remote(&self) -> Option<SessionDescription> {
+        self.remote.as_deref().and_then(|b| SessionDescription::parse(b).ok())
+    }
+
+    /// The audio address of [`Negotiator::local`], without parsing it.
+    pub fn local_audio_address(&self) -> Option<SocketAddr> {
+        self.local_audio
+    }
+
+    /// [`Negotiator::local`] as printed: to send again or compare, without parsing.
+    pub fn local_bytes(&self) -> Option<&Bytes> {
         self.local.as_ref()
     }
 
-    /// The last description the peer sent that is in force.
-    pub fn remote(&self) -> Option<&SessionDescription> {
+    /// [`Negotiator::remote`] as printed.
+    pub fn remote_bytes(&self) -> Option<&Bytes> {
         self.remote.as_ref()
     }
 
     /// The outstanding offer (ours or the peer's), if any.
     pub fn pending_offer(&self) -> Option<&SessionDescription> {
-        self.pending.as_ref()
+        self.pending.as_deref()
     }
 }
 

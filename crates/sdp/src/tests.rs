@@ -607,7 +607,12 @@ fn negotiator_local_offer_remote_answer() {
     assert_eq!(n.local(), None);
     n.remote_answer(answer.clone()).unwrap();
     assert_eq!(n.state(), NegotiationState::Stable);
-    assert_eq!((n.local(), n.remote(), n.pending_offer()), (Some(&offer), Some(&answer), None));
+    assert_eq!((n.local(), n.remote(), n.pending_offer()), (Some(offer.clone()), Some(answer.clone()), None));
+    // Kept printed, exactly as long as printed, with the audio address read once.
+    assert_eq!(n.local_bytes(), Some(&offer.to_bytes()));
+    assert_eq!(n.remote_bytes().map(|b| b.len()), Some(answer.to_bytes().len()));
+    assert_eq!(n.local_audio_address(), offer.audio_address());
+    assert!(n.local_audio_address().is_some());
 }
 
 #[test]
@@ -617,14 +622,14 @@ fn negotiator_without_remote_checks_alike_and_keeps_only_ours() {
     let mut n = Negotiator::without_remote();
     let token = n.remote_offer(offer.clone()).unwrap();
     n.local_answer(token, answer.clone()).unwrap();
-    assert_eq!((n.local(), n.remote(), n.state()), (Some(&answer), None, NegotiationState::Stable));
+    assert_eq!((n.local(), n.remote(), n.state()), (Some(answer.clone()), None, NegotiationState::Stable));
     n.local_offer(offer.clone()).unwrap();
     assert!(
         n.remote_answer(parse("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n")).is_err(),
         "a mismatched answer is refused as before"
     );
     n.remote_answer(answer.clone()).unwrap();
-    assert_eq!((n.local(), n.remote()), (Some(&offer), None));
+    assert_eq!((n.local(), n.remote()), (Some(offer.clone()), None));
 }
 
 #[test]
@@ -637,7 +642,7 @@ fn negotiator_remote_offer_local_answer() {
     assert_eq!(n.pending_offer(), Some(&offer));
     n.local_answer(token, answer.clone()).unwrap();
     assert_eq!(n.state(), NegotiationState::Stable);
-    assert_eq!((n.local(), n.remote(), n.pending_offer()), (Some(&answer), Some(&offer), None));
+    assert_eq!((n.local(), n.remote(), n.pending_offer()), (Some(answer.clone()), Some(offer.clone()), None));
 }
 
 #[test]
@@ -680,11 +685,11 @@ fn negotiator_rollback_keeps_the_session() {
     n.local_offer(reoffer).unwrap();
     n.rollback(); // 488 or 491
     assert_eq!(n.state(), NegotiationState::Stable);
-    assert_eq!((n.local(), n.remote(), n.pending_offer()), (Some(&offer), Some(&answer), None));
+    assert_eq!((n.local(), n.remote(), n.pending_offer()), (Some(offer.clone()), Some(answer.clone()), None));
 
     let token = n.remote_offer(offer.clone()).unwrap();
     n.rollback();
-    assert_eq!((n.local(), n.remote()), (Some(&offer), Some(&answer)));
+    assert_eq!((n.local(), n.remote()), (Some(offer.clone()), Some(answer.clone())));
     assert_eq!(n.local_answer(token, answer.clone()), Err(NegotiationError::StaleToken), "a rolled-back offer cannot be answered");
     // Even once a new offer is pending, the old token does not fit it.
     let old = n.remote_offer(offer.clone()).unwrap();

@@ -159,7 +159,7 @@ impl<M: MediaBackend> Calls<M> {
         let legs = [Side::A, Side::B].map(|side| {
             let i = side.index();
             let (heard, rtp_source) = stats.map_or((false, None), |s| heard(&s[i]));
-            LegFacts { answered: true, signalling_nat: info.nat[i], sdp: self.b2bua.remote_sdp(call, side).cloned(), rtp_source, heard }
+            LegFacts { answered: true, signalling_nat: info.nat[i], sdp: self.b2bua.remote_sdp(call, side), rtp_source, heard }
         });
         let armed = !self.config.features.record_toggle.is_empty();
         let facts = CallFacts {

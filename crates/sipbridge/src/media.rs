@@ -56,7 +56,8 @@ fn formats(codecs: &[sdp::Codec]) -> Vec<Format<'_>> {
 /// gone) the maps are empty and the translation the identity.
 pub fn payloads(b2bua: &B2bua, call: CallId) -> Payloads {
     let [a, b] = [Side::A, Side::B];
-    payloads_of([b2bua.local_sdp(call, a), b2bua.local_sdp(call, b)], [b2bua.remote_sdp(call, a), b2bua.remote_sdp(call, b)])
+    let (local, remote) = ([b2bua.local_sdp(call, a), b2bua.local_sdp(call, b)], [b2bua.remote_sdp(call, a), b2bua.remote_sdp(call, b)]);
+    payloads_of(local.each_ref().map(Option::as_ref), remote.each_ref().map(Option::as_ref))
 }
 
 /// [`payloads`] from the SDPs in force, per leg (index = [`Leg::index`]): `local` the

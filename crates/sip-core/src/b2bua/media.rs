@@ -195,7 +195,7 @@ impl Call {
 
     /// Where `side`'s SDP points now (the description in force on it).
     fn points_at(&self, side: Side) -> Option<SocketAddr> {
-        self.leg(side).nego.local().and_then(SessionDescription::audio_address)
+        self.leg(side).nego.local_audio_address()
     }
 
     /// Where `side`'s SDP should point: `None` when there is nothing to aim at (the
@@ -408,10 +408,10 @@ impl B2bua {
         let other_receives = if target == c.leg(side).media_local {
             Vec::new()
         } else {
-            other.nego.remote().map(SessionDescription::audio_codecs).unwrap_or_default()
+            other.nego.remote().map(|sd| sd.audio_codecs()).unwrap_or_default()
         };
         let leg = c.leg_mut(side);
-        let Some(mut sd) = leg.nego.local().cloned() else {
+        let Some(mut sd) = leg.nego.local() else {
             tracing::info!(call = %call, %side, "no SDP in force on the leg: its media cannot be moved");
             c.ctl_mut().legs[side.index()].refused = Some(target);
             return;

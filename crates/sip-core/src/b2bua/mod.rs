@@ -531,14 +531,14 @@ impl B2bua {
 
     /// The SDP `side`'s endpoint last sent that is in force (its codecs, ptime and media
     /// address), for the direct-media decision.
-    pub fn remote_sdp(&self, id: CallId, side: Side) -> Option<&sdp::SessionDescription> {
+    pub fn remote_sdp(&self, id: CallId, side: Side) -> Option<sdp::SessionDescription> {
         self.calls.get(&id).and_then(|c| c.leg(side).nego.remote())
     }
 
     /// The SDP we last sent `side`'s endpoint that is in force: its payload-type numbers
     /// are the ones that endpoint sends with (RFC 3264 §5.1: an SDP names what its
     /// sender wants to receive), for the relay's payload-type translation.
-    pub fn local_sdp(&self, id: CallId, side: Side) -> Option<&sdp::SessionDescription> {
+    pub fn local_sdp(&self, id: CallId, side: Side) -> Option<sdp::SessionDescription> {
         self.calls.get(&id).and_then(|c| c.leg(side).nego.local())
     }
 
@@ -890,6 +890,8 @@ impl B2bua {
             c.forks = Some(Box::new(forks));
         }
         c.call_ids[1] = key.0.clone();
+        c.b.invite_seq = request.cseq().seq;
+        c.b.invite_offer = !request.body().is_empty();
         c.b.invite = Some(Box::new(request));
         c.b.invite_tx = Some(btx);
         c.phase = Phase::Calling;
@@ -935,7 +937,7 @@ impl B2bua {
         }
         let cfg = self.config.clone();
         let Some(c) = self.calls.get_mut(&call) else { return };
-        if c.b.invite.is_none() {
+        if c.b.invite_tx.is_none() {
             return;
         }
         if status < 200 {
@@ -1025,7 +1027,9 @@ impl B2bua {
 
     fn on_b_2xx(&mut self, now: Time, ep: &mut Endpoint, call: CallId, tx: TransactionId, response: Response, cfg: &B2buaConfig) {
         let Some(c) = self.calls.get_mut(&call) else { return };
-        let Some(b_invite) = c.b.invite.clone() else { return };
+        if c.b.invite_tx.is_none() {
+            return;
+        }
         let tag = response.to().tag().unwrap_or_default().to_owned();
         if let Some(b) = c.forks.as_mut().and_then(|f| f.branch_mut(tx)) {
             b.done = true;
@@ -1048,7 +1052,7 @@ impl B2bua {
             }
             // Another fork (or contact) answered too: ACK it and hang it up (§13.2.2.4).
             if let Some(mut fork) = b_dialog(ep, c, tx, &response) {
-                let ack = kill_fork(now, ep, cfg, &mut fork, b_invite.cseq().seq);
+                let ack = kill_fork(now, ep, cfg, &mut fork, c.b.invite_seq);
                 if let (Some(f), Some((wire, flow))) = (c.forks.as_deref_mut(), ack) {
                     f.killed.push((tag, wire, flow));
                 }
@@ -1066,6 +1070,10 @@ impl B2bua {
         dialog.confirm(Some(&response));
         c.b.early.clear();
         c.b.dialog = Some(dialog);
+        // The dialog has what it needs of our INVITE; a later 2xx of another branch
+        // takes its request from the transaction layer (`b_dialog`). About 3.5 KiB a
+        // call with the datagram it pins.
+        c.b.invite = None;
         c.b.final_done = true;
         (c.b.flow, c.b_pin_flow) = c.b_branch(tx);
         if let Some(f) = c.forks.as_deref() {
@@ -1080,7 +1088,7 @@ impl B2bua {
             // §7.2: we are the UAC of this leg; refresher=uac means us.
             c.b.session = Some(SessionTimer::start(now, se.interval.max(MIN_SE), se.refresher != Some(Refresher::Uas)));
         }
-        let seq = b_invite.cseq().seq;
+        let seq = c.b.invite_seq;
         if c.phase != Phase::Calling {
             // Cancelled (or hung up) while the 2xx was on its way: ACK then BYE.
             send_ack(ep, cfg, c, Side::B, seq, None);
@@ -1092,7 +1100,7 @@ impl B2bua {
             c.b.gone = true;
             return;
         }
-        let b_had_offer = !b_invite.body().is_empty();
+        let b_had_offer = c.b.invite_offer;
         let mut a_body = None;
         match sdp_of(response.content_type(), response.body()) {
             Some(Ok(sd)) => {
@@ -1792,7 +1800,7 @@ impl B2bua {
         timer.due_at = now + timer.interval / 2;
         let se = timer.in_request();
         let use_update = leg.peer_allows_update;
-        let offer = if use_update { None } else { leg.nego.local().cloned() };
+        let offer = if use_update { None } else { leg.nego.local() };
         if let Some(o) = &offer {
             if leg.nego.local_offer(o.clone()).is_err() {
                 return;
