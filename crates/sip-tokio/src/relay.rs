@@ -65,6 +65,13 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
 /// Receive buffer: larger than any RTP packet on an Ethernet path; a longer datagram is
 /// truncated by the kernel and relayed truncated.
 const MAX_DATAGRAM: usize = 2048;
+
+thread_local! {
+    /// The receive buffer of every call task on this thread: a task only holds it inside
+    /// `drain`, which never awaits, so tasks sharing a thread never see it in use, and a
+    /// call costs no buffer of its own (2 KiB each at 10 000 calls).
+    static BUFFER: std::cell::RefCell<[u8; MAX_DATAGRAM]> = const { std::cell::RefCell::new([0; MAX_DATAGRAM]) };
+}
 /// Write buffer of a recording's file: about two seconds of 8 kHz 16-bit audio.
 const WAV_BUFFER: usize = 32 * 1024;
 
@@ -248,7 +255,9 @@ impl MediaRelay {
             _ports: ports,
         };
         tracing::debug!(key, a = %locals[0], b = %locals[1], "relay: call opened");
-        let task = self.shared.runtime.spawn(task.run());
+        // Boxed: the task's future then holds a pointer, not the task's state twice (the
+        // future of an `async fn` keeps its argument and its moved copy).
+        let task = self.shared.runtime.spawn(Box::new(task).run());
         Ok(MediaHandle { key, locals, commands: commands_tx, stats, task })
     }
 
@@ -332,8 +341,10 @@ enum Command {
     SetTimeout(Duration),
     SetKeepalive(Duration),
     SetPayloadTypes(Leg, PayloadMap),
-    SetPayloadTranslation(Leg, PayloadTranslation),
-    StartRecording([Option<PathBuf>; 2], [PayloadMap; 2]),
+    // Boxed, the rare large ones: the channel's blocks hold 32 commands each, and a
+    // call's first block is allocated with its channel.
+    SetPayloadTranslation(Leg, Box<PayloadTranslation>),
+    StartRecording(Box<([Option<PathBuf>; 2], [PayloadMap; 2])>),
     StopRecording,
     Stats(oneshot::Sender<[LegStats; 2]>),
 }
@@ -381,7 +392,7 @@ impl MediaHandle {
     /// How the payload types of RTP received on `from` are renumbered for the other leg
     /// (see [`Session::set_payload_translation`]; identity until set).
     pub fn set_payload_translation(&self, from: Leg, translation: PayloadTranslation) {
-        self.send(Command::SetPayloadTranslation(from, translation));
+        self.send(Command::SetPayloadTranslation(from, Box::new(translation)));
     }
 
     /// Starts recording: `files[leg]` (index = [`Leg::index`]; `None` = not that leg) gets
@@ -393,7 +404,7 @@ impl MediaHandle {
     /// if at least one was; nothing else (no file asked for, or none created).
     pub fn start_recording(&self, files: [Option<PathBuf>; 2], codecs: [HashMap<u8, Codec>; 2]) {
         let [a, b] = &codecs;
-        self.send(Command::StartRecording(files, [PayloadMap::new(a), PayloadMap::new(b)]));
+        self.send(Command::StartRecording(Box::new((files, [PayloadMap::new(a), PayloadMap::new(b)]))));
     }
 
     /// Stops the recording in progress, if any: the files are completed (sizes patched,
@@ -548,8 +559,7 @@ impl CallTask {
         self.start.elapsed()
     }
 
-    async fn run(mut self) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+    async fn run(mut self: Box<Self>) {
         let sleep = tokio::time::sleep_until(self.start);
         tokio::pin!(sleep);
         let mut armed: Option<Instant> = None;
@@ -577,7 +587,7 @@ impl CallTask {
             match wake {
                 Wake::Command(Some(command)) => self.on_command(command),
                 Wake::Command(None) => break,
-                Wake::Readable(Ok(()), leg, rtcp) => self.drain(leg, rtcp, &mut buf),
+                Wake::Readable(Ok(()), leg, rtcp) => BUFFER.with_borrow_mut(|buf| self.drain(leg, rtcp, buf)),
                 Wake::Readable(Err(e), ..) => tracing::warn!(key = self.key, error = %e, "relay: socket readiness failed"),
                 Wake::Timer => {
                     armed = None;
@@ -640,8 +650,11 @@ impl CallTask {
             Command::SetTimeout(t) => self.session.set_timeout(t),
             Command::SetKeepalive(k) => self.session.set_keepalive(now, k),
             Command::SetPayloadTypes(leg, payloads) => self.session.set_payload_types(leg, payloads),
-            Command::SetPayloadTranslation(from, t) => self.session.set_payload_translation(from, t),
-            Command::StartRecording(files, payloads) => self.start_recording(files, payloads),
+            Command::SetPayloadTranslation(from, t) => self.session.set_payload_translation(from, *t),
+            Command::StartRecording(r) => {
+                let (files, payloads) = *r;
+                self.start_recording(files, payloads);
+            }
             Command::StopRecording => self.stop_recording(),
             Command::Stats(reply) => {
                 let _ = reply.send(self.snapshot());
