@@ -151,12 +151,15 @@ fn telephone_event_numbers_are_translated_between_the_legs() {
     assert!(a_answer.contains("m=audio") && a_answer.contains(" 0 101\r\n"), "{a_ok}");
     assert!(a_answer.contains("a=rtpmap:101 telephone-event/8000") && !a_answer.contains(":96 "), "{a_ok}");
     let relay_a = sdp_audio(a_answer);
-    let ack = format!(
-        "ACK sip:bob@{IP} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER}:5080;branch=z9hG4bK-pt2\r\nMax-Forwards: 70\r\n\
-         From: <sip:alice@{CALLER}>;tag=a1\r\nTo: {}\r\nCall-ID: pt-call-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-        header(&a_ok, "To")
-    );
-    caller_sip.send_to(ack.as_bytes(), proxy).unwrap();
+    // The caller's in-dialog requests (ACK, BYE): no body, a branch of their own.
+    let in_dialog = |method: &str, seq: u32, branch: &str| {
+        format!(
+            "{method} sip:bob@{IP} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER}:5080;branch=z9hG4bK-{branch}\r\nMax-Forwards: 70\r\n\
+             From: <sip:alice@{CALLER}>;tag=a1\r\nTo: {}\r\nCall-ID: pt-call-1\r\nCSeq: {seq} {method}\r\nContent-Length: 0\r\n\r\n",
+            header(&a_ok, "To")
+        )
+    };
+    caller_sip.send_to(in_dialog("ACK", 1, "pt2").as_bytes(), proxy).unwrap();
     let _ = sip_recv(&callee_sip, "ACK ");
 
     let is_rtp = |d: &[u8]| d.len() >= 12 && d[0] >> 6 == 2;
@@ -207,11 +210,6 @@ fn telephone_event_numbers_are_translated_between_the_legs() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let bye = format!(
-        "BYE sip:bob@{IP} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER}:5080;branch=z9hG4bK-pt3\r\nMax-Forwards: 70\r\n\
-         From: <sip:alice@{CALLER}>;tag=a1\r\nTo: {}\r\nCall-ID: pt-call-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-        header(&a_ok, "To")
-    );
-    caller_sip.send_to(bye.as_bytes(), proxy).unwrap();
+    caller_sip.send_to(in_dialog("BYE", 2, "pt3").as_bytes(), proxy).unwrap();
     let _ = sip_recv(&caller_sip, "SIP/2.0 200");
 }
