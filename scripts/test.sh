@@ -19,7 +19,8 @@ step() { printf '\n=== %s\n' "$*"; }
 # crates/sipbridge/tests/interop.rs (../shared/interop drives them); postgresql is the
 # real server crates/sipbridge/tests/common/pg.rs starts for the postgres:// store tests
 # (they fail, not skip, without it); sipvicious (svwar, svcrack) attacks the binary in
-# crates/sipbridge/tests/security.rs; tshark brings dumpcap, with which
+# crates/sipbridge/tests/security.rs; linphone-cli (linphonec, which lists UPDATE in its
+# Allow) is the UPDATE-method phone of tests/interop.rs; tshark brings dumpcap, with which
 # ../shared/interop/capture.sh tells direct from relayed RTP in tests/interop.rs.
 need_pkgs=(sip-tester baresip-core sox libsox-fmt-all postgresql sipvicious tshark linphone-cli)
 missing=()
