@@ -223,7 +223,8 @@ struct LegState {
     translation: PayloadTranslation,
     dtmf: DtmfDetector,
     /// While the leg is recorded.
-    recorder: Option<Recorder>,
+    /// Boxed: rare, and every open call carries the field.
+    recorder: Option<Box<Recorder>>,
     /// When a packet (forwarded or keep-alive) was last sent to the leg's RTP address.
     sent_at: Duration,
     /// The keep-alive stream's next sequence number.
@@ -561,7 +562,7 @@ impl Session {
     /// [`Session::audio`]. Restarts a recording in progress (pending samples are kept).
     pub fn start_recording(&mut self, leg: Leg) {
         let l = &mut self.legs[leg.index()];
-        l.recorder = Some(Recorder::new(l.payloads.clone()));
+        l.recorder = Some(Box::new(Recorder::new(l.payloads.clone())));
     }
 
     /// Stops recording `leg` and returns its recorder's counters (`None` if it was not
@@ -572,7 +573,7 @@ impl Session {
 
     /// The counters of `leg`'s recording in progress.
     pub fn recording(&self, leg: Leg) -> Option<RecorderStats> {
-        self.legs[leg.index()].recorder.as_ref().map(Recorder::stats)
+        self.legs[leg.index()].recorder.as_deref().map(Recorder::stats)
     }
 
     /// The samples recorded on `leg` since the last [`Session::clear_audio`]. Take them

@@ -38,6 +38,8 @@ const SWEEP_SLACK: usize = 32;
 pub const RECENT_CALLS: usize = 1000;
 /// First lines longer than this are cut (a first line is a method, a URI and a version).
 const FIRST_LINE_MAX: usize = 256;
+/// Messages of a plain call: INVITE, 100, 180, 200, ACK, BYE, 200 on each leg.
+const TYPICAL_CALL: usize = 14;
 
 /// What the media path of every call is in this build, and why.
 /// The reason before the policy has decided anything for a call.
@@ -60,8 +62,11 @@ const REASON_LOG: usize = 16;
 struct Wire {
     at: Time,
     outbound: bool,
-    flow: Flow,
-    first_line: String,
+    /// The flow's transport and peer (our own address is not shown): a ladder entry is
+    /// kept for the call's whole life, ten or more per call.
+    transport: sip_core::Transport,
+    remote: SocketAddr,
+    first_line: Box<str>,
 }
 
 /// What a Call-ID turned out to be.
@@ -87,9 +92,13 @@ impl Ladder {
     fn push(&mut self, leg: usize, w: Wire) {
         let first_of_leg = (leg == 0 && !w.outbound) || (leg == 1 && w.outbound);
         if first_of_leg && self.peers[leg].is_none() {
-            self.peers[leg] = Some(w.flow.remote);
+            self.peers[leg] = Some(w.remote);
         }
         if self.head.len() < LADDER_HEAD {
+            if self.head.capacity() == 0 {
+                // A plain call's set-up and tear-down, both legs, without regrowing.
+                self.head.reserve_exact(TYPICAL_CALL);
+            }
             self.head.push((leg, w));
             return;
         }
@@ -188,7 +197,7 @@ impl ApiState {
     /// One message on the wire (`Application::on_wire`).
     pub fn on_wire(&mut self, b2bua: &B2bua, now: Time, outbound: bool, flow: &Flow, bytes: &[u8]) {
         let Some(call_id) = find_call_id(bytes) else { return };
-        let wire = Wire { at: now, outbound, flow: *flow, first_line: first_line(bytes) };
+        let wire = Wire { at: now, outbound, transport: flow.transport, remote: flow.remote, first_line: first_line(bytes).into() };
         match self.known.get(call_id) {
             Some(&Known::Leg { call, leg }) => self.file(call, leg, wire),
             Some(Known::NotACall) => {}
@@ -475,9 +484,9 @@ impl ApiState {
             t_ms: w.at.as_millis(),
             direction: if w.outbound { "out" } else { "in" },
             leg: if leg == 0 { "a" } else { "b" },
-            transport: w.flow.transport.to_string(),
-            peer: w.flow.remote.to_string(),
-            first_line: w.first_line.clone(),
+            transport: w.transport.to_string(),
+            peer: w.remote.to_string(),
+            first_line: w.first_line.to_string(),
         }
     }
 }
@@ -761,7 +770,10 @@ mod tests {
         };
         let mut l = Ladder::default();
         for i in 0..(LADDER_CAP as u64 + 100) {
-            l.push(0, Wire { at: Time::from_millis(i), outbound: false, flow, first_line: String::new() });
+            l.push(
+                0,
+                Wire { at: Time::from_millis(i), outbound: false, transport: flow.transport, remote: flow.remote, first_line: "".into() },
+            );
         }
         assert_eq!(l.head.len() + l.tail.len(), LADDER_CAP);
         assert_eq!(l.omitted, 100);
