@@ -117,6 +117,16 @@ impl IpNet {
         self.prefix
     }
 
+    /// The network's own address: the address given with every bit past the prefix
+    /// cleared (`10.1.2.3/8` → `10.0.0.0`).
+    pub fn network(&self) -> IpAddr {
+        let m = self.masked(self.addr);
+        match self.addr {
+            IpAddr::V4(_) => IpAddr::from(u32::try_from(m >> 96).unwrap_or(0).to_be_bytes()),
+            IpAddr::V6(_) => IpAddr::from(m.to_be_bytes()),
+        }
+    }
+
     /// Whether `ip` is in the network. Families must match; an IPv4-mapped IPv6
     /// address is compared as the IPv4 address.
     pub fn contains(&self, ip: IpAddr) -> bool {

@@ -5,7 +5,7 @@
 use crate::calls::{Calls, LegCounters, MediaBackend};
 use crate::config::{self, DirectMedia, DirectMediaMethod, DtmfMode};
 use sip_core::b2bua::{CallId, DirectMethod, DirectOpts, MediaPath, Phase, Side};
-use sip_core::media_policy::{self, CallFacts, Decision, DirectMode, IpNet, LegFacts, LegPolicy};
+use sip_core::media_policy::{self, CallFacts, Decision, DirectMode, LegFacts, LegPolicy};
 use sip_core::{Endpoint, Time};
 use std::cmp::Reverse;
 use std::time::Duration;
@@ -39,7 +39,7 @@ pub struct DirectStats {
 
 /// `[[endpoint]]`'s direct-media settings for the decision.
 pub fn leg_policy(e: &config::Endpoint) -> LegPolicy {
-    let nets = |v: &[config::Cidr]| v.iter().filter_map(|c| IpNet::new(c.addr(), c.prefix())).collect();
+    let nets = |v: &[config::Cidr]| v.iter().map(config::Cidr::net).collect();
     LegPolicy {
         name: e.name.clone(),
         mode: match e.direct_media {

@@ -223,6 +223,10 @@ fn rule3_ipv6_lists() {
 
 #[test]
 fn ip_net_contains() {
+    assert_eq!(net("10.1.2.3/8").network(), ip("10.0.0.0"));
+    assert_eq!(net("2001:db8::1/32").network(), ip("2001:db8::"));
+    assert_eq!(net("192.0.2.7/32").network(), ip("192.0.2.7"));
+    assert_eq!(net("203.0.113.9/0").network(), ip("0.0.0.0"));
     let n = net("10.0.0.0/8");
     assert!(n.contains(ip("10.255.0.1")));
     assert!(!n.contains(ip("11.0.0.1")));

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::InvalidValue;
+use sip_core::media_policy::IpNet;
 
 /// SIP transport of a listener or of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -88,57 +89,36 @@ impl fmt::Display for Listen {
 
 /// An address block, `"10.0.0.0/8"`, `"2001:db8::/32"`, or one address (`"192.0.2.7"` is
 /// `/32`). Host bits must be zero: `"10.0.0.1/8"` is refused because it is usually a typo
-/// for a narrower block, and silently widening it would permit more than meant.
+/// for a narrower block, and silently widening it would permit more than meant. The
+/// matching is [`IpNet`]'s (an IPv4-mapped IPv6 address is taken as IPv4, in the block
+/// as in the address looked up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     /// A block; None when `prefix` is longer than the address or host bits are set.
     pub fn new(addr: IpAddr, prefix: u8) -> Option<Cidr> {
-        let cidr = Cidr { addr, prefix };
-        (prefix <= cidr.max_prefix() && cidr.mask_bits(addr) == bits(addr)).then_some(cidr)
+        IpNet::new(addr, prefix).filter(|n| n.network() == n.addr()).map(Cidr)
     }
 
     /// The network address.
     pub fn addr(&self) -> IpAddr {
-        self.addr
+        self.0.addr()
     }
 
     /// The prefix length.
     pub fn prefix(&self) -> u8 {
-        self.prefix
+        self.0.prefix()
     }
 
-    /// Whether `ip` is inside the block. An IPv4-mapped IPv6 address (`::ffff:192.0.2.7`,
-    /// as a dual-stack socket reports IPv4 peers) is compared as the IPv4 address.
+    /// Whether `ip` is inside the block ([`IpNet::contains`]).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        ip.is_ipv4() == self.addr.is_ipv4() && self.mask_bits(ip) == bits(self.addr)
+        self.0.contains(ip)
     }
 
-    fn max_prefix(&self) -> u8 {
-        if self.addr.is_ipv4() {
-            32
-        } else {
-            128
-        }
-    }
-
-    /// `ip`'s bits with everything past the prefix cleared, left-aligned in a u128.
-    fn mask_bits(&self, ip: IpAddr) -> u128 {
-        let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-        bits(ip) & mask
-    }
-}
-
-/// An address as a left-aligned u128, so IPv4 and IPv6 share the masking code.
-fn bits(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)) << 96,
-        IpAddr::V6(v6) => u128::from(v6),
+    /// The block as the direct-media policy reads it.
+    pub fn net(&self) -> IpNet {
+        self.0
     }
 }
 
@@ -152,6 +132,8 @@ impl FromStr for Cidr {
             None => (s, None),
         };
         let addr: IpAddr = addr.parse().map_err(|_| bad("expected ADDRESS/PREFIX such as \"10.0.0.0/8\" or \"2001:db8::/32\""))?;
+        // An IPv4-mapped IPv6 block is an IPv4 block (that is how addresses are matched).
+        let addr = addr.to_canonical();
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
@@ -161,25 +143,15 @@ impl FromStr for Cidr {
             },
         };
         Cidr::new(addr, prefix).ok_or_else(|| {
-            let network = Cidr::network_of(addr, prefix);
+            let network = IpNet::new(addr, prefix).map_or(addr, |n| n.network());
             bad(&format!("address has bits set past the /{prefix} prefix (did you mean \"{network}/{prefix}\"?)"))
         })
     }
 }
 
-impl Cidr {
-    fn network_of(addr: IpAddr, prefix: u8) -> IpAddr {
-        let masked = Cidr { addr, prefix }.mask_bits(addr);
-        match addr {
-            IpAddr::V4(_) => IpAddr::from(((masked >> 96) as u32).to_be_bytes()),
-            IpAddr::V6(_) => IpAddr::from(masked.to_be_bytes()),
-        }
-    }
-}
-
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
+        self.0.fmt(f)
     }
 }
 

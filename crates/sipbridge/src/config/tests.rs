@@ -212,6 +212,7 @@ fn cidrs() {
     assert!(!permit[1].contains("10.0.0.1".parse().unwrap()));
     assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains("203.0.113.9".parse().unwrap()));
     assert!("::/0".parse::<Cidr>().unwrap().contains("2001:db8::1".parse().unwrap()));
+    assert_eq!("::ffff:10.0.0.0/8".parse::<Cidr>().unwrap().to_string(), "10.0.0.0/8", "IPv4-mapped is IPv4");
 
     for (bad, why) in [
         ("10.0.0.0/33", "0 to 32"),
@@ -221,6 +222,8 @@ fn cidrs() {
         ("10.0.0/8", "ADDRESS/PREFIX"),
         ("10.1.2.3/8", "did you mean \"10.0.0.0/8\""),
         ("2001:db8::1/32", "did you mean \"2001:db8::/32\""),
+        // An IPv4-mapped block is an IPv4 block: its prefix is an IPv4 one.
+        ("::ffff:10.0.0.0/104", "0 to 32"),
     ] {
         let e = error(&format!("{ALICE}direct_media_deny = [\n  \"{bad}\"]\n"));
         assert_error_at(&e, "endpoint[0].direct_media_deny[0]", 5);
