@@ -665,7 +665,7 @@ fn refused(policy: &LegPolicy, other: IpAddr) -> Option<ListRule> {
 }
 
 /// Whether a codec carries voice (not telephone-event, not comfort noise).
-fn is_voice(c: &Codec) -> bool {
+pub(crate) fn is_voice(c: &Codec) -> bool {
     !c.is_telephone_event() && !c.name.eq_ignore_ascii_case("CN")
 }
 

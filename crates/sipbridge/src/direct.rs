@@ -150,7 +150,6 @@ impl<M: MediaBackend> Calls<M> {
             DirectMediaMethod::Invite => DirectMethod::Invite,
             DirectMediaMethod::Update => DirectMethod::Update,
         };
-        let endpoints = dc.legs.map(|i| &self.config.endpoints[i]);
         let policy = endpoints.map(leg_policy);
         // `outgoing`: withhold the first request on the dialog we did not create (the
         // inbound leg), so a peer server's own re-INVITE wins.

@@ -172,7 +172,8 @@ impl Phone {
     }
 
     /// Answers the in-dialog INVITEs and UPDATEs it receives with these statuses in turn
-    /// (491, 488 …), then 200.
+    /// (491, 488 …; 200 scripted means a 200 without SDP, as a broken peer sends), then
+    /// 200 with its SDP.
     pub fn reinvite_answers(mut self, statuses: &[u16]) -> Phone {
         self.reinvite_answers = statuses.to_vec();
         self
@@ -483,11 +484,12 @@ impl Phone {
                 let hold = self.remember_sdp(req.body());
                 let body = self.sdp(hold);
                 let c = self.contact();
-                let resp = req
-                    .reply(200)
-                    .header(sip_core::sip_message::Header::new(sip_core::sip_message::HeaderName::Contact, c.to_bytes()))
-                    .body("application/sdp", body)
-                    .build(&mut self.ids);
+                let mut resp =
+                    req.reply(200).header(sip_core::sip_message::Header::new(sip_core::sip_message::HeaderName::Contact, c.to_bytes()));
+                if scripted != Some(200) {
+                    resp = resp.body("application/sdp", body);
+                }
+                let resp = resp.build(&mut self.ids);
                 if let Ok(resp) = resp {
                     let _ = ep.respond(now, tx, resp.clone());
                     if matches!(req.method(), Method::Invite) {

@@ -192,6 +192,18 @@ fn direct_offer_keeps_only_codecs_numbered_alike() {
 }
 
 #[test]
+fn direct_rtp_setup_answers_only_codecs_numbered_alike() {
+    // bob answers telephone-event as 96, alice offered 101: her answer keeps her 101
+    // (RFC 3264 §6.1) and so must leave it out, since she sends straight to bob.
+    let mut w = World::new(caller(), callee().dtmf_pt(96), B2buaNode::direct_setup);
+    w.net.run_until(ms(2000));
+    let answer = w.alice().record.remote_sdp.clone().unwrap_or_default();
+    check!(w, answer.contains("c=IN IP4 127.0.0.3"), format!("direct: {answer}"));
+    check!(w, answer.contains(" RTP/AVP 0 8\r\n") && !answer.contains("telephone-event"), format!("PCMU, PCMA only: {answer}"));
+    check!(w, w.path() == MediaPath::Direct, "direct");
+}
+
+#[test]
 fn update_method_and_fallback_without_allow() {
     let opts = DirectOpts { method: [DirectMethod::Update, DirectMethod::Update], withhold: [false, false] };
     // alice allows UPDATE, bob does not.
@@ -226,6 +238,19 @@ fn refusal_on_one_leg_returns_to_relayed() {
     let (a, b) = w.received(Method::Invite);
     check!(w, a.len() == 2 && b.len() == 1, "alice moved and moved back");
     check!(w, w.points_at(w.alice, "127.0.0.2"), "alice back on the relay");
+    check!(w, w.path() == MediaPath::Relayed, "relayed");
+    check!(w, w.bridge().ended().is_empty(), "the call goes on");
+}
+
+#[test]
+fn a_2xx_without_answer_sdp_is_a_refusal_not_a_loop() {
+    // bob answers our move with a 200 that carries no SDP: asking again would get the
+    // same once per round trip; the move is given up and alice goes back to the relay.
+    let mut w = World::new(caller(), callee().reinvite_answers(&[200]), |n| n.on_answer(Duration::from_millis(100), direct()));
+    w.net.run_until(ms(8000));
+    let (a, b) = w.received(Method::Invite);
+    check!(w, b.len() == 1, format!("bob asked once, got {}", b.len()));
+    check!(w, a.len() <= 2 && w.points_at(w.alice, "127.0.0.2"), "alice back on the relay");
     check!(w, w.path() == MediaPath::Relayed, "relayed");
     check!(w, w.bridge().ended().is_empty(), "the call goes on");
 }

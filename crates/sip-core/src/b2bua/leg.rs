@@ -187,6 +187,15 @@ impl Leg {
         }
         // An answer to this leg keeps the numbers of its offer (RFC 3264 §6.1).
         self.nego.keep_offer_numbers(&mut out);
+        if self.direct {
+            // Phone to phone nobody translates: only the codecs that kept the number the
+            // other endpoint gave them (when one voice codec is left; otherwise the
+            // policy's rule 4 brings the call back to the relay).
+            let mut same = out.clone();
+            if super::media::keep_same_numbers(&mut same, &sd.audio_codecs()) > 0 {
+                out = same;
+            }
+        }
         let to = if self.direct { sd.audio_address() } else { Some(self.media_local) };
         if let Some(to) = to {
             out.set_audio_address(to.ip(), to.port());

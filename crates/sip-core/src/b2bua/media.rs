@@ -380,7 +380,10 @@ impl B2bua {
         }
         if path == MediaPath::Direct {
             self.stats.direct_switches += 1;
-        } else if path == MediaPath::Relayed && ctl.history.iter().any(|(_, p)| *p == MediaPath::Direct) {
+        } else if path == MediaPath::Relayed
+            && ctl.history.iter().rev().find(|(_, p)| *p != MediaPath::Moving).is_some_and(|(_, p)| *p == MediaPath::Direct)
+        {
+            // Back from direct (a refused move from relayed is no re-anchor).
             self.stats.re_anchors += 1;
         }
         ctl.path = path;
@@ -513,20 +516,32 @@ impl B2bua {
             if let Some(t) = leg.session.as_mut() {
                 t.refreshed(now);
             }
-            match super::sdp_of(response.content_type(), response.body()) {
+            let answered = match super::sdp_of(response.content_type(), response.body()) {
                 Some(Ok(sd)) => {
                     if let Err(e) = leg.nego.remote_answer(sd.clone()) {
                         tracing::info!(call = %call, %side, error = %e, "the answer does not match our media offer");
                         leg.nego.rollback();
-                    } else if leg.learn_remote(&sd) {
-                        // The endpoint moved: the other leg is re-pointed by the pump.
-                        self.events.push_back(CallEvent::Media { call, side, remote: leg.media_remote });
+                        false
+                    } else {
+                        if leg.learn_remote(&sd) {
+                            // The endpoint moved: the other leg is re-pointed by the pump.
+                            self.events.push_back(CallEvent::Media { call, side, remote: leg.media_remote });
+                        }
+                        true
                     }
                 }
-                _ => leg.nego.rollback(),
-            }
+                _ => {
+                    tracing::info!(call = %call, %side, "no answer SDP in the 2xx to our media offer");
+                    leg.nego.rollback();
+                    false
+                }
+            };
             if !update {
                 send_ack(ep, &cfg, c, side, seq, None);
+            }
+            if !answered {
+                // As a refusal: asking again would get the same, once per round trip.
+                self.media_refused(call, side, status);
             }
             return;
         }
@@ -557,8 +572,11 @@ impl B2bua {
     pub(crate) fn on_media_failed(&mut self, now: Time, ep: &mut Endpoint, call: CallId, side: Side, update: bool, status: u16) {
         if let Some(c) = self.calls.get_mut(&call) {
             let leg = c.leg_mut(side);
-            leg.client_invite = None;
-            leg.client_update = None;
+            if update {
+                leg.client_update = None;
+            } else {
+                leg.client_invite = None;
+            }
             leg.nego.rollback();
             if let Some(m) = c.media.as_deref_mut() {
                 m.legs[side.index()].in_flight = None;
@@ -592,7 +610,7 @@ impl B2bua {
 /// Removes from `sd`'s active audio stream every format whose codec `theirs` does not
 /// list under the same payload-type number (name case-insensitive, clock rate); returns
 /// how many voice codecs are left (telephone-event and CN not counted).
-fn keep_same_numbers(sd: &mut SessionDescription, theirs: &[sdp::Codec]) -> usize {
+pub(super) fn keep_same_numbers(sd: &mut SessionDescription, theirs: &[sdp::Codec]) -> usize {
     let Some(media) = sd.active_audio_index().and_then(|i| sd.media_mut().get_mut(i)) else { return 0 };
     let same = |c: &sdp::Codec| {
         theirs.iter().any(|t| t.payload_type == c.payload_type && t.name.eq_ignore_ascii_case(&c.name) && t.clock_rate == c.clock_rate)
@@ -606,5 +624,5 @@ fn keep_same_numbers(sd: &mut SessionDescription, theirs: &[sdp::Codec]) -> usiz
     for f in &drop {
         media.remove_format(f);
     }
-    media.codecs().iter().filter(|c| !c.is_telephone_event() && !c.name.eq_ignore_ascii_case("CN")).count()
+    media.codecs().iter().filter(|c| crate::media_policy::is_voice(c)).count()
 }
