@@ -83,11 +83,6 @@ pub(crate) struct Leg {
     pub invite: Option<Box<Request>>,
     /// The initial INVITE's transaction (server on A, client on B).
     pub invite_tx: Option<TransactionId>,
-    /// The CSeq number of our INVITE on the outbound leg, and whether it carried an
-    /// offer: what its 2xx needs once the INVITE itself is dropped (at that 2xx: the
-    /// transaction layer keeps its own copy for forked 2xx, RFC 6026).
-    pub invite_seq: u32,
-    pub invite_offer: bool,
     /// A: our To tag.
     pub local_tag: String,
     /// A: a final response has been sent; B: one has been received.
@@ -135,8 +130,6 @@ impl Leg {
             flow,
             invite: None,
             invite_tx: None,
-            invite_seq: 0,
-            invite_offer: false,
             local_tag: String::new(),
             final_done: false,
             pending_2xx: None,

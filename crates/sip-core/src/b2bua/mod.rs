@@ -890,8 +890,6 @@ impl B2bua {
             c.forks = Some(Box::new(forks));
         }
         c.call_ids[1] = key.0.clone();
-        c.b.invite_seq = request.cseq().seq;
-        c.b.invite_offer = !request.body().is_empty();
         c.b.invite = Some(Box::new(request));
         c.b.invite_tx = Some(btx);
         c.phase = Phase::Calling;
@@ -1052,7 +1050,7 @@ impl B2bua {
             }
             // Another fork (or contact) answered too: ACK it and hang it up (§13.2.2.4).
             if let Some(mut fork) = b_dialog(ep, c, tx, &response) {
-                let ack = kill_fork(now, ep, cfg, &mut fork, c.b.invite_seq);
+                let ack = kill_fork(now, ep, cfg, &mut fork, response.cseq().seq);
                 if let (Some(f), Some((wire, flow))) = (c.forks.as_deref_mut(), ack) {
                     f.killed.push((tag, wire, flow));
                 }
@@ -1088,7 +1086,8 @@ impl B2bua {
             // §7.2: we are the UAC of this leg; refresher=uac means us.
             c.b.session = Some(SessionTimer::start(now, se.interval.max(MIN_SE), se.refresher != Some(Refresher::Uas)));
         }
-        let seq = c.b.invite_seq;
+        // A 2xx carries its INVITE's CSeq (§8.2.6.2).
+        let seq = response.cseq().seq;
         if c.phase != Phase::Calling {
             // Cancelled (or hung up) while the 2xx was on its way: ACK then BYE.
             send_ack(ep, cfg, c, Side::B, seq, None);
@@ -1100,7 +1099,9 @@ impl B2bua {
             c.b.gone = true;
             return;
         }
-        let b_had_offer = c.b.invite_offer;
+        // Our INVITE carried an offer exactly when it is still outstanding (`route`); an
+        // offer-less INVITE gets the offer in this 2xx.
+        let b_had_offer = c.b.nego.state() == sdp::NegotiationState::LocalOffer;
         let mut a_body = None;
         match sdp_of(response.content_type(), response.body()) {
             Some(Ok(sd)) => {
