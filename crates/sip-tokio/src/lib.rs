@@ -93,4 +93,4 @@ pub use app::Application;
 pub use config::{DriverConfig, DriverError, TlsConfig, TlsFiles};
 pub use engine::{bind, run, Bound};
 pub use media_relay;
-pub use relay::{MediaEvent, MediaHandle, MediaRelay, RecordingState, RelayError};
+pub use relay::{MediaEvent, MediaHandle, MediaRelay, RecordingState, RelayError, WarmSockets};

@@ -4,8 +4,8 @@
 //! ```text
 //!  B2BUA (signalling task)                    call task (1 per relayed call)
 //!  MediaRelay::open ── binds 4 sockets ──►  ┌──────────────────────────────────┐
-//!  MediaHandle ── Command (unbounded) ─────►│ owns Session + 4 UdpSockets      │
-//!      ▲  stats(): watch snapshot ◄─────────│ select!: command, 4 × readable,  │
+//!  MediaHandle ── Command queue, wake ─────►│ owns Session + 4 UdpSockets      │
+//!      ▲  stats(): watch snapshot ◄─────────│ select!: wake, 4 × readable,     │
 //!      └── MediaEvent (unbounded) ◄─────────│   the one timer (inactivity,     │
 //!                                           │   stats publication)             │
 //!                                           └──────────────────────────────────┘
@@ -13,7 +13,9 @@
 //!
 //! - The signalling task never waits on media: [`MediaRelay::open`] binds synchronously
 //!   (so the ports are known before the SDP is written) and every [`MediaHandle`] call
-//!   only queues a command or reads the latest snapshot.
+//!   only queues a command or reads the latest snapshot. Commands that only matter for
+//!   packets still to come are queued without waking the media thread (see
+//!   `MediaHandle::send`): a relayed call costs two wake-ups, its start and its end.
 //! - The call task drains each readable socket with `try_recv_from` (at most
 //!   [`BATCH`] datagrams per wake-up, so one busy socket cannot starve the others or the
 //!   commands), hands each to [`Session::handle_packet`] and sends the [`Forward`] with
@@ -21,8 +23,20 @@
 //! - Ports come from one [`PortPool`] shared by every call behind a `std` mutex, held
 //!   only to take or give back a port number (never across an await). A port that fails
 //!   to bind (another process has it) is skipped and goes back to the pool's tail.
-//!   The ports return to the pool when the call task ends — after [`MediaHandle::close`],
-//!   dropping the handle, or the runtime shutting down — and its sockets are closed.
+//! - Warm sockets ([`WarmSockets`], off unless [`MediaRelay::with_warm_sockets`] turns it
+//!   on): when a call task ends its socket pairs are kept open, registered with the
+//!   reactor, instead of being closed, and a call set up at least
+//!   [`WarmSockets::quarantine`] later takes them: the `socket`, `bind`, two `epoll_ctl`
+//!   and `close` calls of each socket, about a sixth of the CPU of a short relayed call,
+//!   are saved. Whatever arrived while a pair was unused is read and dropped before the
+//!   new call gets it, and the new call's session latches afresh, so late packets of the
+//!   old call are never forwarded by the new one (the same rules as for a port reused
+//!   after a close). At most [`WarmSockets::limit`] pairs are kept; the oldest beyond it,
+//!   and any unused for [`WarmSockets::idle`], are closed and their ports go back to the
+//!   pool. A bind that fails for want of file descriptors closes warm pairs and tries
+//!   again. Otherwise the ports return to the pool when the call task ends — after
+//!   [`MediaHandle::close`], dropping the handle, or the runtime shutting down — and its
+//!   sockets are closed.
 //! - Time: a tokio `Instant` taken when the task starts is the session's epoch.
 //! - Recording ([`MediaHandle::start_recording`]): the session decodes each accepted RTP
 //!   packet of a recorded leg ([`media_relay::Recorder`]) and the call task appends the
@@ -45,11 +59,13 @@ use media_relay::{
     recorder, wav, Codec, Forward, Leg, LegStats, PayloadMap, PayloadTranslation, PortPool, RelayEvent, Session, SessionConfig,
 };
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::runtime::Handle;
@@ -183,15 +199,107 @@ pub struct MediaRelay {
 struct Shared {
     address: IpAddr,
     range: (u16, u16),
-    pool: Mutex<PortPool>,
+    pool: Mutex<Pool>,
     runtime: Handle,
     events: mpsc::UnboundedSender<MediaEvent>,
 }
 
+/// The free port numbers, and the socket pairs kept open between calls.
+#[derive(Debug)]
+struct Pool {
+    ports: PortPool,
+    warm_config: WarmSockets,
+    /// Pairs of ended calls, oldest first. Their ports are not in `ports`: they are in use
+    /// until the sockets are closed.
+    warm: VecDeque<Warm>,
+}
+
+/// A socket pair kept open after its call ended.
+#[derive(Debug)]
+struct Warm {
+    ip: IpAddr,
+    port: u16,
+    sockets: [UdpSocket; 2],
+    since: std::time::Instant,
+}
+
+/// Whether and how long the relay keeps the sockets of ended calls open for the next
+/// calls (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmSockets {
+    /// At most this many pairs (twice as many file descriptors) are kept; 0 = none. When
+    /// full, the pairs of a call that ends are closed.
+    pub limit: usize,
+    /// A pair is given to no new call for this long after its call ended.
+    pub quarantine: Duration,
+    /// A pair unused this long is closed.
+    pub idle: Duration,
+}
+
+impl WarmSockets {
+    /// No warm sockets: every call binds its own and closes them at its end.
+    pub const OFF: WarmSockets = WarmSockets { limit: 0, quarantine: Duration::from_secs(1), idle: Duration::from_secs(30) };
+}
+
+/// Linux's "too many open files" (per process, `EMFILE`, and system-wide, `ENFILE`):
+/// a bind that fails so is retried after closing warm sockets.
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
+
+impl Pool {
+    /// Closes the pairs unused for `idle` or longer, and the oldest beyond `limit` (after
+    /// the limit was lowered).
+    fn trim(&mut self, now: std::time::Instant) {
+        let WarmSockets { limit, idle, .. } = self.warm_config;
+        while let Some(w) = self.warm.front() {
+            if self.warm.len() <= limit && now.saturating_duration_since(w.since) < idle {
+                break;
+            }
+            self.close_oldest();
+        }
+    }
+
+    /// Closes the oldest warm pair; false if there is none.
+    fn close_oldest(&mut self) -> bool {
+        let Some(w) = self.warm.pop_front() else { return false };
+        // Closed before the port is free again, so that its next bind cannot collide.
+        drop(w.sockets);
+        self.ports.release(w.port);
+        true
+    }
+
+    /// The oldest warm pair on `ip` out of quarantine, if any. Only the pairs old enough
+    /// are looked at, and they are at the front.
+    fn take_warm(&mut self, ip: IpAddr, now: std::time::Instant) -> Option<Warm> {
+        let quarantine = self.warm_config.quarantine;
+        let i = self.warm.iter().take_while(|w| now.saturating_duration_since(w.since) >= quarantine).position(|w| w.ip == ip)?;
+        self.warm.remove(i)
+    }
+}
+
 impl Shared {
-    fn pool(&self) -> MutexGuard<'_, PortPool> {
-        // The pool is a list of numbers, consistent after any panic in a holder.
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        // The pool is lists of numbers and sockets, consistent after any panic in a holder.
         self.pool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Keeps the pairs of an ended call open for later calls, or closes them and frees
+    /// their ports when warm sockets are off.
+    fn park<const N: usize>(&self, pairs: [(IpAddr, u16, [UdpSocket; 2]); N]) {
+        let now = std::time::Instant::now();
+        let mut pool = self.pool();
+        pool.trim(now);
+        for (ip, port, sockets) in pairs {
+            // Full: this pair is closed, not the oldest, which is the next to come out of
+            // quarantine (at a rate beyond `limit / quarantine` pairs a second some binds
+            // are still saved).
+            if pool.warm.len() >= pool.warm_config.limit {
+                drop(sockets);
+                pool.ports.release(port);
+            } else {
+                pool.warm.push_back(Warm { ip, port, sockets, since: now });
+            }
+        }
     }
 }
 
@@ -209,8 +317,34 @@ impl MediaRelay {
     /// own, on its own threads, so media never shares a thread with signalling).
     /// `address` is `[media] address`, `ports` the `[media] ports` range (inclusive).
     pub fn with_runtime(runtime: Handle, address: IpAddr, ports: (u16, u16), events: mpsc::UnboundedSender<MediaEvent>) -> MediaRelay {
-        let pool = Mutex::new(PortPool::new(ports.0, ports.1));
+        let pool = Mutex::new(Pool { ports: PortPool::new(ports.0, ports.1), warm_config: WarmSockets::OFF, warm: VecDeque::new() });
         MediaRelay { shared: Arc::new(Shared { address, range: ports, pool, runtime, events }) }
+    }
+
+    /// Turns warm sockets on (or off, with [`WarmSockets::OFF`]) for the calls that end
+    /// from now on. While any are kept, a task on the relay's runtime closes the pairs
+    /// unused for [`WarmSockets::idle`] every few seconds.
+    pub fn with_warm_sockets(self, config: WarmSockets) -> MediaRelay {
+        self.shared.pool().warm_config = config;
+        if config.limit > 0 {
+            let shared: Weak<Shared> = Arc::downgrade(&self.shared);
+            let every = (config.idle / 4).max(Duration::from_millis(100));
+            self.shared.runtime.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    // The relay is gone: nothing left to sweep.
+                    let Some(shared) = shared.upgrade() else { break };
+                    shared.pool().trim(std::time::Instant::now());
+                }
+            });
+        }
+        self
+    }
+
+    /// Socket pairs kept open after their calls ended, ready for new calls.
+    pub fn warm(&self) -> usize {
+        self.shared.pool().warm.len()
     }
 
     /// The default address to bind and advertise (`[media] address`).
@@ -218,9 +352,10 @@ impl MediaRelay {
         self.shared.address
     }
 
-    /// Free RTP/RTCP port pairs in the pool. Each open call holds two.
+    /// Free RTP/RTCP port pairs in the pool, warm ones included. Each open call holds two.
     pub fn available(&self) -> usize {
-        self.shared.pool().available()
+        let pool = self.shared.pool();
+        pool.ports.available() + pool.warm.len()
     }
 
     /// Opens a call's media: binds an RTP/RTCP pair for each leg on `local[leg]` (the
@@ -233,12 +368,19 @@ impl MediaRelay {
         // from any thread.
         let _runtime = self.shared.runtime.enter();
         let (port_a, a) = self.bind_pair(local[0])?;
-        let mut ports = Ports { shared: self.shared.clone(), ports: vec![port_a] };
-        let (port_b, b) = self.bind_pair(local[1])?;
-        ports.ports.push(port_b);
+        let b = match self.bind_pair(local[1]) {
+            Ok(b) => b,
+            Err(e) => {
+                self.shared.park([(local[0], port_a, a)]);
+                return Err(e);
+            }
+        };
+        let (port_b, b) = b;
+        let ports = Ports { shared: self.shared.clone(), ports: Some([(local[0], port_a), (local[1], port_b)]) };
         let sockets = [a, b];
         let locals = [SocketAddr::new(local[0], port_a), SocketAddr::new(local[1], port_b)];
-        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let (wake_tx, wake) = mpsc::unbounded_channel();
+        let queue = Arc::new(Mutex::new(Vec::new()));
         let (stats_tx, stats) = watch::channel([LegStats::default(); 2]);
         let start = Instant::now();
         let task = CallTask {
@@ -246,7 +388,9 @@ impl MediaRelay {
             start,
             session: Session::new(Duration::ZERO, config),
             sockets,
-            commands,
+            queue: queue.clone(),
+            applying: Vec::new(),
+            wake,
             events: self.shared.events.clone(),
             stats: stats_tx,
             stats_due: None,
@@ -258,21 +402,32 @@ impl MediaRelay {
         // Boxed: the task's future then holds a pointer, not the task's state twice (the
         // future of an `async fn` keeps its argument and its moved copy).
         let task = self.shared.runtime.spawn(Box::new(task).run());
-        Ok(MediaHandle { key, locals, commands: commands_tx, stats, task })
+        Ok(MediaHandle { key, locals, queue, wake: wake_tx, keepalive: AtomicBool::new(false), stats, task })
     }
 
-    /// Takes ports from the pool until both of a pair bind on `ip`; the ones skipped go
-    /// back to the pool's tail.
+    /// A warm pair on `ip` out of quarantine, emptied of what arrived while it was
+    /// unused; else ports from the pool until both of a pair bind on `ip` (the ones
+    /// skipped go back to the pool's tail).
     fn bind_pair(&self, ip: IpAddr) -> Result<(u16, [UdpSocket; 2]), RelayError> {
+        let warm = self.shared.pool().take_warm(ip, std::time::Instant::now());
+        if let Some(Warm { port, sockets, .. }) = warm {
+            sockets.iter().for_each(discard_queued);
+            return Ok((port, sockets));
+        }
         let mut skipped = Vec::new();
         let result = loop {
-            let Some(port) = self.shared.pool().allocate() else {
+            let Some(port) = self.shared.pool().ports.allocate() else {
                 let (first, last) = self.shared.range;
                 break Err(RelayError::Exhausted { address: ip, first, last });
             };
             match bind_one(ip, port).and_then(|rtp| Ok([rtp, bind_one(ip, port + 1)?])) {
                 Ok(pair) => break Ok((port, pair)),
                 Err(BindError::InUse) => skipped.push(port),
+                // Out of file descriptors: warm sockets hold some; close a few and retry
+                // the same port.
+                Err(BindError::Other(_, ref e)) if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) && self.close_warm(16) => {
+                    skipped.push(port);
+                }
                 Err(BindError::Other(addr, source)) => {
                     skipped.push(port);
                     break Err(RelayError::Bind { addr, source });
@@ -281,9 +436,34 @@ impl MediaRelay {
         };
         let mut pool = self.shared.pool();
         for port in skipped {
-            pool.release(port);
+            pool.ports.release(port);
         }
         result
+    }
+
+    /// Closes up to `n` warm pairs, oldest first; false if there were none.
+    fn close_warm(&self, n: usize) -> bool {
+        let mut pool = self.shared.pool();
+        let mut closed = false;
+        for _ in 0..n {
+            closed |= pool.close_oldest();
+        }
+        closed
+    }
+}
+
+/// Reads and drops what a warm socket received while no call had it (late packets of
+/// its last call, strays). Bounded, so a flood cannot hold the caller; anything left is
+/// subject to the new session's latching like any stray.
+fn discard_queued(socket: &UdpSocket) {
+    let mut buf = [0u8; 64];
+    for _ in 0..256 {
+        match socket.try_recv_from(&mut buf) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            // An ICMP error of an earlier send: read past it.
+            Err(_) => {}
+        }
     }
 }
 
@@ -305,18 +485,30 @@ fn bind_one(ip: IpAddr, port: u16) -> Result<UdpSocket, BindError> {
     })
 }
 
-/// The ports of one call, back to the pool when the call task ends.
+/// The ports of one call (`[leg]`: address and RTP port), back to the pool when the call
+/// task is dropped without parking its sockets (the runtime shutting down).
 #[derive(Debug)]
 struct Ports {
     shared: Arc<Shared>,
-    ports: Vec<u16>,
+    /// `None` once parked.
+    ports: Option<[(IpAddr, u16); 2]>,
+}
+
+impl Ports {
+    /// Hands the call's sockets to the pool: kept warm, or closed and their ports freed.
+    fn park(mut self, sockets: [[UdpSocket; 2]; 2]) {
+        let Some([(ip_a, port_a), (ip_b, port_b)]) = self.ports.take() else { return };
+        let [a, b] = sockets;
+        self.shared.park([(ip_a, port_a, a), (ip_b, port_b, b)]);
+    }
 }
 
 impl Drop for Ports {
     fn drop(&mut self) {
+        let Some(ports) = self.ports else { return };
         let mut pool = self.shared.pool();
-        for &port in &self.ports {
-            pool.release(port);
+        for (_, port) in ports {
+            pool.ports.release(port);
         }
     }
 }
@@ -327,7 +519,13 @@ impl Drop for Ports {
 pub struct MediaHandle {
     key: u64,
     locals: [SocketAddr; 2],
-    commands: mpsc::UnboundedSender<Command>,
+    /// Commands not yet applied, in order; the task takes them at its next wake-up.
+    queue: CommandQueue,
+    /// One token per command that must take effect at once (see [`MediaHandle::send`]);
+    /// closed when the handle goes, which ends the task.
+    wake: mpsc::UnboundedSender<()>,
+    /// A keep-alive interval is set: a new remote address then matters without a packet.
+    keepalive: AtomicBool,
     stats: watch::Receiver<[LegStats; 2]>,
     task: JoinHandle<()>,
 }
@@ -341,8 +539,7 @@ enum Command {
     SetTimeout(Duration),
     SetKeepalive(Duration),
     SetPayloadTypes(Leg, PayloadMap),
-    // Boxed, the rare large ones: the channel's blocks hold 32 commands each, and a
-    // call's first block is allocated with its channel.
+    // Boxed, the rare large ones: every command in the queue is as large as the largest.
     SetPayloadTranslation(Leg, Box<PayloadTranslation>),
     StartRecording(Box<([Option<PathBuf>; 2], [PayloadMap; 2])>),
     StopRecording,
@@ -452,20 +649,48 @@ impl MediaHandle {
 
     /// [`MediaHandle::close`], and waits until the task has ended and the ports are back.
     pub async fn close_and_wait(self) {
-        let MediaHandle { commands, task, .. } = self;
-        drop(commands);
+        let MediaHandle { wake, task, .. } = self;
+        drop(wake);
         let _ = task.await;
     }
 
+    /// Queues a command. Waking the media thread costs more than a short call's whole
+    /// relay work (an `eventfd` write here, a context switch there), so a command that
+    /// only matters for packets yet to come (a remote address, payload-type tables) is
+    /// queued without a wake-up: the task applies the queue, in order, before anything
+    /// else at every wake-up, a packet's included, so no packet is handled without it.
+    /// The others (timers, forwarding, recording, stats, and a remote address while a
+    /// keep-alive is set, whose deadline it changes) wake the task.
     fn send(&self, command: Command) {
-        // Fails only when the task has ended (runtime shut down): nothing left to tell.
-        let _ = self.commands.send(command);
+        let wake = match &command {
+            Command::SetRemote(..) | Command::SetRemoteRtcp(..) => self.keepalive.load(Ordering::Relaxed),
+            Command::SetPayloadTypes(..) | Command::SetPayloadTranslation(..) => false,
+            Command::SetKeepalive(k) => {
+                self.keepalive.store(!k.is_zero(), Ordering::Relaxed);
+                true
+            }
+            _ => true,
+        };
+        lock(&self.queue).push(command);
+        if wake {
+            // Fails only when the task has ended (runtime shut down): nothing left to tell.
+            let _ = self.wake.send(());
+        }
     }
+}
+
+/// Commands from a [`MediaHandle`] to its task, in order.
+type CommandQueue = Arc<Mutex<Vec<Command>>>;
+
+fn lock(queue: &CommandQueue) -> MutexGuard<'_, Vec<Command>> {
+    // A list of commands, consistent after any panic in a holder.
+    queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What woke the call task.
 enum Wake {
-    Command(Option<Command>),
+    /// A token from the handle (`false`: the handle is gone).
+    Command(bool),
     Readable(io::Result<()>, Leg, bool),
     Timer,
 }
@@ -477,7 +702,10 @@ struct CallTask {
     session: Session,
     /// `[leg][rtcp]`.
     sockets: [[UdpSocket; 2]; 2],
-    commands: mpsc::UnboundedReceiver<Command>,
+    queue: CommandQueue,
+    /// The queue's commands being applied (kept for its capacity).
+    applying: Vec<Command>,
+    wake: mpsc::UnboundedReceiver<()>,
     events: mpsc::UnboundedSender<MediaEvent>,
     stats: watch::Sender<[LegStats; 2]>,
     /// Packets were counted since the last snapshot: publish by then.
@@ -577,16 +805,19 @@ impl CallTask {
             let [[a_rtp, a_rtcp], [b_rtp, b_rtcp]] = &self.sockets;
             let wake = tokio::select! {
                 biased;
-                command = self.commands.recv() => Wake::Command(command),
+                token = self.wake.recv() => Wake::Command(token.is_some()),
                 r = a_rtp.readable() => Wake::Readable(r, Leg::A, false),
                 r = b_rtp.readable() => Wake::Readable(r, Leg::B, false),
                 r = a_rtcp.readable() => Wake::Readable(r, Leg::A, true),
                 r = b_rtcp.readable() => Wake::Readable(r, Leg::B, true),
                 () = &mut sleep, if armed.is_some() => Wake::Timer,
             };
+            // Before anything else: commands queued without a wake-up may concern the
+            // packet about to be read.
+            self.apply_queued();
             match wake {
-                Wake::Command(Some(command)) => self.on_command(command),
-                Wake::Command(None) => break,
+                Wake::Command(true) => {}
+                Wake::Command(false) => break,
                 Wake::Readable(Ok(()), leg, rtcp) => BUFFER.with_borrow_mut(|buf| self.drain(leg, rtcp, buf)),
                 Wake::Readable(Err(e), ..) => tracing::warn!(key = self.key, error = %e, "relay: socket readiness failed"),
                 Wake::Timer => {
@@ -597,6 +828,8 @@ impl CallTask {
         }
         self.stop_recording();
         tracing::debug!(key = self.key, "relay: call closed");
+        let CallTask { sockets, _ports: ports, .. } = *self;
+        ports.park(sockets);
     }
 
     fn deadline(&self) -> Option<Instant> {
@@ -640,6 +873,20 @@ impl CallTask {
         }
     }
 
+    /// Applies the queued commands in order; publishes the counters if there were any.
+    fn apply_queued(&mut self) {
+        std::mem::swap(&mut *lock(&self.queue), &mut self.applying);
+        if self.applying.is_empty() {
+            return;
+        }
+        let mut commands = std::mem::take(&mut self.applying);
+        for command in commands.drain(..) {
+            self.on_command(command);
+        }
+        self.applying = commands;
+        self.publish();
+    }
+
     fn on_command(&mut self, command: Command) {
         let now = self.now();
         match command {
@@ -660,7 +907,6 @@ impl CallTask {
                 let _ = reply.send(self.snapshot());
             }
         }
-        self.publish();
     }
 
     fn on_timer(&mut self) {

@@ -3,7 +3,7 @@
 //! own slice, so they can run in parallel). Every wait is bounded.
 
 use sip_tokio::media_relay::{Leg, PayloadTranslation, SessionConfig};
-use sip_tokio::{MediaEvent, MediaHandle, MediaRelay, RelayError};
+use sip_tokio::{MediaEvent, MediaHandle, MediaRelay, RelayError, WarmSockets};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -221,6 +221,83 @@ async fn ports_go_back_to_the_pool_after_close() {
     let again: MediaHandle = relay.open(4, [RELAY_IP; 2], SessionConfig::default()).expect("open after drop");
     again.close();
     wait_available(&relay, 2).await;
+}
+
+fn warm(limit: usize, quarantine_ms: u64, idle_ms: u64) -> WarmSockets {
+    WarmSockets { limit, quarantine: Duration::from_millis(quarantine_ms), idle: Duration::from_millis(idle_ms) }
+}
+
+#[tokio::test]
+async fn warm_sockets_are_reused_only_after_quarantine_and_drop_what_came_meanwhile() {
+    // Four pairs; at most two kept warm.
+    let (relay, _events) = relay(31080, 31087);
+    let relay = relay.with_warm_sockets(warm(2, 300, 30_000));
+    let first = relay.open(1, [RELAY_IP; 2], SessionConfig::default()).expect("open");
+    let (old_a, old_b) = (first.local(Leg::A), first.local(Leg::B));
+    assert_eq!((old_a.port(), old_b.port()), (31080, 31082));
+    first.close_and_wait().await;
+    assert_eq!((relay.warm(), relay.available()), (2, 4), "kept open, and counted as free");
+
+    // The old call's phone goes on sending after the call ended: the socket is still
+    // bound, so the packet waits in it.
+    let (a, b) = (phone(2).await, phone(3).await);
+    a.send_to(&rtp(0xa, 1), old_a).await.expect("send");
+    // Within the quarantine a new call gets fresh ports.
+    let second = relay.open(2, [RELAY_IP; 2], SessionConfig::default()).expect("open");
+    assert_eq!((second.local(Leg::A).port(), second.local(Leg::B).port()), (31084, 31086));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let third = relay.open(3, [RELAY_IP; 2], SessionConfig::default()).expect("open");
+    assert_eq!((third.local(Leg::A), third.local(Leg::B)), (old_a, old_b), "the warm pairs, after the quarantine");
+    assert_eq!(relay.warm(), 0);
+    third.set_remote(Leg::A, Some(addr(&a)));
+    third.set_remote(Leg::B, Some(addr(&b)));
+    // What came while no call had the socket is read and dropped, never forwarded.
+    let [sa, _] = third.fresh_stats().await;
+    assert_eq!(sa.rtp_packets_in, 0, "the late packet is not counted by the new call");
+    silent(&b, Duration::from_millis(200)).await;
+    a.send_to(&rtp(0xa, 2), old_a).await.expect("send");
+    assert_eq!(recv(&b).await, (rtp(0xa, 2), old_b), "the new call relays as any");
+
+    // Four pairs end, two are kept: the other two are closed and their ports free.
+    second.close_and_wait().await;
+    third.close_and_wait().await;
+    assert_eq!((relay.warm(), relay.available()), (2, 4));
+    let held: Vec<_> = (31080..31088).step_by(2).filter(|&p| std::net::UdpSocket::bind((RELAY_IP, p)).is_err()).collect();
+    assert_eq!(held.len(), 2, "two RTP ports still bound (warm), two free: {held:?}");
+}
+
+#[tokio::test]
+async fn warm_sockets_unused_for_idle_are_closed() {
+    let (relay, _events) = relay(31090, 31093);
+    let relay = relay.with_warm_sockets(warm(8, 0, 200));
+    let media = relay.open(1, [RELAY_IP; 2], SessionConfig::default()).expect("open");
+    media.close_and_wait().await;
+    assert_eq!(relay.warm(), 2);
+    let until = Instant::now() + WAIT;
+    while relay.warm() != 0 {
+        assert!(Instant::now() < until, "still {} warm pairs", relay.warm());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(relay.available(), 2);
+    for port in [31090, 31091, 31092, 31093] {
+        std::net::UdpSocket::bind((RELAY_IP, port)).expect("closed: the port binds again");
+    }
+}
+
+#[tokio::test]
+async fn a_remote_address_set_after_the_keepalive_still_gets_keepalives() {
+    // Remote addresses are queued without waking the task, except while a keep-alive is
+    // set: then the address alone (no packet) must start the keep-alives.
+    let (relay, _events) = relay(31094, 31097);
+    let media = relay.open(1, [RELAY_IP; 2], SessionConfig::default()).expect("open");
+    media.set_keepalive(Duration::from_millis(100));
+    let a = phone(2).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    media.set_remote(Leg::A, Some(addr(&a)));
+    let (packet, from) = recv(&a).await;
+    assert_eq!(from, media.local(Leg::A));
+    assert_eq!(packet[1] & 0x7f, 13, "comfort noise (RFC 3389) as the keep-alive");
+    media.close_and_wait().await;
 }
 
 #[tokio::test]

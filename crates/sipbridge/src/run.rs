@@ -23,6 +23,8 @@ use tracing_subscriber::EnvFilter;
 pub fn run(config: Config, sip_debug: bool) -> anyhow::Result<()> {
     let sip_debug = sip_debug || config.log.sip_debug;
     init_logging(&config.log.level, sip_debug)?;
+    let files = crate::media::raise_fd_limit();
+    tracing::info!(open_files = files, "open-files limit");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the tokio runtime")?;
     runtime.block_on(serve(config, sip_debug, shutdown_signal()))
 }
