@@ -22,6 +22,8 @@ use tokio::time::Instant;
 /// Socket tasks → engine task. Bounded, so a flood backs up into the kernel's buffers
 /// (where UDP drops and TCP pushes back) instead of into our memory.
 const INPUT_QUEUE: usize = 1024;
+/// Inputs handled per wake-up of the engine task before the timer is looked at again.
+const INPUT_BATCH: usize = 64;
 /// Messages queued for one connection's writer. A peer that lets this many pile up is
 /// not reading; it is closed rather than allowed to stall the engine task.
 const CONNECTION_QUEUE: usize = 256;
@@ -260,16 +262,34 @@ impl<A: Application> Engine<A> {
     ) {
         let mut shutdown = pin!(shutdown);
         let mut sleep = pin!(tokio::time::sleep_until(self.start));
+        let mut armed = None;
         self.drain(self.now());
         loop {
             let deadline = self.deadline();
-            if let Some(at) = deadline {
-                sleep.as_mut().reset(at);
+            // Moving the timer takes the time driver's lock and a wheel update: only when
+            // the deadline changed (an elapsed timer left as it is fires again at once,
+            // as a reset to a past instant would).
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    sleep.as_mut().reset(at);
+                }
+                armed = deadline;
             }
             tokio::select! {
                 biased;
                 () = &mut shutdown => return,
-                Some(i) = input.recv() => self.on_input(i),
+                Some(i) = input.recv() => {
+                    self.on_input(i);
+                    // What else is queued, up to a bound, before the timer and the
+                    // commands are looked at again: under load one wake-up and one
+                    // deadline computation serve many datagrams.
+                    for _ in 1..INPUT_BATCH {
+                        match input.try_recv() {
+                            Ok(i) => self.on_input(i),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 c = next_command(&mut commands) => match c {
                     Some(c) => {
                         let now = self.now();
