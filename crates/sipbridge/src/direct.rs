@@ -99,7 +99,10 @@ impl<M: MediaBackend> Calls<M> {
         decision.is_direct()
     }
 
-    /// Look at `call` again at `at` (the earliest wins; stale entries are skipped).
+    /// Look at `call` again at `at`. Every entry is decided at its time, so a call with
+    /// several entries is decided several times: harmless, as a decision with nothing
+    /// new repeats the last (no request, no counter moves), and the entries of a call that
+    /// has ended cost a map lookup.
     pub(crate) fn direct_check_at(&mut self, call: CallId, at: Time) {
         self.direct_due.push(Reverse((at, call)));
     }
