@@ -28,8 +28,26 @@ impl Origin {
             session_id,
             session_version,
             address_type: address_type(address).to_owned(),
-            address: address.to_string(),
+            address: ip_string(address),
         }
+    }
+}
+
+/// The address as `Display` prints it; an IPv4 address without `core::fmt`, which costs
+/// several times the printing itself.
+fn ip_string(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(a) => {
+            let mut s = String::with_capacity(15);
+            for (k, o) in a.octets().into_iter().enumerate() {
+                if k > 0 {
+                    s.push('.');
+                }
+                crate::print::push_u64(&mut s, u64::from(o));
+            }
+            s
+        }
+        IpAddr::V6(a) => a.to_string(),
     }
 }
 
@@ -55,7 +73,7 @@ pub struct Connection {
 impl Connection {
     /// `c=IN IP4 <addr>` or `c=IN IP6 <addr>`.
     pub fn new(addr: IpAddr) -> Connection {
-        Connection { address_type: address_type(addr).to_owned(), address: addr.to_string() }
+        Connection { address_type: address_type(addr).to_owned(), address: ip_string(addr) }
     }
 
     /// The address as an IP address (a multicast `/ttl` suffix left out); `None` for a

@@ -27,17 +27,25 @@ pub trait IdSource {
 
     /// A branch: the magic cookie and 64 random bits (§8.1.1.7).
     fn branch(&mut self) -> String {
-        format!("{BRANCH_COOKIE}{:016x}", self.next_u64())
+        let mut s = String::with_capacity(BRANCH_COOKIE.len() + 16);
+        s.push_str(BRANCH_COOKIE);
+        crate::digits::push_hex16(&mut s, self.next_u64());
+        s
     }
 
     /// A From/To tag with 64 random bits (§19.3 asks for at least 32).
     fn tag(&mut self) -> String {
-        format!("{:016x}", self.next_u64())
+        let mut s = String::with_capacity(16);
+        crate::digits::push_hex16(&mut s, self.next_u64());
+        s
     }
 
     /// A Call-ID with 128 random bits (§8.1.1.4).
     fn call_id(&mut self) -> String {
-        format!("{:016x}{:016x}", self.next_u64(), self.next_u64())
+        let mut s = String::with_capacity(32);
+        crate::digits::push_hex16(&mut s, self.next_u64());
+        crate::digits::push_hex16(&mut s, self.next_u64());
+        s
     }
 }
 
@@ -271,7 +279,11 @@ impl RequestBuilder {
             }
             h.push(Header::new(HeaderName::Via, via.to_bytes()));
         }
-        h.push(Header::new(HeaderName::MaxForwards, Bytes::from(self.max_forwards.to_string())));
+        h.push(Header::new(HeaderName::MaxForwards, {
+            let mut v = Vec::with_capacity(10);
+            crate::digits::push_u64(&mut v, u64::from(self.max_forwards));
+            Bytes::from(v)
+        }));
         let to = self.to.unwrap_or_else(|| NameAddr::new(without_headers(&self.uri)));
         h.push(Header::new(HeaderName::To, to.to_bytes()));
         if let Some(mut from) = self.from {

@@ -9,7 +9,6 @@ use crate::text::Text;
 use crate::uri::{Params, Uri};
 use crate::via::{CSeq, Method, Via};
 use bytes::Bytes;
-use std::io::Write;
 
 /// `type/subtype;params` of Content-Type (§20.15).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,7 +380,7 @@ fn write_headers(headers: &Headers, body_len: usize, out: &mut Vec<u8>) {
     for h in headers {
         if h.name() == HeaderName::ContentLength {
             if !cl_done {
-                let _ = write!(out, "Content-Length: {body_len}\r\n");
+                write_content_length(body_len, out);
                 cl_done = true;
             }
             continue;
@@ -390,8 +389,14 @@ fn write_headers(headers: &Headers, body_len: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(b"\r\n");
     }
     if !cl_done {
-        let _ = write!(out, "Content-Length: {body_len}\r\n");
+        write_content_length(body_len, out);
     }
+}
+
+fn write_content_length(body_len: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"Content-Length: ");
+    crate::digits::push_u64(out, body_len as u64);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Header rows compared by name and unfolded value, in order; Content-Length rows are
@@ -539,7 +544,9 @@ impl Response {
     }
 
     fn write_start_line(&self, out: &mut Vec<u8>) {
-        let _ = write!(out, "SIP/2.0 {} ", self.status);
+        out.extend_from_slice(b"SIP/2.0 ");
+        crate::digits::push_u64(out, u64::from(self.status));
+        out.push(b' ');
         out.extend_from_slice(&self.reason);
     }
 

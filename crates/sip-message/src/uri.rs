@@ -471,13 +471,12 @@ impl Host {
         }
     }
 
-    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+    /// Appends the host in wire form (an IPv6 address in brackets).
+    pub fn write(&self, out: &mut Vec<u8>) {
         use std::io::Write;
         match self {
             Host::Domain(d) => out.extend_from_slice(d.as_bytes()),
-            Host::Ipv4(a) => {
-                let _ = write!(out, "{a}");
-            }
+            Host::Ipv4(a) => crate::digits::push_ipv4(out, *a),
             Host::Ipv6(a) => {
                 let _ = write!(out, "[{a}]");
             }
@@ -745,8 +744,8 @@ impl SipUri {
         }
         self.host.write(out);
         if let Some(p) = self.port {
-            use std::io::Write;
-            let _ = write!(out, ":{p}");
+            out.push(b':');
+            crate::digits::push_u64(out, u64::from(p));
         }
         self.params.write(out);
         if let Some(h) = self.headers() {

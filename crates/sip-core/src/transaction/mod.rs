@@ -233,11 +233,15 @@ impl Key {
     pub fn server_with(req: &Request, method: MethodKey) -> Key {
         let via = req.via();
         if via.has_rfc3261_branch() {
-            let mut sent_by = String::with_capacity(48);
-            let _ = write!(sent_by, "{}", via.host());
+            // Printed into bytes directly: `Host`'s `Display` goes through a buffer and a
+            // lossy UTF-8 pass, and `core::fmt` costs more than the key itself.
+            let mut sent_by = Vec::with_capacity(48);
+            via.host().write(&mut sent_by);
             sent_by.make_ascii_lowercase();
             let port = via.port().unwrap_or(if via.transport().as_str().eq_ignore_ascii_case("TLS") { 5061 } else { 5060 });
-            let _ = write!(sent_by, ":{port}");
+            sent_by.push(b':');
+            sip_message::digits::push_u64(&mut sent_by, u64::from(port));
+            let sent_by = String::from_utf8(sent_by).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             return Key::Server { branch: via.branch().unwrap_or_default().into(), sent_by: sent_by.into(), method };
         }
         let mut text = req.uri().to_string();
