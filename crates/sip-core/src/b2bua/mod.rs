@@ -39,6 +39,15 @@ use session_timer::{supports_timer, SessionTimer};
 use sip_message::{reason_phrase, Header, HeaderName, Host, IdSource, Method, NameAddr, Request, Response, SipUri, Uri};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// The call layer's maps are keyed by what peers choose (Call-IDs, tags) and by our own
+/// handles: foldhash seeded from the engine seed, as the endpoint's transaction maps
+/// (SipHash cost several times more per lookup, and a call does about twenty).
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+fn map<K, V>(seed: u64) -> Map<K, V> {
+    Map::with_hasher(foldhash::fast::FixedState::with_seed(seed))
+}
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -453,11 +462,11 @@ pub struct B2bua {
     next_call: u64,
     /// Boxed: a call is several KiB, and a table of them inline would hold up to twice
     /// that per call in spare capacity.
-    calls: HashMap<CallId, Box<Call>>,
-    dialogs: HashMap<(String, String), (CallId, Side)>,
+    calls: Map<CallId, Box<Call>>,
+    dialogs: Map<(String, String), (CallId, Side)>,
     /// Both legs' Call-IDs, for the API's ladder and logs.
-    call_ids: HashMap<String, CallId>,
-    txs: HashMap<TransactionId, TxEntry>,
+    call_ids: Map<String, CallId>,
+    txs: Map<TransactionId, TxEntry>,
     deadlines: BinaryHeap<Reverse<(Time, CallId)>>,
     events: VecDeque<CallEvent>,
     rng: sip_message::SeededIds,
@@ -468,13 +477,14 @@ impl B2bua {
     /// A call layer with `config`.
     pub fn new(config: B2buaConfig) -> B2bua {
         let rng = sip_message::SeededIds::new(config.seed ^ 0x0062_3262_7561);
+        let seed = config.seed;
         B2bua {
             config,
             next_call: 1,
-            calls: HashMap::new(),
-            dialogs: HashMap::new(),
-            call_ids: HashMap::new(),
-            txs: HashMap::new(),
+            calls: map(seed ^ 0x6361_6c6c),
+            dialogs: map(seed ^ 0x6469_616c),
+            call_ids: map(seed ^ 0x6369_6473),
+            txs: map(seed ^ 0x7478_7321),
             deadlines: BinaryHeap::new(),
             events: VecDeque::new(),
             rng,
@@ -1980,7 +1990,7 @@ fn relay_offer(this: &mut Leg, other: &mut Leg, sd: &SessionDescription) -> Resu
     Ok((out.to_bytes(), moved))
 }
 
-fn hang_up_leg(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, txs: &mut HashMap<TransactionId, TxEntry>) {
+fn hang_up_leg(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, txs: &mut Map<TransactionId, TxEntry>) {
     let id = c.id;
     let leg = c.leg_mut(side);
     if leg.pending_2xx.is_some() {
@@ -2001,7 +2011,7 @@ fn send_bye(
     ep: &mut Endpoint,
     cfg: &B2buaConfig,
     d: &mut Dialog,
-    txs: &mut HashMap<TransactionId, TxEntry>,
+    txs: &mut Map<TransactionId, TxEntry>,
     call: CallId,
     side: Side,
     call_txs: &mut Vec<TransactionId>,
