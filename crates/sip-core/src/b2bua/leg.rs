@@ -171,7 +171,14 @@ impl Leg {
     /// its SDP gives it), our origin with the version rule of RFC 3264 §8. `None` when
     /// the body does not parse or no codec is left (the caller answers 488).
     pub fn rewrite(&mut self, sd: &SessionDescription) -> Option<SessionDescription> {
-        let mut out = sd.clone();
+        self.rewrite_owned(sd.clone())
+    }
+
+    /// [`Leg::rewrite`] of a description the caller no longer needs, rewritten in place
+    /// instead of copied (a parsed description is a few dozen allocations).
+    pub fn rewrite_owned(&mut self, mut out: SessionDescription) -> Option<SessionDescription> {
+        // What the direct-media branch reads of the description as it came.
+        let (given_codecs, given_address) = if self.direct { (out.audio_codecs(), out.audio_address()) } else { (Vec::new(), None) };
         if !self.codecs.is_empty() {
             let allowed: Vec<&str> = self.codecs.iter().map(String::as_str).collect();
             if out.filter_codecs(&allowed) == 0 {
@@ -185,11 +192,11 @@ impl Leg {
             // other endpoint gave them (when one voice codec is left; otherwise the
             // policy's rule 4 brings the call back to the relay).
             let mut same = out.clone();
-            if super::media::keep_same_numbers(&mut same, &sd.audio_codecs()) > 0 {
+            if super::media::keep_same_numbers(&mut same, &given_codecs) > 0 {
                 out = same;
             }
         }
-        let to = if self.direct { sd.audio_address() } else { Some(self.media_local) };
+        let to = if self.direct { given_address } else { Some(self.media_local) };
         if let Some(to) = to {
             out.set_audio_address(to.ip(), to.port());
         }

@@ -458,7 +458,9 @@ pub struct CallInfo {
 /// The call layer (see the module docs).
 #[derive(Debug)]
 pub struct B2bua {
-    config: B2buaConfig,
+    /// Shared, not owned: handlers take a copy of it to use beside `&mut self`, and an
+    /// `Arc` copy is a count increment where a `B2buaConfig` copy was three allocations.
+    config: std::sync::Arc<B2buaConfig>,
     next_call: u64,
     /// Boxed: a call is several KiB, and a table of them inline would hold up to twice
     /// that per call in spare capacity.
@@ -479,7 +481,7 @@ impl B2bua {
         let rng = sip_message::SeededIds::new(config.seed ^ 0x0062_3262_7561);
         let seed = config.seed;
         B2bua {
-            config,
+            config: std::sync::Arc::new(config),
             next_call: 1,
             calls: map(seed ^ 0x6361_6c6c),
             dialogs: map(seed ^ 0x6469_616c),
@@ -807,10 +809,10 @@ impl B2bua {
                     return Ok(());
                 }
             }
-            match c.b.rewrite(&offer) {
+            match c.b.rewrite_owned(offer) {
                 Some(sd) => {
-                    let _ = c.b.nego.local_offer(sd.clone());
                     body = Some(sd.to_bytes());
+                    let _ = c.b.nego.local_offer(sd);
                 }
                 None => {
                     self.end_call_with(now, ep, call, EndReason::Rejected(488), 488);
@@ -1119,18 +1121,21 @@ impl B2bua {
                     self.events.push_back(CallEvent::Media { call, side: Side::B, remote: c.b.media_remote });
                 }
                 if b_had_offer {
-                    if let Err(e) = c.b.nego.remote_answer(sd.clone()) {
+                    // The caller's leg is rewritten first so that the answer can be
+                    // handed to the callee's negotiator without a copy (the two legs'
+                    // steps are independent).
+                    let rewritten = c.a.rewrite(&sd);
+                    if let Err(e) = c.b.nego.remote_answer(sd) {
                         tracing::info!(call = %call, error = %e, "the outbound leg's answer does not match our offer");
                     }
-                    match c.a.rewrite(&sd) {
-                        Some(out) => {
-                            if let Some(t) = c.a.remote_offer.take() {
-                                let _ = c.a.nego.local_answer(t, out.clone());
-                            }
-                            a_body = Some(out.to_bytes());
-                        }
-                        None => a_body = None,
-                    }
+                    a_body = rewritten.map(|out| match c.a.remote_offer.take() {
+                        // Printed once: what the negotiator keeps is what is sent.
+                        Some(t) => match c.a.nego.local_answer_printed(t, out) {
+                            Ok(printed) => printed,
+                            Err(refused) => refused.1.to_bytes(),
+                        },
+                        None => out.to_bytes(),
+                    });
                     send_ack(ep, cfg, c, Side::B, seq, None);
                 } else {
                     // Offer in the 2xx (offer-less INVITE, §13.2.1): the caller's answer
