@@ -6,10 +6,11 @@
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::{Header, HeaderName, Headers};
-use crate::message::{Core, MediaType};
+use crate::message::{is_call_id, Core, MediaType};
 use crate::message::{Request, Response};
 use crate::name_addr::Contacts;
 use crate::name_addr::NameAddr;
+use crate::text::Text;
 use crate::uri::{Host, Uri};
 use crate::via::{CSeq, Method, Transport, Via};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -269,6 +270,7 @@ impl RequestBuilder {
     /// Builds the request. Fails with `MissingHeader` when From or Via was not given.
     pub fn build(self, ids: &mut impl IdSource) -> Result<Request, ParseError> {
         let mut h = Headers::with_capacity(9 + self.tail.extra.len());
+        let mut typed_via = None;
         if let Some((transport, host, port)) = self.via {
             let udp = transport == Transport::Udp;
             let mut via = Via::new(transport, host, port, &ids.branch());
@@ -278,6 +280,7 @@ impl RequestBuilder {
                 via.params_mut().set("rport", None);
             }
             h.push(Header::new(HeaderName::Via, via.to_bytes()));
+            typed_via = Some(via);
         }
         h.push(Header::new(HeaderName::MaxForwards, {
             let mut v = Vec::with_capacity(10);
@@ -286,21 +289,48 @@ impl RequestBuilder {
         }));
         let to = self.to.unwrap_or_else(|| NameAddr::new(without_headers(&self.uri)));
         h.push(Header::new(HeaderName::To, to.to_bytes()));
+        let mut typed_from = None;
         if let Some(mut from) = self.from {
             if from.tag().is_none() {
                 from = from.with_param("tag", Some(&ids.tag()));
             }
             h.push(Header::new(HeaderName::From, from.to_bytes()));
+            typed_from = Some(from);
         }
-        let call_id = self.call_id.unwrap_or_else(|| ids.call_id());
-        h.push(Header::new(HeaderName::CallId, Bytes::from(call_id)));
+        let call_id = Bytes::from(self.call_id.unwrap_or_else(|| ids.call_id()));
+        h.push(Header::new(HeaderName::CallId, call_id.clone()));
         let cseq = CSeq { seq: self.cseq, method: self.method.clone() };
         h.push(Header::new(HeaderName::CSeq, cseq.to_bytes()));
-        if let Some(c) = self.contact {
-            h.push(Header::new(HeaderName::Contact, c.to_bytes()));
-        }
+        let contact = self.contact.inspect(|c| h.push(Header::new(HeaderName::Contact, c.to_bytes())));
+        let extra_core = self.tail.extra.iter().any(|x| Core::is_core(x.name()));
+        let content_type = self.tail.body.as_ref().map(|(ct, _)| Bytes::from(ct.clone()));
         let body = self.tail.append_to(&mut h);
-        Request::from_parts(self.method, self.uri, h, body)
+        // The rows just printed are typed already: the core is made of those values
+        // instead of parsing the rows again (which was most of what building cost). Any
+        // case the shortcut does not cover, or that would fail, takes the full extraction
+        // (its errors included).
+        let (Some(via), Some(from), false, true) = (typed_via, typed_from, extra_core, is_call_id(&call_id)) else {
+            return Request::from_parts(self.method, self.uri, h, body);
+        };
+        let content_type = match content_type.map(|ct| MediaType::parse(&ct)) {
+            None => None,
+            Some(Ok(ct)) => Some(ct),
+            Some(Err(_)) => return Request::from_parts(self.method, self.uri, h, body),
+        };
+        let core = Core {
+            via,
+            via_count: 1,
+            from,
+            to,
+            call_id: Text::from_checked(call_id),
+            cseq,
+            max_forwards: Some(self.max_forwards),
+            contacts: contact.map_or(Contacts::None, |c| Contacts::List(vec![c])),
+            routes: Vec::new(),
+            record_routes: Vec::new(),
+            content_type,
+        };
+        Ok(Request::from_core(self.method, self.uri, h, body, core))
     }
 }
 
@@ -390,7 +420,9 @@ impl ResponseBuilder<'_> {
                 h.push(Header::new(HeaderName::Timestamp, ts.value_bytes()));
             }
         }
-        let extra_core = self.tail.extra.iter().any(|x| Core::is_core(x.name()));
+        // Contact rows (our 18x and 2xx carry one) are parsed on their own below; any other
+        // core row among the extras needs the full extraction.
+        let extra_core = self.tail.extra.iter().any(|x| Core::is_core(x.name()) && x.name() != HeaderName::Contact);
         let content_type = self.tail.body.as_ref().map(|(ct, _)| Bytes::from(ct.clone()));
         let body = self.tail.append_to(&mut h);
         let reason = self.reason.unwrap_or_else(|| Bytes::from_static(reason_phrase(self.status).as_bytes()));
@@ -399,6 +431,12 @@ impl ResponseBuilder<'_> {
         }
         // The copied rows are the request's, already typed: only the To (tag added) and a
         // Content-Type need parsing, not the whole header section again.
+        // Only the extras can hold Contact rows (none is copied from the request); they
+        // are read first, as the full extraction would.
+        let mut contacts = Contacts::None;
+        for row in h.get_all(HeaderName::Contact) {
+            contacts = Core::add_contact(contacts, row)?;
+        }
         let to = match to {
             Some(t) => t,
             None => match h.get(HeaderName::To) {
@@ -418,7 +456,7 @@ impl ResponseBuilder<'_> {
             call_id: req.call_id().clone(),
             cseq: req.cseq().clone(),
             max_forwards: None,
-            contacts: Contacts::None,
+            contacts,
             routes: Vec::new(),
             record_routes: Vec::new(),
             content_type,

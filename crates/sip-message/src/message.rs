@@ -100,7 +100,7 @@ fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
 }
 
 /// Call-ID = word [ "@" word ] (§25.1).
-fn is_call_id(v: &[u8]) -> bool {
+pub(crate) fn is_call_id(v: &[u8]) -> bool {
     // `@` is not a word character: the first run ends at it, or the value is not one.
     let at = scan::run_long(v, scan::WORD);
     if at == 0 {
@@ -132,6 +132,25 @@ impl Core {
                 | HeaderName::RecordRoute
                 | HeaderName::ContentType
         )
+    }
+
+    /// `contacts` with the addresses of one more Contact row.
+    pub fn add_contact(contacts: Contacts, h: &Header) -> Result<Contacts, ParseError> {
+        // `*` is only valid as the one and only Contact value (§10.2.2).
+        let star = h.value() == b"*";
+        Ok(match (contacts, star) {
+            (Contacts::None, true) => Contacts::Star,
+            (Contacts::None, false) => {
+                let mut v = Vec::with_capacity(1);
+                push_addrs(&mut v, h)?;
+                Contacts::List(v)
+            }
+            (Contacts::List(mut v), false) => {
+                push_addrs(&mut v, h)?;
+                Contacts::List(v)
+            }
+            _ => return Err(bad(HeaderName::Contact, h.offset())),
+        })
     }
 
     /// Extracts and checks the core headers in one pass over the rows. Only the top Via
@@ -168,23 +187,7 @@ impl Core {
                 HeaderName::CSeq => once(&mut cseq, h)?,
                 HeaderName::MaxForwards => once(&mut mf, h)?,
                 HeaderName::ContentType => once(&mut ctype, h)?,
-                HeaderName::Contact => {
-                    // `*` is only valid as the one and only Contact value (§10.2.2).
-                    let star = h.value() == b"*";
-                    contacts = match (contacts, star) {
-                        (Contacts::None, true) => Contacts::Star,
-                        (Contacts::None, false) => {
-                            let mut v = Vec::with_capacity(1);
-                            push_addrs(&mut v, h)?;
-                            Contacts::List(v)
-                        }
-                        (Contacts::List(mut v), false) => {
-                            push_addrs(&mut v, h)?;
-                            Contacts::List(v)
-                        }
-                        _ => return Err(bad(HeaderName::Contact, h.offset())),
-                    };
-                }
+                HeaderName::Contact => contacts = Core::add_contact(contacts, h)?,
                 HeaderName::Route => push_addrs(&mut routes, h)?,
                 HeaderName::RecordRoute => push_addrs(&mut record_routes, h)?,
                 _ => {}
@@ -434,6 +437,31 @@ impl Request {
         Ok(Request { method, uri, headers, body, core })
     }
 
+    /// A request whose core the builder already knows (it printed those rows from these
+    /// values).
+    pub(crate) fn from_core(method: Method, uri: Uri, headers: Headers, body: Bytes, core: Core) -> Request {
+        #[cfg(debug_assertions)]
+        {
+            // Every debug build (all tests) checks the shortcut against a full extraction.
+            let full = Core::extract(&headers).expect("the printed rows form a valid core");
+            assert!(
+                full.via == core.via
+                    && full.via_count == core.via_count
+                    && full.from == core.from
+                    && full.to == core.to
+                    && full.call_id == core.call_id
+                    && full.cseq == core.cseq
+                    && full.max_forwards == core.max_forwards
+                    && full.contacts == core.contacts
+                    && full.routes == core.routes
+                    && full.record_routes == core.record_routes
+                    && full.content_type == core.content_type,
+                "the request core the builder derived differs from the extracted one:\n{full:?}\n{core:?}"
+            );
+        }
+        Request { method, uri, headers, body, core }
+    }
+
     /// The method.
     pub fn method(&self) -> &Method {
         &self.method
@@ -521,7 +549,7 @@ impl Response {
                     && full.cseq == core.cseq
                     && full.content_type == core.content_type
                     && full.max_forwards.is_none()
-                    && matches!(full.contacts, Contacts::None)
+                    && full.contacts == core.contacts
                     && full.routes.is_empty()
                     && full.record_routes.is_empty(),
                 "the response core the builder derived differs from the extracted one"
