@@ -79,7 +79,8 @@ pub(crate) struct Leg {
     /// The flow requests to this leg go over before a dialog exists (B: the flow of the
     /// INVITE whose 2xx won).
     pub flow: Flow,
-    /// A: the caller's INVITE. B: ours.
+    /// A: the caller's INVITE, until its final response. (B: ours is kept by the
+    /// transaction layer, see `b_dialog`; this stays `None`.)
     pub invite: Option<Box<Request>>,
     /// The initial INVITE's transaction (server on A, client on B).
     pub invite_tx: Option<TransactionId>,

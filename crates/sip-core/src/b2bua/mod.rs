@@ -776,7 +776,13 @@ impl B2bua {
         if c.phase != Phase::Routing {
             return Err(CallError::WrongState(c.phase.name()));
         }
-        let a_request = c.a.invite.clone().ok_or(CallError::WrongState("without an INVITE"))?;
+        // What the outbound INVITE takes from the caller's: its From (user and display
+        // name) and Max-Forwards. Read out here rather than copying the whole request.
+        let a_request = c.a.invite.as_deref().ok_or(CallError::WrongState("without an INVITE"))?;
+        let from_user =
+            a_request.from().uri().as_sip().and_then(|u| u.user()).map(|u| u.as_str().to_owned()).unwrap_or_else(|| "anonymous".into());
+        let from_display = a_request.from().display_name_str().map(str::to_owned);
+        let mf = a_request.max_forwards().unwrap_or(70).saturating_sub(1).min(69);
         let a_tx = c.a.invite_tx.ok_or(CallError::WrongState("without an INVITE"))?;
         let _ = ep.reply(now, a_tx, 100, Vec::new());
         c.a.media_local = target.media[0];
@@ -823,17 +829,14 @@ impl B2bua {
         }
         let transport = target.flow.transport;
         let (host, port) = (host_of(cfg.advertise), port_for(&cfg, transport));
-        let from_user =
-            a_request.from().uri().as_sip().and_then(|u| u.user()).map(|u| u.as_str().to_owned()).unwrap_or_else(|| "anonymous".into());
         let mut from_uri = SipUri::new(false, host.clone()).with_user(from_user.as_str());
         if port != transport.default_port() {
             from_uri = from_uri.with_port(port);
         }
         let mut from = NameAddr::new(Uri::Sip(from_uri));
-        if let Some(dn) = a_request.from().display_name_str() {
+        if let Some(dn) = from_display.as_deref() {
             from = from.with_display_name(dn);
         }
-        let mf = a_request.max_forwards().unwrap_or(70).saturating_sub(1).min(69);
         let mut extra = vec![
             Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())),
             Header::new(HeaderName::UserAgent, Bytes::from(cfg.user_agent.clone())),
@@ -860,11 +863,15 @@ impl B2bua {
             b = b.body("application/sdp", body);
         }
         let request = b.build(ep.ids()).map_err(|e| CallError::Send(e.to_string()))?;
-        let btx = ep.send_request(now, request.clone(), target.flow).map_err(|e| CallError::Send(e.to_string()))?;
         let key = (request.call_id().as_str().to_owned(), request.from().tag().unwrap_or_default().to_owned());
+        // What the further branches share with the first INVITE.
+        let shared = forking.then(|| (request.from().clone(), request.to().clone(), request.cseq().seq));
+        // The request itself goes to the transaction layer, which keeps it while the
+        // INVITE lives: `b_dialog` reads it from there, no copy is kept here.
+        let btx = ep.send_request(now, request, target.flow).map_err(|e| CallError::Send(e.to_string()))?;
         c.txs.push(btx);
         self.txs.insert(btx, TxEntry { call, side: Side::B, usage: TxUse::Invite });
-        if forking {
+        if let Some((shared_from, shared_to, shared_seq)) = shared {
             // One INVITE per further contact, as a forking proxy's branches (§16.6): the
             // same Call-ID, From tag, To, CSeq and offer, its own Request-URI and branch.
             let mut forks = Forks::default();
@@ -872,10 +879,10 @@ impl B2bua {
             for fork in &target.forks {
                 let t = fork.flow.transport;
                 let mut fb = sip_message::RequestBuilder::new(Method::Invite, fork.uri.clone())
-                    .from(request.from().clone())
-                    .to(request.to().clone())
+                    .from(shared_from.clone())
+                    .to(shared_to.clone())
                     .call_id(key.0.as_str())
-                    .cseq(request.cseq().seq)
+                    .cseq(shared_seq)
                     .via(t.to_message(), host_of(cfg.advertise), Some(port_for(&cfg, t)))
                     .max_forwards(mf)
                     .contact(contact(&cfg, t));
@@ -902,7 +909,6 @@ impl B2bua {
             c.forks = Some(Box::new(forks));
         }
         c.call_ids[1] = key.0.clone();
-        c.b.invite = Some(Box::new(request));
         c.b.invite_tx = Some(btx);
         c.phase = Phase::Calling;
         c.no_answer_at = Some(now + target.no_answer.unwrap_or(cfg.no_answer));
@@ -1080,10 +1086,6 @@ impl B2bua {
         dialog.confirm(Some(&response));
         c.b.early.clear();
         c.b.dialog = Some(dialog);
-        // The dialog has what it needs of our INVITE; a later 2xx of another branch
-        // takes its request from the transaction layer (`b_dialog`). About 3.5 KiB a
-        // call with the datagram it pins.
-        c.b.invite = None;
         c.b.final_done = true;
         (c.b.flow, c.b_pin_flow) = c.b_branch(tx);
         if let Some(f) = c.forks.as_deref() {
@@ -2061,11 +2063,10 @@ fn kill_fork(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, fork: &mut Dialog,
 fn b_dialog(ep: &Endpoint, c: &Call, tx: TransactionId, response: &Response) -> Option<Dialog> {
     let (flow, pin) = c.b_branch(tx);
     // Each branch's INVITE differs only in its Request-URI and Via: the URI is the remote
-    // target when the response has no Contact.
-    let request = match c.b.invite.as_deref() {
-        Some(r) if c.b.invite_tx == Some(tx) => Some(r),
-        r => ep.transaction_request(tx).or(r),
-    }?;
+    // target when the response has no Contact. The transaction layer keeps each one while
+    // its transaction lives, which covers every 1xx and 2xx it passes up (RFC 6026
+    // Accepted); its Via may have been switched to TCP, which no dialog reads.
+    let request = ep.transaction_request(tx)?;
     let mut d = Dialog::uac(request, response, flow)?;
     d.pin_flow(pin);
     Some(d)
