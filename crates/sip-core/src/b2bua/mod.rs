@@ -1199,7 +1199,7 @@ impl B2bua {
                 c.a.session = Some(t);
             }
         }
-        if ep.respond(now, tx, resp.clone()).is_err() {
+        if ep.respond_with(now, tx, &resp).is_err() {
             return;
         }
         let seq = req.cseq().seq;
@@ -1579,7 +1579,7 @@ impl B2bua {
                 if let Some(t) = other.session.as_ref() {
                     let _ = resp.push_header(t.in_response().header());
                 }
-                if ep.respond(now, p, resp.clone()).is_ok() {
+                if ep.respond_with(now, p, &resp).is_ok() {
                     other.pending_2xx = Some(pending(&cfg, p, resp, other.flow.transport.is_reliable(), req.cseq().seq, now));
                 }
             }
@@ -1766,7 +1766,7 @@ impl B2bua {
                 return;
             }
             if !p.reliable && p.next_at <= now {
-                let _ = ep.respond(now, p.tx, p.response.clone());
+                let _ = ep.respond_with(now, p.tx, &p.response);
                 p.interval = (p.interval * 2).min(t2);
                 p.next_at = now + p.interval;
             }
