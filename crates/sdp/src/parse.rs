@@ -15,7 +15,9 @@ struct Row<'a> {
 /// Splits the body into rows: lines end in LF or CRLF; trailing spaces, tabs and CRs
 /// are dropped; empty lines are skipped; a CR or NUL inside a line is an error.
 fn rows(input: &[u8]) -> Result<Vec<Row<'_>>, SdpError> {
-    let mut out = Vec::new();
+    // A typical description has 7 to 15 lines: one allocation instead of three as the
+    // list grows (counting the lines first cost more than it saved).
+    let mut out = Vec::with_capacity(16);
     for (i, raw) in input.split(|&b| b == b'\n').enumerate() {
         let number = i + 1;
         let end = raw.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'\r')).map_or(0, |p| p + 1);
