@@ -41,44 +41,58 @@ fn sdp(port: u16) -> String {
     format!("v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
 }
 
-/// The head rows of a message, without their CRLF.
-fn rows(msg: &[u8]) -> impl Iterator<Item = &str> {
-    let text = std::str::from_utf8(msg).expect("our output is text");
-    text.split('\n').map(|r| r.strip_suffix('\r').unwrap_or(r)).take_while(|r| !r.is_empty())
+/// The head rows after the start line, without their CRLF, as `(name, row)`: the
+/// harness's own scanning is kept cheap (bytes, no UTF-8 pass, no trimming beyond the
+/// name) so that the count is mostly the engine's.
+fn rows(msg: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    msg.split(|&c| c == b'\n').map(|r| r.strip_suffix(b"\r").unwrap_or(r)).take_while(|r| !r.is_empty()).skip(1).filter_map(|r| {
+        let colon = r.iter().position(|&c| c == b':')?;
+        let name = &r[..colon];
+        let end = name.iter().rposition(|&c| c != b' ' && c != b'\t').map_or(0, |p| p + 1);
+        Some((&name[..end], r))
+    })
+}
+
+fn is(name: &[u8], names: &[&str]) -> bool {
+    names.iter().any(|m| name.eq_ignore_ascii_case(m.as_bytes()))
 }
 
 /// The value of the first row named `name` (or `compact`), case-insensitively.
 fn row<'a>(msg: &'a [u8], name: &str, compact: &str) -> Option<&'a str> {
-    rows(msg).skip(1).find_map(|r| {
-        let (n, v) = r.split_once(':')?;
-        let n = n.trim();
-        (n.eq_ignore_ascii_case(name) || n.eq_ignore_ascii_case(compact)).then(|| v.trim())
-    })
+    let (_, r) = rows(msg).find(|(n, _)| is(n, &[name, compact]))?;
+    let colon = r.iter().position(|&c| c == b':')?;
+    std::str::from_utf8(&r[colon + 1..]).ok().map(str::trim)
 }
 
 /// A UAS answer in SIPp's `uas.xml` style: the request's Via, From, To (our tag added),
 /// Call-ID and CSeq rows, our Contact, and `body` as SDP.
 fn answer(req: &[u8], status: &str, to_tag: Option<&str>, body: Option<&str>) -> Bytes {
-    let mut out = format!("SIP/2.0 {status}\r\n");
-    for r in rows(req).skip(1) {
-        let Some((n, _)) = r.split_once(':') else { continue };
-        let is = |names: &[&str]| names.iter().any(|m| n.trim().eq_ignore_ascii_case(m));
-        if is(&["via", "v", "from", "f", "call-id", "i", "cseq"]) {
-            out.push_str(r);
-            out.push_str("\r\n");
-        } else if is(&["to", "t"]) {
-            out.push_str(r);
+    let mut out = Vec::with_capacity(req.len().min(1024) + 256);
+    out.extend_from_slice(b"SIP/2.0 ");
+    out.extend_from_slice(status.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (n, r) in rows(req) {
+        if is(n, &["via", "v", "from", "f", "call-id", "i", "cseq"]) {
+            out.extend_from_slice(r);
+            out.extend_from_slice(b"\r\n");
+        } else if is(n, &["to", "t"]) {
+            out.extend_from_slice(r);
             if let Some(t) = to_tag {
-                out.push_str(";tag=");
-                out.push_str(t);
+                out.extend_from_slice(b";tag=");
+                out.extend_from_slice(t.as_bytes());
             }
-            out.push_str("\r\n");
+            out.extend_from_slice(b"\r\n");
         }
     }
-    out.push_str("Contact: <sip:uas@127.0.0.1:5070;transport=UDP>\r\n");
+    out.extend_from_slice(b"Contact: <sip:uas@127.0.0.1:5070;transport=UDP>\r\n");
     match body {
-        Some(b) => out.push_str(&format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}", b.len())),
-        None => out.push_str("Content-Length: 0\r\n\r\n"),
+        Some(b) => {
+            out.extend_from_slice(b"Content-Type: application/sdp\r\nContent-Length: ");
+            out.extend_from_slice(b.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n\r\n");
+            out.extend_from_slice(b.as_bytes());
+        }
+        None => out.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
     }
     Bytes::from(out)
 }
