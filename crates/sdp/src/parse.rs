@@ -18,7 +18,13 @@ fn rows(input: &[u8]) -> Result<Vec<Row<'_>>, SdpError> {
     // A typical description has 7 to 15 lines: one allocation instead of three as the
     // list grows (counting the lines first cost more than it saved).
     let mut out = Vec::with_capacity(16);
+    // Checked as UTF-8 once as a whole (the usual case) rather than line by line; when
+    // it is not, each line is checked so the error names the first bad one, as before.
+    let text = std::str::from_utf8(input).ok();
+    let mut start = 0;
     for (i, raw) in input.split(|&b| b == b'\n').enumerate() {
+        let line_start = start;
+        start += raw.len() + 1;
         let number = i + 1;
         let end = raw.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'\r')).map_or(0, |p| p + 1);
         let line = raw.get(..end).unwrap_or_default();
@@ -34,7 +40,12 @@ fn rows(input: &[u8]) -> Result<Vec<Row<'_>>, SdpError> {
             [k @ b'a'..=b'z', b'=', rest @ ..] => (char::from(*k), rest),
             _ => return Err(SdpError::new(K::BadLine, number)),
         };
-        let value = std::str::from_utf8(value).map_err(|_| SdpError::new(K::NotUtf8, number))?;
+        let value = match text {
+            // After `k=` and before the trimmed white space: both ends are ASCII, so on
+            // character boundaries.
+            Some(t) => t.get(line_start + 2..line_start + end).ok_or(SdpError::new(K::NotUtf8, number))?,
+            None => std::str::from_utf8(value).map_err(|_| SdpError::new(K::NotUtf8, number))?,
+        };
         out.push(Row { number, kind, value });
     }
     Ok(out)
