@@ -460,7 +460,7 @@ pub struct CallInfo {
 pub struct B2bua {
     /// Shared, not owned: handlers take a copy of it to use beside `&mut self`, and an
     /// `Arc` copy is a count increment where a `B2buaConfig` copy was three allocations.
-    config: std::sync::Arc<B2buaConfig>,
+    config: std::sync::Arc<Settings>,
     next_call: u64,
     /// Boxed: a call is several KiB, and a table of them inline would hold up to twice
     /// that per call in spare capacity.
@@ -481,7 +481,7 @@ impl B2bua {
         let rng = sip_message::SeededIds::new(config.seed ^ 0x0062_3262_7561);
         let seed = config.seed;
         B2bua {
-            config: std::sync::Arc::new(config),
+            config: std::sync::Arc::new(Settings::new(config)),
             next_call: 1,
             calls: map(seed ^ 0x6361_6c6c),
             dialogs: map(seed ^ 0x6469_616c),
@@ -837,10 +837,8 @@ impl B2bua {
         if let Some(dn) = from_display.as_deref() {
             from = from.with_display_name(dn);
         }
-        let mut extra = vec![
-            Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())),
-            Header::new(HeaderName::UserAgent, Bytes::from(cfg.user_agent.clone())),
-        ];
+        let mut extra =
+            vec![Header::new(HeaderName::Allow, cfg.allow_value.clone()), Header::new(HeaderName::UserAgent, cfg.user_agent_value.clone())];
         if let Some((se, _)) = c.a.session_asked {
             // The caller wants session timers: ask the callee too (it picks the refresher).
             extra.push(SessionExpires { interval: se.interval, refresher: None }.header());
@@ -853,7 +851,7 @@ impl B2bua {
             .from(from)
             .via(transport.to_message(), host, Some(port))
             .max_forwards(mf)
-            .contact(contact(&cfg, transport));
+            .contact(contact(&cfg, transport).clone());
         // Moved into the one INVITE unless further ones need them too.
         let (main_extra, main_body) = if forking { (extra.clone(), body.clone()) } else { (std::mem::take(&mut extra), body.take()) };
         for h in main_extra {
@@ -885,7 +883,7 @@ impl B2bua {
                     .cseq(shared_seq)
                     .via(t.to_message(), host_of(cfg.advertise), Some(port_for(&cfg, t)))
                     .max_forwards(mf)
-                    .contact(contact(&cfg, t));
+                    .contact(contact(&cfg, t).clone());
                 for h in &extra {
                     fb = fb.header(h.clone());
                 }
@@ -1041,7 +1039,7 @@ impl B2bua {
         self.end_call_with(now, ep, call, EndReason::Rejected(status), status);
     }
 
-    fn on_b_2xx(&mut self, now: Time, ep: &mut Endpoint, call: CallId, tx: TransactionId, response: Response, cfg: &B2buaConfig) {
+    fn on_b_2xx(&mut self, now: Time, ep: &mut Endpoint, call: CallId, tx: TransactionId, response: Response, cfg: &Settings) {
         let Some(c) = self.calls.get_mut(&call) else { return };
         if c.b.invite_tx.is_none() {
             return;
@@ -1441,8 +1439,8 @@ impl B2bua {
         };
         let Some(d) = other.dialog.as_mut() else { return };
         let transport = d.destination().transport;
-        let mut b = d.request(Method::Invite, sent_by(&cfg, transport), &contact(&cfg, transport));
-        b = b.header(Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())));
+        let mut b = d.request(Method::Invite, sent_by(&cfg, transport), contact(&cfg, transport));
+        b = b.header(Header::new(HeaderName::Allow, cfg.allow_value.clone()));
         if let Some(body) = body {
             b = b.body("application/sdp", body);
         }
@@ -1634,7 +1632,7 @@ impl B2bua {
         }
         let Some(d) = other.dialog.as_mut() else { return };
         let transport = d.destination().transport;
-        let mut b = d.request(request.method().clone(), sent_by(&cfg, transport), &contact(&cfg, transport));
+        let mut b = d.request(request.method().clone(), sent_by(&cfg, transport), contact(&cfg, transport));
         if let Some((ct, body)) = body {
             b = b.body(&ct, body);
         }
@@ -1710,8 +1708,7 @@ impl B2bua {
             body = Some((ct, response.body().clone()));
         }
         if let Some(req) = ep.transaction_request(peer).cloned() {
-            let mut b =
-                req.reply(map_status_in_dialog(status)).header(Header::new(HeaderName::Server, Bytes::from(cfg.user_agent.clone())));
+            let mut b = req.reply(map_status_in_dialog(status)).header(Header::new(HeaderName::Server, cfg.user_agent_value.clone()));
             if let Some((ct, body)) = body {
                 b = b.body(&ct, body);
             }
@@ -1827,7 +1824,7 @@ impl B2bua {
         let Some(d) = leg.dialog.as_mut() else { return };
         let dest = d.destination();
         let method = if use_update { Method::Update } else { Method::Invite };
-        let mut b = d.request(method, sent_by(&cfg, dest.transport), &contact(&cfg, dest.transport));
+        let mut b = d.request(method, sent_by(&cfg, dest.transport), contact(&cfg, dest.transport));
         b = b.header(se.header()).header(Header::new(HeaderName::Supported, Bytes::from_static(b"timer")));
         if let Some(o) = offer {
             b = b.body("application/sdp", o.to_bytes());
@@ -1997,7 +1994,7 @@ fn relay_offer(this: &mut Leg, other: &mut Leg, sd: &SessionDescription) -> Resu
     Ok((out.to_bytes(), moved))
 }
 
-fn hang_up_leg(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, txs: &mut Map<TransactionId, TxEntry>) {
+fn hang_up_leg(now: Time, ep: &mut Endpoint, cfg: &Settings, c: &mut Call, side: Side, txs: &mut Map<TransactionId, TxEntry>) {
     let id = c.id;
     let leg = c.leg_mut(side);
     if leg.pending_2xx.is_some() {
@@ -2016,7 +2013,7 @@ fn hang_up_leg(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, si
 fn send_bye(
     now: Time,
     ep: &mut Endpoint,
-    cfg: &B2buaConfig,
+    cfg: &Settings,
     d: &mut Dialog,
     txs: &mut Map<TransactionId, TxEntry>,
     call: CallId,
@@ -2024,8 +2021,8 @@ fn send_bye(
     call_txs: &mut Vec<TransactionId>,
 ) {
     let dest = d.destination();
-    let b = d.request(Method::Bye, sent_by(cfg, dest.transport), &contact(cfg, dest.transport));
-    let b = b.header(Header::new(HeaderName::UserAgent, Bytes::from(cfg.user_agent.clone())));
+    let b = d.request(Method::Bye, sent_by(cfg, dest.transport), contact(cfg, dest.transport));
+    let b = b.header(Header::new(HeaderName::UserAgent, cfg.user_agent_value.clone()));
     let Ok(req) = b.build(ep.ids()) else { return };
     if let Ok(tx) = ep.send_request(now, req, dest) {
         txs.insert(tx, TxEntry { call, side, usage: TxUse::Bye });
@@ -2034,7 +2031,7 @@ fn send_bye(
 }
 
 /// ACKs a 2xx on `side` (§13.2.2.4) and remembers the ACK for 2xx retransmissions.
-fn send_ack(ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, seq: u32, body: Option<Bytes>) {
+fn send_ack(ep: &mut Endpoint, cfg: &Settings, c: &mut Call, side: Side, seq: u32, body: Option<Bytes>) {
     let Some(d) = c.leg(side).dialog.as_ref() else { return };
     let dest = d.destination();
     let Some(ack) = d.ack(seq, sent_by(cfg, dest.transport), body, ep.ids()) else { return };
@@ -2045,13 +2042,13 @@ fn send_ack(ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, seq:
 
 /// A second 2xx from another fork: ACK it, then BYE it (§13.2.2.4). Returns the ACK and
 /// where it went.
-fn kill_fork(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, fork: &mut Dialog, seq: u32) -> Option<(Bytes, Flow)> {
+fn kill_fork(now: Time, ep: &mut Endpoint, cfg: &Settings, fork: &mut Dialog, seq: u32) -> Option<(Bytes, Flow)> {
     let dest = fork.destination();
     let ack = fork.ack(seq, sent_by(cfg, dest.transport), None, ep.ids()).map(|a| a.to_bytes());
     if let Some(wire) = &ack {
         ep.send_stateless(dest, wire.clone());
     }
-    let b = fork.request(Method::Bye, sent_by(cfg, dest.transport), &contact(cfg, dest.transport));
+    let b = fork.request(Method::Bye, sent_by(cfg, dest.transport), contact(cfg, dest.transport));
     if let Ok(req) = b.build(ep.ids()) {
         let _ = ep.send_request(now, req, dest);
     }
@@ -2072,7 +2069,7 @@ fn b_dialog(ep: &Endpoint, c: &Call, tx: TransactionId, response: &Response) -> 
     Some(d)
 }
 
-fn pending(cfg: &B2buaConfig, tx: TransactionId, response: Response, reliable: bool, seq: u32, now: Time) -> Box<Pending2xx> {
+fn pending(cfg: &Settings, tx: TransactionId, response: Response, reliable: bool, seq: u32, now: Time) -> Box<Pending2xx> {
     Box::new(Pending2xx {
         tx,
         response,
@@ -2085,7 +2082,7 @@ fn pending(cfg: &B2buaConfig, tx: TransactionId, response: Response, reliable: b
 }
 
 fn build_response(
-    cfg: &B2buaConfig,
+    cfg: &Settings,
     req: &Request,
     status: u16,
     reason: Option<&str>,
@@ -2098,12 +2095,12 @@ fn build_response(
         b = b.reason(r);
     }
     if status > 100 && status < 300 {
-        b = b.header(Header::new(HeaderName::Contact, contact(cfg, transport).to_bytes()));
+        b = b.header(Header::new(HeaderName::Contact, contact_bytes(cfg, transport)));
     }
     if (200..300).contains(&status) {
-        b = b.header(Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())));
+        b = b.header(Header::new(HeaderName::Allow, cfg.allow_value.clone()));
     }
-    b = b.header(Header::new(HeaderName::Server, Bytes::from(cfg.user_agent.clone())));
+    b = b.header(Header::new(HeaderName::Server, cfg.user_agent_value.clone()));
     if let Some(body) = body {
         b = b.body("application/sdp", body);
     }
@@ -2126,12 +2123,67 @@ fn sent_by(cfg: &B2buaConfig, t: Transport) -> (Transport, Host, u16) {
 }
 
 /// Our Contact for a leg over `t`: the user part is not an AOR, just our name.
-fn contact(cfg: &B2buaConfig, t: Transport) -> NameAddr {
+fn make_contact(cfg: &B2buaConfig, t: Transport) -> NameAddr {
     let mut u = SipUri::new(t == Transport::Tls, host_of(cfg.advertise)).with_user("sipbridge").with_port(port_for(cfg, t));
     if t == Transport::Tcp {
         u = u.with_param("transport", Some("tcp"));
     }
     NameAddr::new(Uri::Sip(u))
+}
+
+/// Our Contact for a leg over `t` ([`make_contact`], made once).
+fn contact(cfg: &Settings, t: Transport) -> &NameAddr {
+    &cfg.contacts[transport_index(t)].0
+}
+
+/// [`contact`] printed.
+fn contact_bytes(cfg: &Settings, t: Transport) -> Bytes {
+    cfg.contacts[transport_index(t)].1.clone()
+}
+
+fn transport_index(t: Transport) -> usize {
+    match t {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+        Transport::Tls => 2,
+    }
+}
+
+/// The configuration, and what the call layer prints from it into every call, printed
+/// once: header values and our Contact per transport (each was an allocation and a copy,
+/// or a URI built and printed, per message).
+#[derive(Debug)]
+pub(crate) struct Settings {
+    config: B2buaConfig,
+    /// The `Allow` value.
+    allow_value: Bytes,
+    /// The `User-Agent` / `Server` value.
+    user_agent_value: Bytes,
+    /// [`make_contact`] and its printed form, per transport ([`transport_index`]).
+    contacts: [(NameAddr, Bytes); 3],
+}
+
+impl Settings {
+    fn new(config: B2buaConfig) -> Settings {
+        let contacts = [Transport::Udp, Transport::Tcp, Transport::Tls].map(|t| {
+            let c = make_contact(&config, t);
+            let b = c.to_bytes();
+            (c, b)
+        });
+        Settings {
+            allow_value: Bytes::from(config.allow.clone()),
+            user_agent_value: Bytes::from(config.user_agent.clone()),
+            contacts,
+            config,
+        }
+    }
+}
+
+impl std::ops::Deref for Settings {
+    type Target = B2buaConfig;
+    fn deref(&self) -> &B2buaConfig {
+        &self.config
+    }
 }
 
 fn allows_update(h: &sip_message::Headers) -> bool {
