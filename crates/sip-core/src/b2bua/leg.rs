@@ -63,6 +63,32 @@ pub(crate) struct Pending2xx {
     pub seq: u32,
 }
 
+/// What the outbound INVITE takes from the caller's (§8.1.1 with topology hiding): the
+/// From user and display name, and Max-Forwards.
+#[derive(Debug, Clone)]
+pub(crate) struct CallerInvite {
+    /// The From URI's user, `anonymous` without one.
+    pub from_user: String,
+    pub from_display: Option<String>,
+    pub max_forwards: Option<u32>,
+}
+
+impl CallerInvite {
+    pub fn of(request: &Request) -> CallerInvite {
+        CallerInvite {
+            from_user: request
+                .from()
+                .uri()
+                .as_sip()
+                .and_then(|u| u.user())
+                .map(|u| u.as_str().to_owned())
+                .unwrap_or_else(|| "anonymous".into()),
+            from_display: request.from().display_name_str().map(str::to_owned),
+            max_forwards: request.max_forwards(),
+        }
+    }
+}
+
 /// An ACK this leg owes its peer until the other leg's ACK brings the SDP answer (an
 /// offer-less INVITE: the 2xx carried the offer, §13.2.1).
 #[derive(Debug, Clone, Copy)]
@@ -79,9 +105,10 @@ pub(crate) struct Leg {
     /// The flow requests to this leg go over before a dialog exists (B: the flow of the
     /// INVITE whose 2xx won).
     pub flow: Flow,
-    /// A: the caller's INVITE, until its final response. (B: ours is kept by the
-    /// transaction layer, see `b_dialog`; this stays `None`.)
-    pub invite: Option<Box<Request>>,
+    /// A: what our outbound INVITE takes from the caller's, until its final response.
+    /// The INVITEs themselves are kept by the transaction layer for as long as their
+    /// transactions live (`respond_a`, `b_dialog` read them there). `None` on B.
+    pub invite: Option<Box<CallerInvite>>,
     /// The initial INVITE's transaction (server on A, client on B).
     pub invite_tx: Option<TransactionId>,
     /// A: our To tag.

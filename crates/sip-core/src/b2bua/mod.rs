@@ -33,7 +33,7 @@ use crate::transport::{Flow, Transport};
 use crate::Time;
 use bytes::Bytes;
 use fork::{Branch, Forks};
-use leg::{sdp_of, AckOwed, Leg, Pending2xx};
+use leg::{sdp_of, AckOwed, CallerInvite, Leg, Pending2xx};
 use sdp::{LocalOrigin, SessionDescription};
 use session_timer::{supports_timer, SessionTimer};
 use sip_message::{reason_phrase, Header, HeaderName, Host, IdSource, Method, NameAddr, Request, Response, SipUri, Uri};
@@ -699,7 +699,7 @@ impl B2bua {
         }
         a.peer_allows_update = allows_update(request.headers());
         a.session_asked = session_asked.map(|se| (se, supports_timer(request.headers())));
-        a.invite = Some(Box::new(request.clone()));
+        a.invite = Some(Box::new(CallerInvite::of(&request)));
         let b = Leg::new(source, unspecified, self.origin());
         let call = Call {
             id,
@@ -750,15 +750,25 @@ impl B2bua {
             return Err(CallError::WrongState(c.phase.name()));
         }
         if !headers.is_empty() && !c.a.final_done {
-            if let (Some(req), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) {
-                if let Some(mut resp) = build_response(cfg, req, status, None, &c.a.local_tag, None, c.a.flow.transport) {
-                    for h in headers {
-                        let _ = resp.push_header(h);
+            if let (Some(_), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) {
+                // The caller's INVITE as the transaction layer keeps it; without the
+                // transaction nothing can be sent, and the leg ends as when sending fails.
+                match ep.transaction_request(tx).map(|req| build_response(cfg, req, status, None, &c.a.local_tag, None, c.a.flow.transport))
+                {
+                    None => {
+                        c.a.final_done = true;
+                        c.a.gone = true;
                     }
-                    let _ = ep.respond(now, tx, resp);
-                    // Answered with a final error: no dialog, nothing to BYE.
-                    c.a.final_done = true;
-                    c.a.gone = true;
+                    Some(Some(mut resp)) => {
+                        for h in headers {
+                            let _ = resp.push_header(h);
+                        }
+                        let _ = ep.respond(now, tx, resp);
+                        // Answered with a final error: no dialog, nothing to BYE.
+                        c.a.final_done = true;
+                        c.a.gone = true;
+                    }
+                    Some(None) => {}
                 }
             }
         }
@@ -777,12 +787,10 @@ impl B2bua {
             return Err(CallError::WrongState(c.phase.name()));
         }
         // What the outbound INVITE takes from the caller's: its From (user and display
-        // name) and Max-Forwards. Read out here rather than copying the whole request.
-        let a_request = c.a.invite.as_deref().ok_or(CallError::WrongState("without an INVITE"))?;
-        let from_user =
-            a_request.from().uri().as_sip().and_then(|u| u.user()).map(|u| u.as_str().to_owned()).unwrap_or_else(|| "anonymous".into());
-        let from_display = a_request.from().display_name_str().map(str::to_owned);
-        let mf = a_request.max_forwards().unwrap_or(70).saturating_sub(1).min(69);
+        // name) and Max-Forwards.
+        let CallerInvite { from_user, from_display, max_forwards } =
+            c.a.invite.as_deref().cloned().ok_or(CallError::WrongState("without an INVITE"))?;
+        let mf = max_forwards.unwrap_or(70).saturating_sub(1).min(69);
         let a_tx = c.a.invite_tx.ok_or(CallError::WrongState("without an INVITE"))?;
         let _ = ep.reply(now, a_tx, 100, Vec::new());
         c.a.media_local = target.media[0];
@@ -1177,30 +1185,39 @@ impl B2bua {
     fn respond_a(&mut self, now: Time, ep: &mut Endpoint, call: CallId, status: u16, reason: Option<&str>, body: Option<Bytes>) {
         let cfg = &self.config;
         let Some(c) = self.calls.get_mut(&call) else { return };
-        let (Some(req), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) else { return };
+        let (Some(_), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) else { return };
         if c.a.final_done {
             return;
         }
+        let timer = c.a.session_asked.filter(|_| (200..300).contains(&status)).map(|(se, timer_supported)| {
+            // §9: the caller refreshes when it said so or supports timers; else we do.
+            let we_refresh = se.refresher == Some(Refresher::Uas) || !timer_supported;
+            (SessionTimer::start(now, se.interval, we_refresh), we_refresh)
+        });
+        // The caller's INVITE as the transaction layer keeps it (the one the call was
+        // created from). Without the transaction the response could not be sent: as when
+        // sending it fails below, the timer is kept and nothing else changes.
+        let Some(req) = ep.transaction_request(tx) else {
+            if let Some((t, _)) = timer {
+                c.a.session = Some(t);
+            }
+            return;
+        };
+        let seq = req.cseq().seq;
         let mut resp = match build_response(cfg, req, status, reason, &c.a.local_tag, body, c.a.flow.transport) {
             Some(r) => r,
             None => return,
         };
-        if (200..300).contains(&status) {
-            if let Some((se, timer_supported)) = c.a.session_asked {
-                // §9: the caller refreshes when it said so or supports timers; else we do.
-                let we_refresh = se.refresher == Some(Refresher::Uas) || !timer_supported;
-                let t = SessionTimer::start(now, se.interval, we_refresh);
-                let _ = resp.push_header(t.in_response().header());
-                if !we_refresh {
-                    let _ = resp.push_header(Header::new(HeaderName::Require, Bytes::from_static(b"timer")));
-                }
-                c.a.session = Some(t);
+        if let Some((t, we_refresh)) = timer {
+            let _ = resp.push_header(t.in_response().header());
+            if !we_refresh {
+                let _ = resp.push_header(Header::new(HeaderName::Require, Bytes::from_static(b"timer")));
             }
+            c.a.session = Some(t);
         }
         if ep.respond_with(now, tx, &resp).is_err() {
             return;
         }
-        let seq = req.cseq().seq;
         if (200..300).contains(&status) {
             if let Some(d) = c.a.dialog.as_mut() {
                 d.confirm(None);
@@ -1209,8 +1226,7 @@ impl B2bua {
         }
         if status >= 200 {
             c.a.final_done = true;
-            // The caller's INVITE is not needed after its final response (the transaction
-            // layer keeps its own copy for retransmissions): about 2.6 KiB a call.
+            // What routing needed of the caller's INVITE is not needed after its final.
             c.a.invite = None;
         }
     }
@@ -1914,8 +1930,13 @@ impl B2bua {
         }
         // The caller's leg.
         if !c.a.final_done {
-            if let (Some(req), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) {
-                if let Some(resp) = build_response(&cfg, req, status, None, &c.a.local_tag, None, c.a.flow.transport) {
+            if let (Some(_), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) {
+                // The caller's INVITE as the transaction layer keeps it (none: nothing
+                // could be sent).
+                let resp = ep
+                    .transaction_request(tx)
+                    .and_then(|req| build_response(&cfg, req, status, None, &c.a.local_tag, None, c.a.flow.transport));
+                if let Some(resp) = resp {
                     let _ = ep.respond(now, tx, resp);
                 }
             }
