@@ -54,13 +54,16 @@ impl SessionDescription {
             media.port_count = None;
             media.remove_attributes("rtcp");
             if !held {
-                media.connection = Some(Connection::new(addr));
+                match &mut media.connection {
+                    Some(c) => c.assign(addr),
+                    None => media.connection = Some(Connection::new(addr)),
+                }
             }
         }
         if !held && audio.is_some() {
             if let Some(c) = &mut self.connection {
                 if !c.is_hold_address() {
-                    *c = Connection::new(addr);
+                    c.assign(addr);
                 }
             }
         }

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::model::{Origin, SessionDescription};
+use crate::model::SessionDescription;
 
 /// Our own `o=` line for one leg: the origin stays ours for the whole dialog, and the
 /// session version increases by one each time we send a description that differs from
@@ -37,13 +37,13 @@ impl LocalOrigin {
     /// the version itself). Call it once per description actually sent.
     pub fn stamp(&mut self, sdp: &mut SessionDescription) {
         sdp.set_session_name("-");
-        sdp.set_origin(self.origin(self.version));
+        sdp.origin.assign(&self.username, self.session_id, self.version, self.address);
         let now = fingerprint(sdp);
         let changed = self.last_sent.is_some_and(|last| last != now);
         if changed {
             // RFC 3264 §5: the version stays below 2^63 in practice; saturate rather than wrap.
             self.version = self.version.saturating_add(1);
-            sdp.set_origin(self.origin(self.version));
+            sdp.origin.session_version = self.version;
         }
         // Hashed with the version it was compared at, so the next stamp compares alike.
         self.last_sent = Some(if changed { fingerprint(sdp) } else { now });
@@ -57,10 +57,6 @@ impl LocalOrigin {
     /// The session id.
     pub fn session_id(&self) -> u64 {
         self.session_id
-    }
-
-    fn origin(&self, version: u64) -> Origin {
-        Origin::new(&self.username, self.session_id, version, self.address)
     }
 }
 
