@@ -462,6 +462,19 @@ impl Host {
         (e > s).then(|| (Host::from_host_chars(buf, s, e), e))
     }
 
+    /// Whether the parser reads this host back as it is from its printed form: an IP
+    /// address, or a domain name of host characters that does not spell an IPv4 address
+    /// (a `Domain("192.0.2.1")` would come back as `Ipv4`).
+    pub(crate) fn round_trips(&self) -> bool {
+        match self {
+            Host::Domain(d) => {
+                let b = d.as_bytes();
+                !b.is_empty() && scan::all_class(b, scan::HOST) && !(b[0].is_ascii_digit() && parse_ipv4(b).is_some())
+            }
+            Host::Ipv4(_) | Host::Ipv6(_) => true,
+        }
+    }
+
     /// The address, when the host is an IP literal.
     pub fn ip(&self) -> Option<IpAddr> {
         match self {
