@@ -21,32 +21,53 @@ fn rows(input: &[u8]) -> Result<Vec<Row<'_>>, SdpError> {
     // Checked as UTF-8 once as a whole (the usual case) rather than line by line; when
     // it is not, each line is checked so the error names the first bad one, as before.
     let text = std::str::from_utf8(input).ok();
-    let mut start = 0;
-    for (i, raw) in input.split(|&b| b == b'\n').enumerate() {
-        let line_start = start;
-        start += raw.len() + 1;
-        let number = i + 1;
-        let end = raw.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'\r')).map_or(0, |p| p + 1);
-        let line = raw.get(..end).unwrap_or_default();
-        if line.is_empty() {
-            continue;
+    // One pass per line: where it ends, where its trailing white space starts, and its
+    // first CR or NUL.
+    let mut line_start = 0;
+    let mut number = 0;
+    loop {
+        let mut j = line_start;
+        let mut end = line_start;
+        let mut first_bad = None;
+        while let Some(&b) = input.get(j) {
+            match b {
+                b'\n' => break,
+                b' ' | b'\t' => {}
+                b'\r' => {
+                    first_bad = first_bad.or(Some(j));
+                }
+                0 => {
+                    first_bad = first_bad.or(Some(j));
+                    end = j + 1;
+                }
+                _ => end = j + 1,
+            }
+            j += 1;
         }
-        // RFC 8866 §9: no value holds CR, LF or NUL. A CR inside a line would be
-        // trimmed away once it ends up last on a printed line, so it is an error.
-        if line.iter().any(|&b| b == b'\r' || b == 0) {
-            return Err(SdpError::new(K::BadLine, number));
+        number += 1;
+        let line = &input[line_start..end];
+        if !line.is_empty() {
+            // RFC 8866 §9: no value holds CR, LF or NUL. A CR inside a line would be
+            // trimmed away once it ends up last on a printed line, so it is an error.
+            if first_bad.is_some_and(|p| p < end) {
+                return Err(SdpError::new(K::BadLine, number));
+            }
+            let (kind, value) = match line {
+                [k @ b'a'..=b'z', b'=', rest @ ..] => (char::from(*k), rest),
+                _ => return Err(SdpError::new(K::BadLine, number)),
+            };
+            let value = match text {
+                // After `k=` and before the trimmed white space: both ends are ASCII, so
+                // on character boundaries.
+                Some(t) => t.get(line_start + 2..end).ok_or(SdpError::new(K::NotUtf8, number))?,
+                None => std::str::from_utf8(value).map_err(|_| SdpError::new(K::NotUtf8, number))?,
+            };
+            out.push(Row { number, kind, value });
         }
-        let (kind, value) = match line {
-            [k @ b'a'..=b'z', b'=', rest @ ..] => (char::from(*k), rest),
-            _ => return Err(SdpError::new(K::BadLine, number)),
-        };
-        let value = match text {
-            // After `k=` and before the trimmed white space: both ends are ASCII, so on
-            // character boundaries.
-            Some(t) => t.get(line_start + 2..line_start + end).ok_or(SdpError::new(K::NotUtf8, number))?,
-            None => std::str::from_utf8(value).map_err(|_| SdpError::new(K::NotUtf8, number))?,
-        };
-        out.push(Row { number, kind, value });
+        if j >= input.len() {
+            break;
+        }
+        line_start = j + 1;
     }
     Ok(out)
 }
