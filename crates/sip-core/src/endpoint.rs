@@ -675,6 +675,12 @@ impl Endpoint {
     /// Sends a response on a server transaction. A final response to an INVITE must carry
     /// a To tag; 2xx retransmissions in Accepted are allowed (RFC 6026 §8.7).
     pub fn respond(&mut self, now: Time, tx: TransactionId, response: Response) -> Result<(), CommandError> {
+        self.respond_with(now, tx, &response)
+    }
+
+    /// [`Endpoint::respond`] with a response the caller keeps (a 2xx it retransmits
+    /// until the ACK): only its printed form goes to the transaction.
+    pub fn respond_with(&mut self, now: Time, tx: TransactionId, response: &Response) -> Result<(), CommandError> {
         let now = self.advance(now);
         let t = self.txs.get(tx).ok_or(CommandError::NoTransaction)?;
         if !t.machine.is_server() {

@@ -134,10 +134,17 @@ pub(crate) fn stamp_via(via: &Via, source: &Flow) -> Option<Via> {
     let mut v = via.clone();
     if !host_is_source || wants_rport {
         // RFC 3581 §4: with rport, received is added even when sent-by matches.
-        v.params_mut().set("received", Some(Bytes::from(source_ip.to_string())));
+        let mut ip = Vec::with_capacity(15);
+        match source_ip {
+            IpAddr::V4(a) => sip_message::digits::push_ipv4(&mut ip, a),
+            a @ IpAddr::V6(_) => ip.extend_from_slice(a.to_string().as_bytes()),
+        }
+        v.params_mut().set("received", Some(Bytes::from(ip)));
     }
     if wants_rport {
-        v.params_mut().set("rport", Some(Bytes::from(source.remote.port().to_string())));
+        let mut port = Vec::with_capacity(5);
+        sip_message::digits::push_u64(&mut port, u64::from(source.remote.port()));
+        v.params_mut().set("rport", Some(Bytes::from(port)));
     }
     Some(v)
 }

@@ -6,10 +6,11 @@
 
 use crate::error::{ErrorKind, ParseError};
 use crate::header::{Header, HeaderName, Headers};
-use crate::message::{Core, MediaType};
+use crate::message::{is_call_id, Core, MediaType};
 use crate::message::{Request, Response};
 use crate::name_addr::Contacts;
 use crate::name_addr::NameAddr;
+use crate::text::Text;
 use crate::uri::{Host, Uri};
 use crate::via::{CSeq, Method, Transport, Via};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -27,17 +28,25 @@ pub trait IdSource {
 
     /// A branch: the magic cookie and 64 random bits (§8.1.1.7).
     fn branch(&mut self) -> String {
-        format!("{BRANCH_COOKIE}{:016x}", self.next_u64())
+        let mut s = String::with_capacity(BRANCH_COOKIE.len() + 16);
+        s.push_str(BRANCH_COOKIE);
+        crate::digits::push_hex16(&mut s, self.next_u64());
+        s
     }
 
     /// A From/To tag with 64 random bits (§19.3 asks for at least 32).
     fn tag(&mut self) -> String {
-        format!("{:016x}", self.next_u64())
+        let mut s = String::with_capacity(16);
+        crate::digits::push_hex16(&mut s, self.next_u64());
+        s
     }
 
     /// A Call-ID with 128 random bits (§8.1.1.4).
     fn call_id(&mut self) -> String {
-        format!("{:016x}{:016x}", self.next_u64(), self.next_u64())
+        let mut s = String::with_capacity(32);
+        crate::digits::push_hex16(&mut s, self.next_u64());
+        crate::digits::push_hex16(&mut s, self.next_u64());
+        s
     }
 }
 
@@ -261,6 +270,7 @@ impl RequestBuilder {
     /// Builds the request. Fails with `MissingHeader` when From or Via was not given.
     pub fn build(self, ids: &mut impl IdSource) -> Result<Request, ParseError> {
         let mut h = Headers::with_capacity(9 + self.tail.extra.len());
+        let mut typed_via = None;
         if let Some((transport, host, port)) = self.via {
             let udp = transport == Transport::Udp;
             let mut via = Via::new(transport, host, port, &ids.branch());
@@ -270,25 +280,64 @@ impl RequestBuilder {
                 via.params_mut().set("rport", None);
             }
             h.push(Header::new(HeaderName::Via, via.to_bytes()));
+            typed_via = Some(via);
         }
-        h.push(Header::new(HeaderName::MaxForwards, Bytes::from(self.max_forwards.to_string())));
+        h.push(Header::new(HeaderName::MaxForwards, {
+            let mut v = Vec::with_capacity(10);
+            crate::digits::push_u64(&mut v, u64::from(self.max_forwards));
+            Bytes::from(v)
+        }));
         let to = self.to.unwrap_or_else(|| NameAddr::new(without_headers(&self.uri)));
         h.push(Header::new(HeaderName::To, to.to_bytes()));
+        let mut typed_from = None;
         if let Some(mut from) = self.from {
             if from.tag().is_none() {
                 from = from.with_param("tag", Some(&ids.tag()));
             }
             h.push(Header::new(HeaderName::From, from.to_bytes()));
+            typed_from = Some(from);
         }
-        let call_id = self.call_id.unwrap_or_else(|| ids.call_id());
-        h.push(Header::new(HeaderName::CallId, Bytes::from(call_id)));
+        let call_id = Bytes::from(self.call_id.unwrap_or_else(|| ids.call_id()));
+        h.push(Header::new(HeaderName::CallId, call_id.clone()));
         let cseq = CSeq { seq: self.cseq, method: self.method.clone() };
         h.push(Header::new(HeaderName::CSeq, cseq.to_bytes()));
-        if let Some(c) = self.contact {
-            h.push(Header::new(HeaderName::Contact, c.to_bytes()));
-        }
+        let contact = self.contact.inspect(|c| h.push(Header::new(HeaderName::Contact, c.to_bytes())));
+        let extra_core = self.tail.extra.iter().any(|x| Core::is_core(x.name()));
+        let content_type = self.tail.body.as_ref().map(|(ct, _)| Bytes::from(ct.clone()));
         let body = self.tail.append_to(&mut h);
-        Request::from_parts(self.method, self.uri, h, body)
+        // The rows just printed are typed already: the core is made of those values
+        // instead of parsing the rows again (which was most of what building cost). Any
+        // case the shortcut does not cover, or that would fail, takes the full extraction
+        // (its errors included).
+        // A host the caller spelled as a domain but that reads back as an address (or
+        // does not read back) would make the typed core differ from the parsed one.
+        let hosts_round_trip = typed_via.as_ref().is_none_or(|v| v.host().round_trips())
+            && [typed_from.as_ref(), Some(&to), contact.as_ref()]
+                .into_iter()
+                .flatten()
+                .all(|a| a.uri().as_sip().is_none_or(|u| u.host().round_trips()));
+        let (Some(via), Some(from), false, true, true) = (typed_via, typed_from, extra_core, is_call_id(&call_id), hosts_round_trip) else {
+            return Request::from_parts(self.method, self.uri, h, body);
+        };
+        let content_type = match content_type.map(|ct| MediaType::parse(&ct)) {
+            None => None,
+            Some(Ok(ct)) => Some(ct),
+            Some(Err(_)) => return Request::from_parts(self.method, self.uri, h, body),
+        };
+        let core = Core {
+            via,
+            via_count: 1,
+            from,
+            to,
+            call_id: Text::from_checked(call_id),
+            cseq,
+            max_forwards: Some(self.max_forwards),
+            contacts: contact.map_or(Contacts::None, |c| Contacts::List(vec![c])),
+            routes: Vec::new(),
+            record_routes: Vec::new(),
+            content_type,
+        };
+        Ok(Request::from_core(self.method, self.uri, h, body, core))
     }
 }
 
@@ -378,7 +427,9 @@ impl ResponseBuilder<'_> {
                 h.push(Header::new(HeaderName::Timestamp, ts.value_bytes()));
             }
         }
-        let extra_core = self.tail.extra.iter().any(|x| Core::is_core(x.name()));
+        // Contact rows (our 18x and 2xx carry one) are parsed on their own below; any other
+        // core row among the extras needs the full extraction.
+        let extra_core = self.tail.extra.iter().any(|x| Core::is_core(x.name()) && x.name() != HeaderName::Contact);
         let content_type = self.tail.body.as_ref().map(|(ct, _)| Bytes::from(ct.clone()));
         let body = self.tail.append_to(&mut h);
         let reason = self.reason.unwrap_or_else(|| Bytes::from_static(reason_phrase(self.status).as_bytes()));
@@ -387,6 +438,12 @@ impl ResponseBuilder<'_> {
         }
         // The copied rows are the request's, already typed: only the To (tag added) and a
         // Content-Type need parsing, not the whole header section again.
+        // Only the extras can hold Contact rows (none is copied from the request); they
+        // are read first, as the full extraction would.
+        let mut contacts = Contacts::None;
+        for row in h.get_all(HeaderName::Contact) {
+            contacts = Core::add_contact(contacts, row)?;
+        }
         let to = match to {
             Some(t) => t,
             None => match h.get(HeaderName::To) {
@@ -406,7 +463,7 @@ impl ResponseBuilder<'_> {
             call_id: req.call_id().clone(),
             cseq: req.cseq().clone(),
             max_forwards: None,
-            contacts: Contacts::None,
+            contacts,
             routes: Vec::new(),
             record_routes: Vec::new(),
             content_type,
@@ -418,7 +475,7 @@ impl ResponseBuilder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Message;
+    use crate::{Message, SipUri};
 
     fn invite(ids: &mut SeededIds) -> Request {
         RequestBuilder::new(Method::Invite, Uri::parse_str("sip:bob@example.com").expect("uri"))
@@ -453,6 +510,53 @@ mod tests {
         // It reads back as what was built.
         let again = Message::parse(a).expect("reparses");
         assert_eq!(again, Message::Request(invite(&mut SeededIds::new(1))));
+    }
+
+    /// The core a built request carries (made from the typed values, not parsed) is what
+    /// parsing the printed request gives, field by field; in debug builds
+    /// `Request::from_core` also checks it against a full extraction. A domain spelling
+    /// an IPv4 address takes the full extraction (it reads back as an address).
+    #[test]
+    fn built_core_is_the_parsed_core() {
+        let uri = |s: &str| Uri::parse_str(s).expect("uri");
+        let cases = vec![
+            invite(&mut SeededIds::new(3)),
+            RequestBuilder::new(Method::Bye, uri("sips:bob@[2001:db8::1]:5061;transport=tls"))
+                .from(NameAddr::new(uri("sip:a@example.org")).with_display_name("A \"quoted\" \\ name").with_param("tag", Some("t1")))
+                .to(NameAddr::new(uri("sip:b@example.net;user=phone")).with_param("tag", Some("t2")))
+                .call_id("abc@host")
+                .cseq(7)
+                .max_forwards(0)
+                .via(Transport::Tcp, Host::Ipv6("2001:db8::2".parse().expect("ip")), None)
+                .header(Header::new(HeaderName::UserAgent, "x"))
+                .body("application/sdp; charset=utf-8", Bytes::from_static(b"v=0\r\n"))
+                .build(&mut SeededIds::new(4))
+                .expect("builds"),
+            RequestBuilder::new(Method::Options, uri("sip:example.com"))
+                .from(NameAddr::new(uri("sip:anonymous@anonymous.invalid")))
+                .via(Transport::Udp, Host::Domain("host.example".into()), Some(5070))
+                .contact(NameAddr::new(uri("sip:me@192.0.2.1;ob")).with_param("expires", Some("60")))
+                .build(&mut SeededIds::new(5))
+                .expect("builds"),
+            RequestBuilder::new(Method::Options, uri("sip:example.com"))
+                .from(NameAddr::new(Uri::Sip(SipUri::new(false, Host::Domain("192.0.2.8".into())))))
+                .via(Transport::Udp, Host::Domain("192.0.2.7".into()), Some(5070))
+                .build(&mut SeededIds::new(6))
+                .expect("builds"),
+        ];
+        for built in cases {
+            let Ok(Message::Request(parsed)) = Message::parse(built.to_bytes()) else { panic!("reparses") };
+            assert_eq!(built.via(), parsed.via());
+            assert_eq!(built.via_count(), parsed.via_count());
+            assert_eq!(built.from(), parsed.from());
+            assert_eq!(built.to(), parsed.to());
+            assert_eq!(built.call_id(), parsed.call_id());
+            assert_eq!(built.cseq(), parsed.cseq());
+            assert_eq!(built.max_forwards(), parsed.max_forwards());
+            assert_eq!(built.contacts(), parsed.contacts());
+            assert_eq!(built.content_type(), parsed.content_type());
+            assert_eq!(built.routes(), parsed.routes());
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+pub mod digits;
 mod error;
 mod header;
 mod message;

@@ -9,7 +9,6 @@ use crate::text::Text;
 use crate::uri::{Params, Uri};
 use crate::via::{CSeq, Method, Via};
 use bytes::Bytes;
-use std::io::Write;
 
 /// `type/subtype;params` of Content-Type (§20.15).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +100,7 @@ fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
 }
 
 /// Call-ID = word [ "@" word ] (§25.1).
-fn is_call_id(v: &[u8]) -> bool {
+pub(crate) fn is_call_id(v: &[u8]) -> bool {
     // `@` is not a word character: the first run ends at it, or the value is not one.
     let at = scan::run_long(v, scan::WORD);
     if at == 0 {
@@ -133,6 +132,25 @@ impl Core {
                 | HeaderName::RecordRoute
                 | HeaderName::ContentType
         )
+    }
+
+    /// `contacts` with the addresses of one more Contact row.
+    pub fn add_contact(contacts: Contacts, h: &Header) -> Result<Contacts, ParseError> {
+        // `*` is only valid as the one and only Contact value (§10.2.2).
+        let star = h.value() == b"*";
+        Ok(match (contacts, star) {
+            (Contacts::None, true) => Contacts::Star,
+            (Contacts::None, false) => {
+                let mut v = Vec::with_capacity(1);
+                push_addrs(&mut v, h)?;
+                Contacts::List(v)
+            }
+            (Contacts::List(mut v), false) => {
+                push_addrs(&mut v, h)?;
+                Contacts::List(v)
+            }
+            _ => return Err(bad(HeaderName::Contact, h.offset())),
+        })
     }
 
     /// Extracts and checks the core headers in one pass over the rows. Only the top Via
@@ -169,23 +187,7 @@ impl Core {
                 HeaderName::CSeq => once(&mut cseq, h)?,
                 HeaderName::MaxForwards => once(&mut mf, h)?,
                 HeaderName::ContentType => once(&mut ctype, h)?,
-                HeaderName::Contact => {
-                    // `*` is only valid as the one and only Contact value (§10.2.2).
-                    let star = h.value() == b"*";
-                    contacts = match (contacts, star) {
-                        (Contacts::None, true) => Contacts::Star,
-                        (Contacts::None, false) => {
-                            let mut v = Vec::with_capacity(1);
-                            push_addrs(&mut v, h)?;
-                            Contacts::List(v)
-                        }
-                        (Contacts::List(mut v), false) => {
-                            push_addrs(&mut v, h)?;
-                            Contacts::List(v)
-                        }
-                        _ => return Err(bad(HeaderName::Contact, h.offset())),
-                    };
-                }
+                HeaderName::Contact => contacts = Core::add_contact(contacts, h)?,
                 HeaderName::Route => push_addrs(&mut routes, h)?,
                 HeaderName::RecordRoute => push_addrs(&mut record_routes, h)?,
                 _ => {}
@@ -381,7 +383,7 @@ fn write_headers(headers: &Headers, body_len: usize, out: &mut Vec<u8>) {
     for h in headers {
         if h.name() == HeaderName::ContentLength {
             if !cl_done {
-                let _ = write!(out, "Content-Length: {body_len}\r\n");
+                write_content_length(body_len, out);
                 cl_done = true;
             }
             continue;
@@ -390,8 +392,14 @@ fn write_headers(headers: &Headers, body_len: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(b"\r\n");
     }
     if !cl_done {
-        let _ = write!(out, "Content-Length: {body_len}\r\n");
+        write_content_length(body_len, out);
     }
+}
+
+fn write_content_length(body_len: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"Content-Length: ");
+    crate::digits::push_u64(out, body_len as u64);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Header rows compared by name and unfolded value, in order; Content-Length rows are
@@ -427,6 +435,31 @@ impl Request {
     pub fn from_parts(method: Method, uri: Uri, headers: Headers, body: Bytes) -> Result<Request, ParseError> {
         let core = Core::extract(&headers)?;
         Ok(Request { method, uri, headers, body, core })
+    }
+
+    /// A request whose core the builder already knows (it printed those rows from these
+    /// values).
+    pub(crate) fn from_core(method: Method, uri: Uri, headers: Headers, body: Bytes, core: Core) -> Request {
+        #[cfg(debug_assertions)]
+        {
+            // Every debug build (all tests) checks the shortcut against a full extraction.
+            let full = Core::extract(&headers).expect("the printed rows form a valid core");
+            assert!(
+                full.via == core.via
+                    && full.via_count == core.via_count
+                    && full.from == core.from
+                    && full.to == core.to
+                    && full.call_id == core.call_id
+                    && full.cseq == core.cseq
+                    && full.max_forwards == core.max_forwards
+                    && full.contacts == core.contacts
+                    && full.routes == core.routes
+                    && full.record_routes == core.record_routes
+                    && full.content_type == core.content_type,
+                "the request core the builder derived differs from the extracted one:\n{full:?}\n{core:?}"
+            );
+        }
+        Request { method, uri, headers, body, core }
     }
 
     /// The method.
@@ -516,7 +549,7 @@ impl Response {
                     && full.cseq == core.cseq
                     && full.content_type == core.content_type
                     && full.max_forwards.is_none()
-                    && matches!(full.contacts, Contacts::None)
+                    && full.contacts == core.contacts
                     && full.routes.is_empty()
                     && full.record_routes.is_empty(),
                 "the response core the builder derived differs from the extracted one"
@@ -539,7 +572,9 @@ impl Response {
     }
 
     fn write_start_line(&self, out: &mut Vec<u8>) {
-        let _ = write!(out, "SIP/2.0 {} ", self.status);
+        out.extend_from_slice(b"SIP/2.0 ");
+        crate::digits::push_u64(out, u64::from(self.status));
+        out.push(b' ');
         out.extend_from_slice(&self.reason);
     }
 

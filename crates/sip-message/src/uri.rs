@@ -462,6 +462,19 @@ impl Host {
         (e > s).then(|| (Host::from_host_chars(buf, s, e), e))
     }
 
+    /// Whether the parser reads this host back as it is from its printed form: an IP
+    /// address, or a domain name of host characters that does not spell an IPv4 address
+    /// (a `Domain("192.0.2.1")` would come back as `Ipv4`).
+    pub(crate) fn round_trips(&self) -> bool {
+        match self {
+            Host::Domain(d) => {
+                let b = d.as_bytes();
+                !b.is_empty() && scan::all_class(b, scan::HOST) && !(b[0].is_ascii_digit() && parse_ipv4(b).is_some())
+            }
+            Host::Ipv4(_) | Host::Ipv6(_) => true,
+        }
+    }
+
     /// The address, when the host is an IP literal.
     pub fn ip(&self) -> Option<IpAddr> {
         match self {
@@ -471,13 +484,12 @@ impl Host {
         }
     }
 
-    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+    /// Appends the host in wire form (an IPv6 address in brackets).
+    pub fn write(&self, out: &mut Vec<u8>) {
         use std::io::Write;
         match self {
             Host::Domain(d) => out.extend_from_slice(d.as_bytes()),
-            Host::Ipv4(a) => {
-                let _ = write!(out, "{a}");
-            }
+            Host::Ipv4(a) => crate::digits::push_ipv4(out, *a),
             Host::Ipv6(a) => {
                 let _ = write!(out, "[{a}]");
             }
@@ -745,8 +757,8 @@ impl SipUri {
         }
         self.host.write(out);
         if let Some(p) = self.port {
-            use std::io::Write;
-            let _ = write!(out, ":{p}");
+            out.push(b':');
+            crate::digits::push_u64(out, u64::from(p));
         }
         self.params.write(out);
         if let Some(h) = self.headers() {

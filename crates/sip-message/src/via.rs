@@ -222,8 +222,8 @@ impl Via {
         out.push(b' ');
         self.host.write(out);
         if let Some(p) = self.port {
-            use std::io::Write;
-            let _ = write!(out, ":{p}");
+            out.push(b':');
+            crate::digits::push_u64(out, u64::from(p));
         }
         self.params.write(out);
     }
@@ -384,7 +384,12 @@ impl CSeq {
 
     /// Canonical form.
     pub fn to_bytes(&self) -> Bytes {
-        Bytes::from(format!("{} {}", self.seq, self.method))
+        let method = self.method.as_str().as_bytes();
+        let mut v = Vec::with_capacity(11 + method.len());
+        crate::digits::push_u64(&mut v, u64::from(self.seq));
+        v.push(b' ');
+        v.extend_from_slice(method);
+        Bytes::from(v)
     }
 }
 

@@ -63,6 +63,32 @@ pub(crate) struct Pending2xx {
     pub seq: u32,
 }
 
+/// What the outbound INVITE takes from the caller's (§8.1.1 with topology hiding): the
+/// From user and display name, and Max-Forwards.
+#[derive(Debug, Clone)]
+pub(crate) struct CallerInvite {
+    /// The From URI's user, `anonymous` without one.
+    pub from_user: String,
+    pub from_display: Option<String>,
+    pub max_forwards: Option<u32>,
+}
+
+impl CallerInvite {
+    pub fn of(request: &Request) -> CallerInvite {
+        CallerInvite {
+            from_user: request
+                .from()
+                .uri()
+                .as_sip()
+                .and_then(|u| u.user())
+                .map(|u| u.as_str().to_owned())
+                .unwrap_or_else(|| "anonymous".into()),
+            from_display: request.from().display_name_str().map(str::to_owned),
+            max_forwards: request.max_forwards(),
+        }
+    }
+}
+
 /// An ACK this leg owes its peer until the other leg's ACK brings the SDP answer (an
 /// offer-less INVITE: the 2xx carried the offer, §13.2.1).
 #[derive(Debug, Clone, Copy)]
@@ -79,8 +105,10 @@ pub(crate) struct Leg {
     /// The flow requests to this leg go over before a dialog exists (B: the flow of the
     /// INVITE whose 2xx won).
     pub flow: Flow,
-    /// A: the caller's INVITE. B: ours.
-    pub invite: Option<Box<Request>>,
+    /// A: what our outbound INVITE takes from the caller's, until its final response.
+    /// The INVITEs themselves are kept by the transaction layer for as long as their
+    /// transactions live (`respond_a`, `b_dialog` read them there). `None` on B.
+    pub invite: Option<Box<CallerInvite>>,
     /// The initial INVITE's transaction (server on A, client on B).
     pub invite_tx: Option<TransactionId>,
     /// A: our To tag.
@@ -171,7 +199,14 @@ impl Leg {
     /// its SDP gives it), our origin with the version rule of RFC 3264 §8. `None` when
     /// the body does not parse or no codec is left (the caller answers 488).
     pub fn rewrite(&mut self, sd: &SessionDescription) -> Option<SessionDescription> {
-        let mut out = sd.clone();
+        self.rewrite_owned(sd.clone())
+    }
+
+    /// [`Leg::rewrite`] of a description the caller no longer needs, rewritten in place
+    /// instead of copied (a parsed description is a few dozen allocations).
+    pub fn rewrite_owned(&mut self, mut out: SessionDescription) -> Option<SessionDescription> {
+        // What the direct-media branch reads of the description as it came.
+        let (given_codecs, given_address) = if self.direct { (out.audio_codecs(), out.audio_address()) } else { (Vec::new(), None) };
         if !self.codecs.is_empty() {
             let allowed: Vec<&str> = self.codecs.iter().map(String::as_str).collect();
             if out.filter_codecs(&allowed) == 0 {
@@ -185,11 +220,11 @@ impl Leg {
             // other endpoint gave them (when one voice codec is left; otherwise the
             // policy's rule 4 brings the call back to the relay).
             let mut same = out.clone();
-            if super::media::keep_same_numbers(&mut same, &sd.audio_codecs()) > 0 {
+            if super::media::keep_same_numbers(&mut same, &given_codecs) > 0 {
                 out = same;
             }
         }
-        let to = if self.direct { sd.audio_address() } else { Some(self.media_local) };
+        let to = if self.direct { given_address } else { Some(self.media_local) };
         if let Some(to) = to {
             out.set_audio_address(to.ip(), to.port());
         }

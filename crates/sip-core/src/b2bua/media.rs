@@ -19,7 +19,6 @@ use super::{contact, send_ack, sent_by, B2bua, Call, CallError, CallEvent, CallI
 use crate::endpoint::Endpoint;
 use crate::transaction::TransactionId;
 use crate::Time;
-use bytes::Bytes;
 use sdp::SessionDescription;
 use sip_message::{Header, HeaderName, IdSource, Method, Request, Response};
 use std::net::SocketAddr;
@@ -440,8 +439,8 @@ impl B2bua {
         let Some(d) = leg.dialog.as_mut() else { return };
         let dest = d.destination();
         let m = if use_update { Method::Update } else { Method::Invite };
-        let mut b = d.request(m.clone(), sent_by(&cfg, dest.transport), &contact(&cfg, dest.transport));
-        b = b.header(Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())));
+        let mut b = d.request(m.clone(), sent_by(&cfg, dest.transport), contact(&cfg, dest.transport));
+        b = b.header(Header::new(HeaderName::Allow, cfg.allow_value.clone()));
         if let Some(t) = leg.session.as_ref() {
             b = b.header(t.in_request().header());
         }

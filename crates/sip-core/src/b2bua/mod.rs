@@ -33,12 +33,21 @@ use crate::transport::{Flow, Transport};
 use crate::Time;
 use bytes::Bytes;
 use fork::{Branch, Forks};
-use leg::{sdp_of, AckOwed, Leg, Pending2xx};
+use leg::{sdp_of, AckOwed, CallerInvite, Leg, Pending2xx};
 use sdp::{LocalOrigin, SessionDescription};
 use session_timer::{supports_timer, SessionTimer};
 use sip_message::{reason_phrase, Header, HeaderName, Host, IdSource, Method, NameAddr, Request, Response, SipUri, Uri};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+/// The call layer's maps are keyed by what peers choose (Call-IDs, tags) and by our own
+/// handles: foldhash seeded from the engine seed, as the endpoint's transaction maps
+/// (SipHash cost several times more per lookup, and a call does about twenty).
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+fn map<K, V>(seed: u64) -> Map<K, V> {
+    Map::with_hasher(foldhash::fast::FixedState::with_seed(seed))
+}
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -449,15 +458,17 @@ pub struct CallInfo {
 /// The call layer (see the module docs).
 #[derive(Debug)]
 pub struct B2bua {
-    config: B2buaConfig,
+    /// Shared, not owned: handlers take a copy of it to use beside `&mut self`, and an
+    /// `Arc` copy is a count increment where a `B2buaConfig` copy was three allocations.
+    config: std::sync::Arc<Settings>,
     next_call: u64,
     /// Boxed: a call is several KiB, and a table of them inline would hold up to twice
     /// that per call in spare capacity.
-    calls: HashMap<CallId, Box<Call>>,
-    dialogs: HashMap<(String, String), (CallId, Side)>,
+    calls: Map<CallId, Box<Call>>,
+    dialogs: Map<(String, String), (CallId, Side)>,
     /// Both legs' Call-IDs, for the API's ladder and logs.
-    call_ids: HashMap<String, CallId>,
-    txs: HashMap<TransactionId, TxEntry>,
+    call_ids: Map<String, CallId>,
+    txs: Map<TransactionId, TxEntry>,
     deadlines: BinaryHeap<Reverse<(Time, CallId)>>,
     events: VecDeque<CallEvent>,
     rng: sip_message::SeededIds,
@@ -468,13 +479,14 @@ impl B2bua {
     /// A call layer with `config`.
     pub fn new(config: B2buaConfig) -> B2bua {
         let rng = sip_message::SeededIds::new(config.seed ^ 0x0062_3262_7561);
+        let seed = config.seed;
         B2bua {
-            config,
+            config: std::sync::Arc::new(Settings::new(config)),
             next_call: 1,
-            calls: HashMap::new(),
-            dialogs: HashMap::new(),
-            call_ids: HashMap::new(),
-            txs: HashMap::new(),
+            calls: map(seed ^ 0x6361_6c6c),
+            dialogs: map(seed ^ 0x6469_616c),
+            call_ids: map(seed ^ 0x6369_6473),
+            txs: map(seed ^ 0x7478_7321),
             deadlines: BinaryHeap::new(),
             events: VecDeque::new(),
             rng,
@@ -687,7 +699,7 @@ impl B2bua {
         }
         a.peer_allows_update = allows_update(request.headers());
         a.session_asked = session_asked.map(|se| (se, supports_timer(request.headers())));
-        a.invite = Some(Box::new(request.clone()));
+        a.invite = Some(Box::new(CallerInvite::of(&request)));
         let b = Leg::new(source, unspecified, self.origin());
         let call = Call {
             id,
@@ -738,15 +750,25 @@ impl B2bua {
             return Err(CallError::WrongState(c.phase.name()));
         }
         if !headers.is_empty() && !c.a.final_done {
-            if let (Some(req), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) {
-                if let Some(mut resp) = build_response(cfg, req, status, None, &c.a.local_tag, None, c.a.flow.transport) {
-                    for h in headers {
-                        let _ = resp.push_header(h);
+            if let (Some(_), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) {
+                // The caller's INVITE as the transaction layer keeps it; without the
+                // transaction nothing can be sent, and the leg ends as when sending fails.
+                match ep.transaction_request(tx).map(|req| build_response(cfg, req, status, None, &c.a.local_tag, None, c.a.flow.transport))
+                {
+                    None => {
+                        c.a.final_done = true;
+                        c.a.gone = true;
                     }
-                    let _ = ep.respond(now, tx, resp);
-                    // Answered with a final error: no dialog, nothing to BYE.
-                    c.a.final_done = true;
-                    c.a.gone = true;
+                    Some(Some(mut resp)) => {
+                        for h in headers {
+                            let _ = resp.push_header(h);
+                        }
+                        let _ = ep.respond(now, tx, resp);
+                        // Answered with a final error: no dialog, nothing to BYE.
+                        c.a.final_done = true;
+                        c.a.gone = true;
+                    }
+                    Some(None) => {}
                 }
             }
         }
@@ -764,7 +786,11 @@ impl B2bua {
         if c.phase != Phase::Routing {
             return Err(CallError::WrongState(c.phase.name()));
         }
-        let a_request = c.a.invite.clone().ok_or(CallError::WrongState("without an INVITE"))?;
+        // What the outbound INVITE takes from the caller's: its From (user and display
+        // name) and Max-Forwards.
+        let CallerInvite { from_user, from_display, max_forwards } =
+            c.a.invite.as_deref().cloned().ok_or(CallError::WrongState("without an INVITE"))?;
+        let mf = max_forwards.unwrap_or(70).saturating_sub(1).min(69);
         let a_tx = c.a.invite_tx.ok_or(CallError::WrongState("without an INVITE"))?;
         let _ = ep.reply(now, a_tx, 100, Vec::new());
         c.a.media_local = target.media[0];
@@ -797,10 +823,10 @@ impl B2bua {
                     return Ok(());
                 }
             }
-            match c.b.rewrite(&offer) {
+            match c.b.rewrite_owned(offer) {
                 Some(sd) => {
-                    let _ = c.b.nego.local_offer(sd.clone());
                     body = Some(sd.to_bytes());
+                    let _ = c.b.nego.local_offer(sd);
                 }
                 None => {
                     self.end_call_with(now, ep, call, EndReason::Rejected(488), 488);
@@ -811,21 +837,16 @@ impl B2bua {
         }
         let transport = target.flow.transport;
         let (host, port) = (host_of(cfg.advertise), port_for(&cfg, transport));
-        let from_user =
-            a_request.from().uri().as_sip().and_then(|u| u.user()).map(|u| u.as_str().to_owned()).unwrap_or_else(|| "anonymous".into());
         let mut from_uri = SipUri::new(false, host.clone()).with_user(from_user.as_str());
         if port != transport.default_port() {
             from_uri = from_uri.with_port(port);
         }
         let mut from = NameAddr::new(Uri::Sip(from_uri));
-        if let Some(dn) = a_request.from().display_name_str() {
+        if let Some(dn) = from_display.as_deref() {
             from = from.with_display_name(dn);
         }
-        let mf = a_request.max_forwards().unwrap_or(70).saturating_sub(1).min(69);
-        let mut extra = vec![
-            Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())),
-            Header::new(HeaderName::UserAgent, Bytes::from(cfg.user_agent.clone())),
-        ];
+        let mut extra =
+            vec![Header::new(HeaderName::Allow, cfg.allow_value.clone()), Header::new(HeaderName::UserAgent, cfg.user_agent_value.clone())];
         if let Some((se, _)) = c.a.session_asked {
             // The caller wants session timers: ask the callee too (it picks the refresher).
             extra.push(SessionExpires { interval: se.interval, refresher: None }.header());
@@ -838,7 +859,7 @@ impl B2bua {
             .from(from)
             .via(transport.to_message(), host, Some(port))
             .max_forwards(mf)
-            .contact(contact(&cfg, transport));
+            .contact(contact(&cfg, transport).clone());
         // Moved into the one INVITE unless further ones need them too.
         let (main_extra, main_body) = if forking { (extra.clone(), body.clone()) } else { (std::mem::take(&mut extra), body.take()) };
         for h in main_extra {
@@ -848,11 +869,15 @@ impl B2bua {
             b = b.body("application/sdp", body);
         }
         let request = b.build(ep.ids()).map_err(|e| CallError::Send(e.to_string()))?;
-        let btx = ep.send_request(now, request.clone(), target.flow).map_err(|e| CallError::Send(e.to_string()))?;
         let key = (request.call_id().as_str().to_owned(), request.from().tag().unwrap_or_default().to_owned());
+        // What the further branches share with the first INVITE.
+        let shared = forking.then(|| (request.from().clone(), request.to().clone(), request.cseq().seq));
+        // The request itself goes to the transaction layer, which keeps it while the
+        // INVITE lives: `b_dialog` reads it from there, no copy is kept here.
+        let btx = ep.send_request(now, request, target.flow).map_err(|e| CallError::Send(e.to_string()))?;
         c.txs.push(btx);
         self.txs.insert(btx, TxEntry { call, side: Side::B, usage: TxUse::Invite });
-        if forking {
+        if let Some((shared_from, shared_to, shared_seq)) = shared {
             // One INVITE per further contact, as a forking proxy's branches (§16.6): the
             // same Call-ID, From tag, To, CSeq and offer, its own Request-URI and branch.
             let mut forks = Forks::default();
@@ -860,13 +885,13 @@ impl B2bua {
             for fork in &target.forks {
                 let t = fork.flow.transport;
                 let mut fb = sip_message::RequestBuilder::new(Method::Invite, fork.uri.clone())
-                    .from(request.from().clone())
-                    .to(request.to().clone())
+                    .from(shared_from.clone())
+                    .to(shared_to.clone())
                     .call_id(key.0.as_str())
-                    .cseq(request.cseq().seq)
+                    .cseq(shared_seq)
                     .via(t.to_message(), host_of(cfg.advertise), Some(port_for(&cfg, t)))
                     .max_forwards(mf)
-                    .contact(contact(&cfg, t));
+                    .contact(contact(&cfg, t).clone());
                 for h in &extra {
                     fb = fb.header(h.clone());
                 }
@@ -890,7 +915,6 @@ impl B2bua {
             c.forks = Some(Box::new(forks));
         }
         c.call_ids[1] = key.0.clone();
-        c.b.invite = Some(Box::new(request));
         c.b.invite_tx = Some(btx);
         c.phase = Phase::Calling;
         c.no_answer_at = Some(now + target.no_answer.unwrap_or(cfg.no_answer));
@@ -1023,7 +1047,7 @@ impl B2bua {
         self.end_call_with(now, ep, call, EndReason::Rejected(status), status);
     }
 
-    fn on_b_2xx(&mut self, now: Time, ep: &mut Endpoint, call: CallId, tx: TransactionId, response: Response, cfg: &B2buaConfig) {
+    fn on_b_2xx(&mut self, now: Time, ep: &mut Endpoint, call: CallId, tx: TransactionId, response: Response, cfg: &Settings) {
         let Some(c) = self.calls.get_mut(&call) else { return };
         if c.b.invite_tx.is_none() {
             return;
@@ -1068,10 +1092,6 @@ impl B2bua {
         dialog.confirm(Some(&response));
         c.b.early.clear();
         c.b.dialog = Some(dialog);
-        // The dialog has what it needs of our INVITE; a later 2xx of another branch
-        // takes its request from the transaction layer (`b_dialog`). About 3.5 KiB a
-        // call with the datagram it pins.
-        c.b.invite = None;
         c.b.final_done = true;
         (c.b.flow, c.b_pin_flow) = c.b_branch(tx);
         if let Some(f) = c.forks.as_deref() {
@@ -1109,18 +1129,21 @@ impl B2bua {
                     self.events.push_back(CallEvent::Media { call, side: Side::B, remote: c.b.media_remote });
                 }
                 if b_had_offer {
-                    if let Err(e) = c.b.nego.remote_answer(sd.clone()) {
+                    // The caller's leg is rewritten first so that the answer can be
+                    // handed to the callee's negotiator without a copy (the two legs'
+                    // steps are independent).
+                    let rewritten = c.a.rewrite(&sd);
+                    if let Err(e) = c.b.nego.remote_answer(sd) {
                         tracing::info!(call = %call, error = %e, "the outbound leg's answer does not match our offer");
                     }
-                    match c.a.rewrite(&sd) {
-                        Some(out) => {
-                            if let Some(t) = c.a.remote_offer.take() {
-                                let _ = c.a.nego.local_answer(t, out.clone());
-                            }
-                            a_body = Some(out.to_bytes());
-                        }
-                        None => a_body = None,
-                    }
+                    a_body = rewritten.map(|out| match c.a.remote_offer.take() {
+                        // Printed once: what the negotiator keeps is what is sent.
+                        Some(t) => match c.a.nego.local_answer_printed(t, out) {
+                            Ok(printed) => printed,
+                            Err(refused) => refused.1.to_bytes(),
+                        },
+                        None => out.to_bytes(),
+                    });
                     send_ack(ep, cfg, c, Side::B, seq, None);
                 } else {
                     // Offer in the 2xx (offer-less INVITE, §13.2.1): the caller's answer
@@ -1162,30 +1185,39 @@ impl B2bua {
     fn respond_a(&mut self, now: Time, ep: &mut Endpoint, call: CallId, status: u16, reason: Option<&str>, body: Option<Bytes>) {
         let cfg = &self.config;
         let Some(c) = self.calls.get_mut(&call) else { return };
-        let (Some(req), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) else { return };
+        let (Some(_), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) else { return };
         if c.a.final_done {
             return;
         }
+        let timer = c.a.session_asked.filter(|_| (200..300).contains(&status)).map(|(se, timer_supported)| {
+            // §9: the caller refreshes when it said so or supports timers; else we do.
+            let we_refresh = se.refresher == Some(Refresher::Uas) || !timer_supported;
+            (SessionTimer::start(now, se.interval, we_refresh), we_refresh)
+        });
+        // The caller's INVITE as the transaction layer keeps it (the one the call was
+        // created from). Without the transaction the response could not be sent: as when
+        // sending it fails below, the timer is kept and nothing else changes.
+        let Some(req) = ep.transaction_request(tx) else {
+            if let Some((t, _)) = timer {
+                c.a.session = Some(t);
+            }
+            return;
+        };
+        let seq = req.cseq().seq;
         let mut resp = match build_response(cfg, req, status, reason, &c.a.local_tag, body, c.a.flow.transport) {
             Some(r) => r,
             None => return,
         };
-        if (200..300).contains(&status) {
-            if let Some((se, timer_supported)) = c.a.session_asked {
-                // §9: the caller refreshes when it said so or supports timers; else we do.
-                let we_refresh = se.refresher == Some(Refresher::Uas) || !timer_supported;
-                let t = SessionTimer::start(now, se.interval, we_refresh);
-                let _ = resp.push_header(t.in_response().header());
-                if !we_refresh {
-                    let _ = resp.push_header(Header::new(HeaderName::Require, Bytes::from_static(b"timer")));
-                }
-                c.a.session = Some(t);
+        if let Some((t, we_refresh)) = timer {
+            let _ = resp.push_header(t.in_response().header());
+            if !we_refresh {
+                let _ = resp.push_header(Header::new(HeaderName::Require, Bytes::from_static(b"timer")));
             }
+            c.a.session = Some(t);
         }
-        if ep.respond(now, tx, resp.clone()).is_err() {
+        if ep.respond_with(now, tx, &resp).is_err() {
             return;
         }
-        let seq = req.cseq().seq;
         if (200..300).contains(&status) {
             if let Some(d) = c.a.dialog.as_mut() {
                 d.confirm(None);
@@ -1194,8 +1226,7 @@ impl B2bua {
         }
         if status >= 200 {
             c.a.final_done = true;
-            // The caller's INVITE is not needed after its final response (the transaction
-            // layer keeps its own copy for retransmissions): about 2.6 KiB a call.
+            // What routing needed of the caller's INVITE is not needed after its final.
             c.a.invite = None;
         }
     }
@@ -1424,8 +1455,8 @@ impl B2bua {
         };
         let Some(d) = other.dialog.as_mut() else { return };
         let transport = d.destination().transport;
-        let mut b = d.request(Method::Invite, sent_by(&cfg, transport), &contact(&cfg, transport));
-        b = b.header(Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())));
+        let mut b = d.request(Method::Invite, sent_by(&cfg, transport), contact(&cfg, transport));
+        b = b.header(Header::new(HeaderName::Allow, cfg.allow_value.clone()));
         if let Some(body) = body {
             b = b.body("application/sdp", body);
         }
@@ -1562,7 +1593,7 @@ impl B2bua {
                 if let Some(t) = other.session.as_ref() {
                     let _ = resp.push_header(t.in_response().header());
                 }
-                if ep.respond(now, p, resp.clone()).is_ok() {
+                if ep.respond_with(now, p, &resp).is_ok() {
                     other.pending_2xx = Some(pending(&cfg, p, resp, other.flow.transport.is_reliable(), req.cseq().seq, now));
                 }
             }
@@ -1617,7 +1648,7 @@ impl B2bua {
         }
         let Some(d) = other.dialog.as_mut() else { return };
         let transport = d.destination().transport;
-        let mut b = d.request(request.method().clone(), sent_by(&cfg, transport), &contact(&cfg, transport));
+        let mut b = d.request(request.method().clone(), sent_by(&cfg, transport), contact(&cfg, transport));
         if let Some((ct, body)) = body {
             b = b.body(&ct, body);
         }
@@ -1693,8 +1724,7 @@ impl B2bua {
             body = Some((ct, response.body().clone()));
         }
         if let Some(req) = ep.transaction_request(peer).cloned() {
-            let mut b =
-                req.reply(map_status_in_dialog(status)).header(Header::new(HeaderName::Server, Bytes::from(cfg.user_agent.clone())));
+            let mut b = req.reply(map_status_in_dialog(status)).header(Header::new(HeaderName::Server, cfg.user_agent_value.clone()));
             if let Some((ct, body)) = body {
                 b = b.body(&ct, body);
             }
@@ -1749,7 +1779,7 @@ impl B2bua {
                 return;
             }
             if !p.reliable && p.next_at <= now {
-                let _ = ep.respond(now, p.tx, p.response.clone());
+                let _ = ep.respond_with(now, p.tx, &p.response);
                 p.interval = (p.interval * 2).min(t2);
                 p.next_at = now + p.interval;
             }
@@ -1810,7 +1840,7 @@ impl B2bua {
         let Some(d) = leg.dialog.as_mut() else { return };
         let dest = d.destination();
         let method = if use_update { Method::Update } else { Method::Invite };
-        let mut b = d.request(method, sent_by(&cfg, dest.transport), &contact(&cfg, dest.transport));
+        let mut b = d.request(method, sent_by(&cfg, dest.transport), contact(&cfg, dest.transport));
         b = b.header(se.header()).header(Header::new(HeaderName::Supported, Bytes::from_static(b"timer")));
         if let Some(o) = offer {
             b = b.body("application/sdp", o.to_bytes());
@@ -1900,8 +1930,13 @@ impl B2bua {
         }
         // The caller's leg.
         if !c.a.final_done {
-            if let (Some(req), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) {
-                if let Some(resp) = build_response(&cfg, req, status, None, &c.a.local_tag, None, c.a.flow.transport) {
+            if let (Some(_), Some(tx)) = (c.a.invite.as_ref(), c.a.invite_tx) {
+                // The caller's INVITE as the transaction layer keeps it (none: nothing
+                // could be sent).
+                let resp = ep
+                    .transaction_request(tx)
+                    .and_then(|req| build_response(&cfg, req, status, None, &c.a.local_tag, None, c.a.flow.transport));
+                if let Some(resp) = resp {
                     let _ = ep.respond(now, tx, resp);
                 }
             }
@@ -1980,7 +2015,7 @@ fn relay_offer(this: &mut Leg, other: &mut Leg, sd: &SessionDescription) -> Resu
     Ok((out.to_bytes(), moved))
 }
 
-fn hang_up_leg(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, txs: &mut HashMap<TransactionId, TxEntry>) {
+fn hang_up_leg(now: Time, ep: &mut Endpoint, cfg: &Settings, c: &mut Call, side: Side, txs: &mut Map<TransactionId, TxEntry>) {
     let id = c.id;
     let leg = c.leg_mut(side);
     if leg.pending_2xx.is_some() {
@@ -1999,16 +2034,16 @@ fn hang_up_leg(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, si
 fn send_bye(
     now: Time,
     ep: &mut Endpoint,
-    cfg: &B2buaConfig,
+    cfg: &Settings,
     d: &mut Dialog,
-    txs: &mut HashMap<TransactionId, TxEntry>,
+    txs: &mut Map<TransactionId, TxEntry>,
     call: CallId,
     side: Side,
     call_txs: &mut Vec<TransactionId>,
 ) {
     let dest = d.destination();
-    let b = d.request(Method::Bye, sent_by(cfg, dest.transport), &contact(cfg, dest.transport));
-    let b = b.header(Header::new(HeaderName::UserAgent, Bytes::from(cfg.user_agent.clone())));
+    let b = d.request(Method::Bye, sent_by(cfg, dest.transport), contact(cfg, dest.transport));
+    let b = b.header(Header::new(HeaderName::UserAgent, cfg.user_agent_value.clone()));
     let Ok(req) = b.build(ep.ids()) else { return };
     if let Ok(tx) = ep.send_request(now, req, dest) {
         txs.insert(tx, TxEntry { call, side, usage: TxUse::Bye });
@@ -2017,7 +2052,7 @@ fn send_bye(
 }
 
 /// ACKs a 2xx on `side` (§13.2.2.4) and remembers the ACK for 2xx retransmissions.
-fn send_ack(ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, seq: u32, body: Option<Bytes>) {
+fn send_ack(ep: &mut Endpoint, cfg: &Settings, c: &mut Call, side: Side, seq: u32, body: Option<Bytes>) {
     let Some(d) = c.leg(side).dialog.as_ref() else { return };
     let dest = d.destination();
     let Some(ack) = d.ack(seq, sent_by(cfg, dest.transport), body, ep.ids()) else { return };
@@ -2028,13 +2063,13 @@ fn send_ack(ep: &mut Endpoint, cfg: &B2buaConfig, c: &mut Call, side: Side, seq:
 
 /// A second 2xx from another fork: ACK it, then BYE it (§13.2.2.4). Returns the ACK and
 /// where it went.
-fn kill_fork(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, fork: &mut Dialog, seq: u32) -> Option<(Bytes, Flow)> {
+fn kill_fork(now: Time, ep: &mut Endpoint, cfg: &Settings, fork: &mut Dialog, seq: u32) -> Option<(Bytes, Flow)> {
     let dest = fork.destination();
     let ack = fork.ack(seq, sent_by(cfg, dest.transport), None, ep.ids()).map(|a| a.to_bytes());
     if let Some(wire) = &ack {
         ep.send_stateless(dest, wire.clone());
     }
-    let b = fork.request(Method::Bye, sent_by(cfg, dest.transport), &contact(cfg, dest.transport));
+    let b = fork.request(Method::Bye, sent_by(cfg, dest.transport), contact(cfg, dest.transport));
     if let Ok(req) = b.build(ep.ids()) {
         let _ = ep.send_request(now, req, dest);
     }
@@ -2046,17 +2081,16 @@ fn kill_fork(now: Time, ep: &mut Endpoint, cfg: &B2buaConfig, fork: &mut Dialog,
 fn b_dialog(ep: &Endpoint, c: &Call, tx: TransactionId, response: &Response) -> Option<Dialog> {
     let (flow, pin) = c.b_branch(tx);
     // Each branch's INVITE differs only in its Request-URI and Via: the URI is the remote
-    // target when the response has no Contact.
-    let request = match c.b.invite.as_deref() {
-        Some(r) if c.b.invite_tx == Some(tx) => Some(r),
-        r => ep.transaction_request(tx).or(r),
-    }?;
+    // target when the response has no Contact. The transaction layer keeps each one while
+    // its transaction lives, which covers every 1xx and 2xx it passes up (RFC 6026
+    // Accepted); its Via may have been switched to TCP, which no dialog reads.
+    let request = ep.transaction_request(tx)?;
     let mut d = Dialog::uac(request, response, flow)?;
     d.pin_flow(pin);
     Some(d)
 }
 
-fn pending(cfg: &B2buaConfig, tx: TransactionId, response: Response, reliable: bool, seq: u32, now: Time) -> Box<Pending2xx> {
+fn pending(cfg: &Settings, tx: TransactionId, response: Response, reliable: bool, seq: u32, now: Time) -> Box<Pending2xx> {
     Box::new(Pending2xx {
         tx,
         response,
@@ -2069,7 +2103,7 @@ fn pending(cfg: &B2buaConfig, tx: TransactionId, response: Response, reliable: b
 }
 
 fn build_response(
-    cfg: &B2buaConfig,
+    cfg: &Settings,
     req: &Request,
     status: u16,
     reason: Option<&str>,
@@ -2082,12 +2116,12 @@ fn build_response(
         b = b.reason(r);
     }
     if status > 100 && status < 300 {
-        b = b.header(Header::new(HeaderName::Contact, contact(cfg, transport).to_bytes()));
+        b = b.header(Header::new(HeaderName::Contact, contact_bytes(cfg, transport)));
     }
     if (200..300).contains(&status) {
-        b = b.header(Header::new(HeaderName::Allow, Bytes::from(cfg.allow.clone())));
+        b = b.header(Header::new(HeaderName::Allow, cfg.allow_value.clone()));
     }
-    b = b.header(Header::new(HeaderName::Server, Bytes::from(cfg.user_agent.clone())));
+    b = b.header(Header::new(HeaderName::Server, cfg.user_agent_value.clone()));
     if let Some(body) = body {
         b = b.body("application/sdp", body);
     }
@@ -2110,12 +2144,67 @@ fn sent_by(cfg: &B2buaConfig, t: Transport) -> (Transport, Host, u16) {
 }
 
 /// Our Contact for a leg over `t`: the user part is not an AOR, just our name.
-fn contact(cfg: &B2buaConfig, t: Transport) -> NameAddr {
+fn make_contact(cfg: &B2buaConfig, t: Transport) -> NameAddr {
     let mut u = SipUri::new(t == Transport::Tls, host_of(cfg.advertise)).with_user("sipbridge").with_port(port_for(cfg, t));
     if t == Transport::Tcp {
         u = u.with_param("transport", Some("tcp"));
     }
     NameAddr::new(Uri::Sip(u))
+}
+
+/// Our Contact for a leg over `t` ([`make_contact`], made once).
+fn contact(cfg: &Settings, t: Transport) -> &NameAddr {
+    &cfg.contacts[transport_index(t)].0
+}
+
+/// [`contact`] printed.
+fn contact_bytes(cfg: &Settings, t: Transport) -> Bytes {
+    cfg.contacts[transport_index(t)].1.clone()
+}
+
+fn transport_index(t: Transport) -> usize {
+    match t {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+        Transport::Tls => 2,
+    }
+}
+
+/// The configuration, and what the call layer prints from it into every call, printed
+/// once: header values and our Contact per transport (each was an allocation and a copy,
+/// or a URI built and printed, per message).
+#[derive(Debug)]
+pub(crate) struct Settings {
+    config: B2buaConfig,
+    /// The `Allow` value.
+    allow_value: Bytes,
+    /// The `User-Agent` / `Server` value.
+    user_agent_value: Bytes,
+    /// [`make_contact`] and its printed form, per transport ([`transport_index`]).
+    contacts: [(NameAddr, Bytes); 3],
+}
+
+impl Settings {
+    fn new(config: B2buaConfig) -> Settings {
+        let contacts = [Transport::Udp, Transport::Tcp, Transport::Tls].map(|t| {
+            let c = make_contact(&config, t);
+            let b = c.to_bytes();
+            (c, b)
+        });
+        Settings {
+            allow_value: Bytes::from(config.allow.clone()),
+            user_agent_value: Bytes::from(config.user_agent.clone()),
+            contacts,
+            config,
+        }
+    }
+}
+
+impl std::ops::Deref for Settings {
+    type Target = B2buaConfig;
+    fn deref(&self) -> &B2buaConfig {
+        &self.config
+    }
 }
 
 fn allows_update(h: &sip_message::Headers) -> bool {

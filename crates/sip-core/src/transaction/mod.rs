@@ -12,6 +12,7 @@ use crate::Time;
 use bytes::Bytes;
 use sip_message::{HeaderName, Method, Request, Response, Via};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 pub(crate) use client_invite::ClientInvite;
 pub(crate) use client_non_invite::ClientNonInvite;
@@ -207,17 +208,19 @@ impl MethodKey {
     }
 }
 
-/// How a transaction is found.
+/// How a transaction is found. The strings are shared (`Arc`): each key is held twice, by
+/// the transaction and by the endpoint's map, and a clone is then a count increment
+/// instead of an allocation and a copy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Key {
     /// §17.1.3: a client transaction by the branch of the top Via and the CSeq method.
-    Client { branch: Box<str>, method: MethodKey },
+    Client { branch: Arc<str>, method: MethodKey },
     /// §17.2.3: a server transaction by branch, sent-by and method, when the branch
     /// starts with the magic cookie.
-    Server { branch: Box<str>, sent_by: Box<str>, method: MethodKey },
+    Server { branch: Arc<str>, sent_by: Arc<str>, method: MethodKey },
     /// §17.2.3 fallback for RFC 2543 peers: Request-URI, From tag, Call-ID, CSeq number
     /// and top Via (the To tag is checked for ACK separately).
-    Server2543 { text: Box<str>, method: MethodKey },
+    Server2543 { text: Arc<str>, method: MethodKey },
 }
 
 impl Key {
@@ -233,11 +236,15 @@ impl Key {
     pub fn server_with(req: &Request, method: MethodKey) -> Key {
         let via = req.via();
         if via.has_rfc3261_branch() {
-            let mut sent_by = String::with_capacity(48);
-            let _ = write!(sent_by, "{}", via.host());
+            // Printed into bytes directly: `Host`'s `Display` goes through a buffer and a
+            // lossy UTF-8 pass, and `core::fmt` costs more than the key itself.
+            let mut sent_by = Vec::with_capacity(48);
+            via.host().write(&mut sent_by);
             sent_by.make_ascii_lowercase();
             let port = via.port().unwrap_or(if via.transport().as_str().eq_ignore_ascii_case("TLS") { 5061 } else { 5060 });
-            let _ = write!(sent_by, ":{port}");
+            sent_by.push(b':');
+            sip_message::digits::push_u64(&mut sent_by, u64::from(port));
+            let sent_by = String::from_utf8(sent_by).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             return Key::Server { branch: via.branch().unwrap_or_default().into(), sent_by: sent_by.into(), method };
         }
         let mut text = req.uri().to_string();
@@ -263,8 +270,8 @@ impl Key {
 /// To tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct MergeKey {
-    from_tag: Box<str>,
-    call_id: Box<str>,
+    from_tag: Arc<str>,
+    call_id: Arc<str>,
     cseq: u32,
     method: MethodKey,
 }
