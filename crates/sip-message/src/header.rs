@@ -137,17 +137,38 @@ header_names! {
 /// received in `rare`; a built row has just its value in `buf`. What only some rows need
 /// (an extension header's name, a folded row's original bytes) is boxed in `rare`, so
 /// that the common row stays small: a message holds a dozen of them.
+///
+/// Inside a parsed [`Headers`] list, an unfolded received row holds no buffer of its
+/// own: its bytes are in the list's one shared buffer, at `offset..offset + len`, so
+/// framing a message takes one reference count for all its rows instead of one per
+/// row (an atomic increment and decrement each). Such rows are only ever seen through
+/// [`HeaderRef`]; [`HeaderRef::to_header`] gives an owned row.
 #[derive(Debug, Clone)]
 pub struct Header {
     name: HeaderName,
-    received: bool,
+    place: Place,
     vs: u32,
     ve: u32,
     /// Byte offset of the row in the message it was parsed from (0 when built); used
-    /// only to place errors.
+    /// to place errors, and, for a row in a list's buffer, to find its bytes.
     offset: u32,
+    /// The row's length, for a row in a list's buffer.
+    len: u32,
     buf: Bytes,
     rare: Option<Box<Rare>>,
+}
+
+/// Where a row's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A row we build: `buf` is the value, printed canonically.
+    Built,
+    /// A received row with its own buffer: `buf` is the row as received, or, for a
+    /// folded row, its unfolded value.
+    Own,
+    /// A received row in its list's buffer at `offset..offset + len`; `vs`/`ve` are
+    /// relative to the row.
+    InList,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -174,24 +195,30 @@ impl Header {
     fn built(name: HeaderName, other_name: Option<Text>, buf: Bytes) -> Header {
         let ve = u32::try_from(buf.len()).unwrap_or(u32::MAX);
         let rare = other_name.map(|n| Box::new(Rare { other_name: Some(n), folded_raw: None }));
-        Header { name, received: false, vs: 0, ve, offset: 0, buf, rare }
+        Header { name, place: Place::Built, vs: 0, ve, offset: 0, len: 0, buf, rare }
     }
 
-    /// A received row: `row` as it came, its value at `row[vs..ve]`, or, for a folded
-    /// row, the unfolded value in `unfolded`. `other_name` is the spelling of an
-    /// extension header's name.
-    pub(crate) fn parsed(name: HeaderName, other_name: Option<Text>, row: Bytes, value: ValueAt, offset: usize) -> Header {
+    /// A received folded row: `row` as it came, its unfolded value in `unfolded`.
+    /// `other_name` is the spelling of an extension header's name.
+    pub(crate) fn parsed_folded(name: HeaderName, other_name: Option<Text>, row: Bytes, unfolded: Bytes, offset: usize) -> Header {
         let offset = u32::try_from(offset).unwrap_or(u32::MAX);
-        let (buf, vs, ve, folded_raw) = match value {
-            ValueAt::Range(vs, ve) => (row, vs, ve, None),
-            ValueAt::Unfolded(v) => {
-                let len = v.len();
-                (v, 0, len, Some(row))
-            }
-        };
-        let (vs, ve) = (u32::try_from(vs).unwrap_or(0), u32::try_from(ve).unwrap_or(0));
-        let rare = (other_name.is_some() || folded_raw.is_some()).then(|| Box::new(Rare { other_name, folded_raw }));
-        Header { name, received: true, vs, ve, offset, buf, rare }
+        let ve = u32::try_from(unfolded.len()).unwrap_or(0);
+        let rare = Some(Box::new(Rare { other_name, folded_raw: Some(row) }));
+        Header { name, place: Place::Own, vs: 0, ve, offset, len: 0, buf: unfolded, rare }
+    }
+
+    /// A received unfolded row of a list's buffer: at `offset..offset + len` of it, the
+    /// value at `vs..ve` of the row.
+    pub(crate) fn in_list(name: HeaderName, other_name: Option<Text>, offset: usize, len: usize, vs: usize, ve: usize) -> Header {
+        let n = |v: usize| u32::try_from(v).unwrap_or(0);
+        let rare = other_name.map(|n| Box::new(Rare { other_name: Some(n), folded_raw: None }));
+        Header { name, place: Place::InList, vs: n(vs), ve: n(ve), offset: n(offset), len: n(len), buf: Bytes::new(), rare }
+    }
+
+    /// This row, seen with the buffer it lives in.
+    fn view(&self) -> HeaderRef<'_> {
+        debug_assert!(self.place != Place::InList, "a list's row is read through its list");
+        HeaderRef { h: self, list: &self.buf }
     }
 
     /// Where the row started in the parsed message (0 for a built row).
@@ -214,32 +241,22 @@ impl Header {
 
     /// The value, unfolded (§7.3.1) and trimmed.
     pub fn value(&self) -> &[u8] {
-        &self.buf[self.vs as usize..self.ve as usize]
+        self.view().value()
     }
 
     /// The value as a shared slice of the received buffer.
     pub fn value_bytes(&self) -> Bytes {
-        self.buf.slice(self.vs as usize..self.ve as usize)
-    }
-
-    /// The buffer that holds the value and where in it the value lies, for parsers that
-    /// work in place.
-    pub(crate) fn value_at(&self) -> (&Bytes, usize, usize) {
-        (&self.buf, self.vs as usize, self.ve as usize)
+        self.view().value_bytes()
     }
 
     /// The value as a string, if it is UTF-8.
     pub fn value_str(&self) -> Option<&str> {
-        std::str::from_utf8(self.value()).ok()
+        self.view().value_str()
     }
 
     /// The exact bytes of the row as received (without the final CRLF), if parsed.
     pub fn raw(&self) -> Option<&[u8]> {
-        match (self.rare.as_ref().and_then(|r| r.folded_raw.as_ref()), self.received) {
-            (Some(r), _) => Some(r),
-            (None, true) => Some(&self.buf),
-            (None, false) => None,
-        }
+        self.view().raw()
     }
 
     /// Whether this row has the given name (for `Other`, compares spelling, any case).
@@ -251,9 +268,99 @@ impl Header {
             self.name == HeaderName::Other && self.name_text().eq_ignore_ascii_case(name)
         }
     }
+}
+
+/// A header row of a [`Headers`] list, with the buffer it lives in: what the list's
+/// accessors give. It reads like a [`Header`]; [`HeaderRef::to_header`] makes an owned
+/// row (for moving it into another message).
+#[derive(Clone, Copy)]
+pub struct HeaderRef<'a> {
+    h: &'a Header,
+    /// The list's buffer (used only by a row that lives in it).
+    list: &'a Bytes,
+}
+
+impl<'a> HeaderRef<'a> {
+    /// The buffer holding the row, and where in it the row starts.
+    fn buf(self) -> (&'a Bytes, usize) {
+        match self.h.place {
+            Place::InList => (self.list, self.h.offset as usize),
+            Place::Built | Place::Own => (&self.h.buf, 0),
+        }
+    }
+
+    /// Where the row started in the parsed message (0 for a built row).
+    pub fn offset(self) -> usize {
+        self.h.offset()
+    }
+
+    /// The recognised name (`Other` for extension headers).
+    pub fn name(self) -> HeaderName {
+        self.h.name
+    }
+
+    /// The name as spelled on the wire (or the canonical spelling for built headers).
+    pub fn name_text(self) -> &'a str {
+        self.h.name_text()
+    }
+
+    /// Whether this row has the given name (for `Other`, compares spelling, any case).
+    pub fn is(self, name: &str) -> bool {
+        self.h.is(name)
+    }
+
+    /// The value, unfolded (§7.3.1) and trimmed.
+    pub fn value(self) -> &'a [u8] {
+        let (buf, s, e) = self.value_at();
+        &buf[s..e]
+    }
+
+    /// The value as a shared slice of the received buffer.
+    pub fn value_bytes(self) -> Bytes {
+        let (buf, s, e) = self.value_at();
+        buf.slice(s..e)
+    }
+
+    /// The buffer that holds the value and where in it the value lies, for parsers that
+    /// work in place.
+    pub(crate) fn value_at(self) -> (&'a Bytes, usize, usize) {
+        let (buf, base) = self.buf();
+        (buf, base + self.h.vs as usize, base + self.h.ve as usize)
+    }
+
+    /// The value as a string, if it is UTF-8.
+    pub fn value_str(self) -> Option<&'a str> {
+        std::str::from_utf8(self.value()).ok()
+    }
+
+    /// The exact bytes of the row as received (without the final CRLF), if parsed.
+    pub fn raw(self) -> Option<&'a [u8]> {
+        if let Some(r) = self.h.rare.as_ref().and_then(|r| r.folded_raw.as_ref()) {
+            return Some(r);
+        }
+        match self.h.place {
+            Place::InList => {
+                let s = self.h.offset as usize;
+                Some(&self.list[s..s + self.h.len as usize])
+            }
+            Place::Own => Some(&self.h.buf),
+            Place::Built => None,
+        }
+    }
+
+    /// The row as an owned [`Header`], sharing the received bytes (no copy).
+    pub fn to_header(self) -> Header {
+        match self.h.place {
+            Place::Built | Place::Own => self.h.clone(),
+            Place::InList => {
+                let s = self.h.offset as usize;
+                Header { place: Place::Own, buf: self.list.slice(s..s + self.h.len as usize), len: 0, ..self.h.clone() }
+            }
+        }
+    }
 
     /// Appends the row in wire form (no CRLF).
-    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write(self, out: &mut Vec<u8>) {
         match self.raw() {
             Some(raw) => out.extend_from_slice(raw),
             None => {
@@ -265,19 +372,63 @@ impl Header {
     }
 }
 
-/// Where a received row's value is.
-pub(crate) enum ValueAt {
-    /// In the row itself.
-    Range(usize, usize),
-    /// Rewritten, because the row was folded.
-    Unfolded(Bytes),
+impl std::fmt::Debug for HeaderRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Header")
+            .field("name", &self.name_text())
+            .field("value", &String::from_utf8_lossy(self.value()))
+            .field("raw", &self.raw().map(String::from_utf8_lossy))
+            .field("offset", &self.offset())
+            .finish()
+    }
 }
 
 /// The header rows of a message, in order.
-#[derive(Debug, Clone, Default)]
+///
+/// A parsed list keeps the received buffer once, and its unfolded rows refer into it
+/// (see [`Header`]); rows pushed later carry their own bytes.
+#[derive(Clone, Default)]
 pub struct Headers {
+    buf: Bytes,
     rows: Vec<Header>,
 }
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// The rows of a [`Headers`] list, in order.
+#[derive(Clone)]
+pub struct Iter<'a> {
+    rows: std::slice::Iter<'a, Header>,
+    list: &'a Bytes,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = HeaderRef<'a>;
+    fn next(&mut self) -> Option<HeaderRef<'a>> {
+        let list = self.list;
+        self.rows.next().map(|h| HeaderRef { h, list })
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.rows.size_hint()
+    }
+    fn nth(&mut self, n: usize) -> Option<HeaderRef<'a>> {
+        let list = self.list;
+        self.rows.nth(n).map(|h| HeaderRef { h, list })
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let list = self.list;
+        self.rows.next_back().map(|h| HeaderRef { h, list })
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 impl Headers {
     /// An empty list.
@@ -291,12 +442,23 @@ impl Headers {
     }
 
     pub(crate) fn with_capacity(n: usize) -> Headers {
-        Headers { rows: Vec::with_capacity(n) }
+        Headers { buf: Bytes::new(), rows: Vec::with_capacity(n) }
+    }
+
+    /// An empty list for the rows received in `buf` (see [`Headers::push_in_list`]).
+    pub(crate) fn received(buf: Bytes, n: usize) -> Headers {
+        Headers { buf, rows: Vec::with_capacity(n) }
+    }
+
+    /// Appends a row made by [`Header::in_list`] for this list's buffer.
+    pub(crate) fn push_in_list(&mut self, h: Header) {
+        debug_assert!(h.place != Place::InList || (h.offset as usize + h.len as usize) <= self.buf.len());
+        self.rows.push(h);
     }
 
     /// All rows, in order.
-    pub fn iter(&self) -> std::slice::Iter<'_, Header> {
-        self.rows.iter()
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { rows: self.rows.iter(), list: &self.buf }
     }
 
     /// Number of rows.
@@ -310,18 +472,18 @@ impl Headers {
     }
 
     /// The first row with this name.
-    pub fn get(&self, name: HeaderName) -> Option<&Header> {
-        self.rows.iter().find(|h| h.name == name)
+    pub fn get(&self, name: HeaderName) -> Option<HeaderRef<'_>> {
+        self.iter().find(|h| h.name() == name)
     }
 
     /// The first row of an extension header, by name (any case).
-    pub fn get_other(&self, name: &str) -> Option<&Header> {
-        self.rows.iter().find(|h| h.is(name))
+    pub fn get_other(&self, name: &str) -> Option<HeaderRef<'_>> {
+        self.iter().find(|h| h.is(name))
     }
 
     /// Every row with this name, in order.
-    pub fn get_all(&self, name: HeaderName) -> impl Iterator<Item = &Header> {
-        self.rows.iter().filter(move |h| h.name == name)
+    pub fn get_all(&self, name: HeaderName) -> impl Iterator<Item = HeaderRef<'_>> {
+        self.iter().filter(move |h| h.name() == name)
     }
 
     /// Every value of a header, rows merged in order; list headers split at commas that
@@ -404,10 +566,10 @@ impl Headers {
 }
 
 impl<'a> IntoIterator for &'a Headers {
-    type Item = &'a Header;
-    type IntoIter = std::slice::Iter<'a, Header>;
+    type Item = HeaderRef<'a>;
+    type IntoIter = Iter<'a>;
     fn into_iter(self) -> Self::IntoIter {
-        self.rows.iter()
+        self.iter()
     }
 }
 

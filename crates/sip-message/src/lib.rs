@@ -49,7 +49,7 @@ mod via;
 
 pub use builder::{reason_phrase, IdSource, RequestBuilder, ResponseBuilder, SeededIds, BRANCH_COOKIE};
 pub use error::{ErrorKind, ParseError};
-pub use header::{Header, HeaderName, Headers};
+pub use header::{Header, HeaderName, HeaderRef, Headers, Iter as HeaderIter};
 pub use message::{parse_datagram, Frame, MediaType, Message, Request, Response};
 pub use name_addr::{Contacts, NameAddr};
 pub use parse::{RawMessage, StartLine};

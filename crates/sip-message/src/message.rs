@@ -1,7 +1,7 @@
 //! Requests, responses, and the transaction-critical headers extracted at parse time.
 
 use crate::error::{ErrorKind, ParseError};
-use crate::header::{Header, HeaderName, Headers};
+use crate::header::{Header, HeaderName, HeaderRef, Headers};
 use crate::name_addr::{Contacts, NameAddr};
 use crate::parse::{self, RawMessage, StartAt, StartLine};
 use crate::scan::{self, split_ranges};
@@ -73,7 +73,7 @@ fn bad(name: HeaderName, offset: usize) -> ParseError {
 
 /// Takes the one row of a single-valued header; a second row is an error (RFC 4475
 /// `multi01`), even when it repeats the same value.
-fn once<'a>(slot: &mut Option<&'a Header>, h: &'a Header) -> Result<(), ParseError> {
+fn once<'a>(slot: &mut Option<HeaderRef<'a>>, h: HeaderRef<'a>) -> Result<(), ParseError> {
     if slot.is_some() {
         return Err(ParseError::new(ErrorKind::MultipleValues(h.name()), h.offset()));
     }
@@ -83,7 +83,7 @@ fn once<'a>(slot: &mut Option<&'a Header>, h: &'a Header) -> Result<(), ParseErr
 
 /// Appends every address of a name-addr list row; empty elements are errors
 /// (RFC 4475 `badinv01`).
-fn push_addrs(out: &mut Vec<NameAddr>, h: &Header) -> Result<(), ParseError> {
+fn push_addrs(out: &mut Vec<NameAddr>, h: HeaderRef<'_>) -> Result<(), ParseError> {
     let (buf, vs, _) = h.value_at();
     for (s, e) in split_ranges(h.value()) {
         if s == e {
@@ -135,7 +135,7 @@ impl Core {
     }
 
     /// `contacts` with the addresses of one more Contact row.
-    pub fn add_contact(contacts: Contacts, h: &Header) -> Result<Contacts, ParseError> {
+    pub fn add_contact(contacts: Contacts, h: HeaderRef<'_>) -> Result<Contacts, ParseError> {
         // `*` is only valid as the one and only Contact value (§10.2.2).
         let star = h.value() == b"*";
         Ok(match (contacts, star) {
@@ -162,7 +162,7 @@ impl Core {
     /// [`Core::extract`] for a request with this method: its CSeq method must be the same
     /// (§8.2), checked last, after every other core header.
     pub fn extract_for(headers: &Headers, method: Option<&Method>) -> Result<Core, ParseError> {
-        let mut top_via: Option<((usize, usize), &Header)> = None;
+        let mut top_via: Option<((usize, usize), HeaderRef<'_>)> = None;
         let mut via_count = 0;
         let (mut from, mut to, mut call_id, mut cseq, mut mf, mut ctype) = (None, None, None, None, None, None);
         let mut contacts = Contacts::None;
@@ -193,7 +193,7 @@ impl Core {
                 _ => {}
             }
         }
-        let end = headers.iter().last().map_or(0, Header::offset);
+        let end = headers.iter().next_back().map_or(0, HeaderRef::offset);
         let missing = |n| ParseError::new(ErrorKind::MissingHeader(n), end);
 
         let ((vs, ve), via_row) = top_via.ok_or_else(|| missing(HeaderName::Via))?;
@@ -483,7 +483,7 @@ impl Request {
         let Some(i) = self.headers.iter().position(|h| h.name() == HeaderName::Via) else {
             return; // unreachable for a parsed request: the core requires a Via
         };
-        let v = self.headers.iter().nth(i).map(Header::value_bytes).unwrap_or_default();
+        let v = self.headers.iter().nth(i).map(HeaderRef::value_bytes).unwrap_or_default();
         let rest = split_ranges(&v).nth(1).map(|(s, _)| s);
         let mut rows = Vec::with_capacity(2);
         rows.push(Header::new(HeaderName::Via, via.to_bytes()));

@@ -6,7 +6,7 @@
 //! header rows, which have to be rewritten to unfold them.
 
 use crate::error::{ErrorKind, ParseError};
-use crate::header::{Header, HeaderName, Headers, ValueAt};
+use crate::header::{Header, HeaderName, HeaderRef, Headers};
 use crate::scan::{self, is_ws};
 use crate::text::Text;
 use bytes::Bytes;
@@ -194,7 +194,7 @@ pub(crate) fn parse_head_at(data: &Bytes, pos: usize, end: End) -> Result<Head<S
     let is_response = looks_like_response(&data[pos..]);
     let mark = |e: ParseError| mark_response(e, is_response);
 
-    let mut headers = Headers::with_capacity(16);
+    let mut headers = Headers::received(data.clone(), 16);
     let mut content_length = ContentLength::Absent;
     let body_start;
     loop {
@@ -233,17 +233,20 @@ pub(crate) fn parse_head_at(data: &Bytes, pos: usize, end: End) -> Result<Head<S
         }
         next = n;
         let h = parse_row(data, ls, row_end, folded).map_err(mark)?;
-        if h.name() == HeaderName::ContentLength {
-            content_length = merge_content_length(content_length, &h);
+        let is_length = h.name() == HeaderName::ContentLength;
+        headers.push_in_list(h);
+        if is_length {
+            if let Some(h) = headers.iter().next_back() {
+                content_length = merge_content_length(content_length, h);
+            }
         }
-        headers.push(h);
     }
     Ok(Head { start, start_offset: pos, headers, body_start, content_length, is_response })
 }
 
 /// Several Content-Length rows are tolerated only if they agree; a value that is not a
 /// number (`-999`), or does not fit in memory, is never used as a size.
-fn merge_content_length(prev: ContentLength, h: &Header) -> ContentLength {
+fn merge_content_length(prev: ContentLength, h: HeaderRef<'_>) -> ContentLength {
     let v = scan::parse_u64(h.value()).and_then(|n| usize::try_from(n).ok());
     match (prev, v) {
         (ContentLength::Bad(o), _) => ContentLength::Bad(o),
@@ -282,8 +285,11 @@ fn parse_row(data: &Bytes, ls: usize, le: usize, folded: bool) -> Result<Header,
     let i = colon;
     let (a, b) = scan::trim(&row[i + 1..]);
     let (vs, ve) = (i + 1 + a, i + 1 + b);
-    let value = if folded { ValueAt::Unfolded(Bytes::copy_from_slice(&row[vs..ve])) } else { ValueAt::Range(vs, ve) };
-    Ok(Header::parsed(name, other_name, data.slice(ls..le), value, ls))
+    Ok(if folded {
+        Header::parsed_folded(name, other_name, data.slice(ls..le), Bytes::copy_from_slice(&row[vs..ve]), ls)
+    } else {
+        Header::in_list(name, other_name, ls, le - ls, vs, ve)
+    })
 }
 
 /// Replaces every `[*WSP CRLF] 1*WSP` fold with one SP and trims the ends (§7.3.1).
@@ -428,7 +434,7 @@ pub(crate) fn datagram_body<S>(head: &Head<S>, data: &Bytes) -> Result<Bytes, Pa
 
 /// Offset of the first Content-Length row (for an error about it).
 fn cl_offset(headers: &Headers) -> usize {
-    headers.get(HeaderName::ContentLength).map_or(0, Header::offset)
+    headers.get(HeaderName::ContentLength).map_or(0, HeaderRef::offset)
 }
 
 #[cfg(test)]
