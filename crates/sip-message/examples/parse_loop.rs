@@ -6,6 +6,7 @@
 //! cargo build --release -p sip-message --example parse_loop
 //! valgrind --tool=callgrind target/release/examples/parse_loop sip-message 2000
 //! valgrind --tool=callgrind target/release/examples/parse_loop rsip 2000
+//! valgrind --tool=callgrind target/release/examples/parse_loop sip-message 2000 response
 //! ```
 
 #[path = "../benches/common/mod.rs"]
@@ -15,7 +16,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let which = args.next().unwrap_or_else(|| "sip-message".into());
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2000);
-    let input = common::datagram(common::INVITE);
+    // The third argument picks the input: `invite` (default) or `response`.
+    let wire = match args.next().as_deref() {
+        Some("response") => common::OK_200,
+        _ => common::INVITE,
+    };
+    let input = common::datagram(wire);
     for _ in 0..n {
         let ok = match which.as_str() {
             "sip-message" => common::sip_message_parse(std::hint::black_box(&input)).is_ok(),
@@ -25,7 +31,7 @@ fn main() {
                 std::process::exit(2);
             }
         };
-        assert!(ok, "the INVITE parses");
+        assert!(ok, "the input parses");
     }
     println!("{which}: {n} parses");
 }

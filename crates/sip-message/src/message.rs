@@ -714,7 +714,8 @@ impl Message {
             StartAt::Response { version, code, reason } => Message::response(
                 &data[version.0..version.1],
                 &data[code.0..code.1],
-                data.slice(reason.0..reason.1),
+                standard_reason(&data[code.0..code.1], &data[reason.0..reason.1])
+                    .map_or_else(|| data.slice(reason.0..reason.1), Bytes::from_static),
                 so,
                 head.headers,
                 body,
@@ -785,6 +786,18 @@ impl Message {
     }
 }
 
+/// The reason phrase as a static when it is the standard one for its code (`OK`,
+/// `Ringing` …, what nearly every peer sends): a static needs no reference count.
+fn standard_reason(code: &[u8], reason: &[u8]) -> Option<&'static [u8]> {
+    let &[a, b, c] = code else { return None };
+    if !(a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit()) {
+        return None;
+    }
+    let n = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
+    let standard = crate::builder::reason_phrase(n).as_bytes();
+    (standard == reason && !standard.is_empty()).then_some(standard)
+}
+
 /// What one datagram, or one unit of a stream, carries.
 // Keep-alives are rare and a `Frame` is moved once, straight out of the parser: boxing
 // the message would cost an allocation per message to save a copy per keep-alive.
@@ -806,4 +819,30 @@ pub fn parse_datagram(data: Bytes) -> Result<Frame, ParseError> {
         return Ok(if data.len() >= 4 { Frame::Ping } else { Frame::Pong });
     }
     Message::parse(data).map(Frame::Message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_standard_reason_for_its_code_becomes_a_static() {
+        assert_eq!(standard_reason(b"200", b"OK"), Some(&b"OK"[..]));
+        assert_eq!(standard_reason(b"180", b"Ringing"), Some(&b"Ringing"[..]));
+        assert_eq!(standard_reason(b"200", b"Okay"), None);
+        assert_eq!(standard_reason(b"180", b"OK"), None);
+        assert_eq!(standard_reason(b"20", b"OK"), None);
+        assert_eq!(standard_reason(b"2x0", b"OK"), None);
+        // Whatever the reason, it reads back exactly as received.
+        for reason in ["OK", "Okay", ""] {
+            let wire = format!(
+                "SIP/2.0 200 {reason}\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n\
+                 Call-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+            );
+            match Message::parse(Bytes::from(wire)) {
+                Ok(Message::Response(r)) => assert_eq!(&r.reason()[..], reason.as_bytes()),
+                other => panic!("a response: {other:?}"),
+            }
+        }
+    }
 }
