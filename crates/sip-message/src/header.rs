@@ -215,6 +215,11 @@ impl Header {
         Header { name, place: Place::InList, vs: n(vs), ve: n(ve), offset: n(offset), len: n(len), buf: Bytes::new(), rare }
     }
 
+    /// This row as part of a list attached to `list`.
+    pub(crate) fn within<'a>(&'a self, list: &'a Bytes) -> HeaderRef<'a> {
+        HeaderRef { h: self, list }
+    }
+
     /// This row, seen with the buffer it lives in.
     fn view(&self) -> HeaderRef<'_> {
         debug_assert!(self.place != Place::InList, "a list's row is read through its list");
@@ -445,15 +450,23 @@ impl Headers {
         Headers { buf: Bytes::new(), rows: Vec::with_capacity(n) }
     }
 
-    /// An empty list for the rows received in `buf` (see [`Headers::push_in_list`]).
-    pub(crate) fn received(buf: Bytes, n: usize) -> Headers {
-        Headers { buf, rows: Vec::with_capacity(n) }
+    /// An empty list for rows received in a buffer given later by [`Headers::attach`]
+    /// (see [`Headers::push_in_list`]).
+    pub(crate) fn unattached(n: usize) -> Headers {
+        Headers { buf: Bytes::new(), rows: Vec::with_capacity(n) }
     }
 
-    /// Appends a row made by [`Header::in_list`] for this list's buffer.
+    /// Appends a row made by [`Header::in_list`] for the buffer this list is (or will be)
+    /// attached to.
     pub(crate) fn push_in_list(&mut self, h: Header) {
-        debug_assert!(h.place != Place::InList || (h.offset as usize + h.len as usize) <= self.buf.len());
         self.rows.push(h);
+    }
+
+    /// The list with `buf` as the buffer its received rows are in.
+    pub(crate) fn attach(mut self, buf: Bytes) -> Headers {
+        debug_assert!(self.rows.iter().all(|h| h.place != Place::InList || (h.offset as usize + h.len as usize) <= buf.len()));
+        self.buf = buf;
+        self
     }
 
     /// All rows, in order.

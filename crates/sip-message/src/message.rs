@@ -709,17 +709,20 @@ impl Message {
         let so = head.start_offset;
         match head.start? {
             StartAt::Request { method, uri, version } => {
-                Message::request((&data, method.0, method.1), (&data, uri.0, uri.1), &data[version.0..version.1], so, head.headers, body)
+                let (method, uri) =
+                    Message::request_line((&data, method.0, method.1), (&data, uri.0, uri.1), 0, &data[version.0..version.1], so)?;
+                // The list takes this handle on the datagram: no reference count for it.
+                let headers = head.headers.attach(data);
+                Ok(Message::Request(Request { core: Core::extract_for(&headers, Some(&method))?, method, uri, headers, body }))
             }
-            StartAt::Response { version, code, reason } => Message::response(
-                &data[version.0..version.1],
-                &data[code.0..code.1],
-                standard_reason(&data[code.0..code.1], &data[reason.0..reason.1])
-                    .map_or_else(|| data.slice(reason.0..reason.1), Bytes::from_static),
-                so,
-                head.headers,
-                body,
-            ),
+            StartAt::Response { version, code, reason } => {
+                let reason = standard_reason(&data[code.0..code.1], &data[reason.0..reason.1])
+                    .map_or_else(|| data.slice(reason.0..reason.1), Bytes::from_static);
+                let status = Message::status_line(&data[version.0..version.1], &data[code.0..code.1], so)?;
+                let headers = head.headers.attach(data);
+                let core = Core::extract(&headers).map_err(|e| e.in_response())?;
+                Ok(Message::Response(Response { status, reason, headers, body, core }))
+            }
         }
     }
 
@@ -740,20 +743,7 @@ impl Message {
     }
 
     /// A request from its start-line parts; the Request-URI is `uri.0[uri.1..uri.2]`,
-    /// which lies at the same offsets in the message.
-    fn request(
-        method: (&Bytes, usize, usize),
-        uri: (&Bytes, usize, usize),
-        version: &[u8],
-        so: usize,
-        headers: Headers,
-        body: Bytes,
-    ) -> Result<Message, ParseError> {
-        Message::request_shifted(method, uri, 0, version, so, headers, body)
-    }
-
-    /// [`Message::request`] for a Request-URI whose offsets in its buffer are `shift` less
-    /// than in the message.
+    /// whose offsets in its buffer are `shift` less than in the message.
     fn request_shifted(
         (mb, ms, me): (&Bytes, usize, usize),
         (ub, us, ue): (&Bytes, usize, usize),
@@ -763,6 +753,19 @@ impl Message {
         headers: Headers,
         body: Bytes,
     ) -> Result<Message, ParseError> {
+        let (method, uri) = Message::request_line((mb, ms, me), (ub, us, ue), shift, version, so)?;
+        Ok(Message::Request(Request { core: Core::extract_for(&headers, Some(&method))?, method, uri, headers, body }))
+    }
+
+    /// The version, the method and the Request-URI of a Request-Line, checked in this
+    /// order (see [`Message::request_shifted`] for the offsets).
+    fn request_line(
+        (mb, ms, me): (&Bytes, usize, usize),
+        (ub, us, ue): (&Bytes, usize, usize),
+        shift: usize,
+        version: &[u8],
+        so: usize,
+    ) -> Result<(Method, Uri), ParseError> {
         let uo = us + shift;
         check_version(version, uo + (ue - us) + 1)?;
         let method = Method::from_range(mb, ms, me).ok_or(ParseError::new(ErrorKind::BadStartLine, so))?;
@@ -770,19 +773,24 @@ impl Message {
         if uri.as_sip().is_some_and(|u| u.headers().is_some()) {
             return Err(ParseError::new(ErrorKind::BadRequestUri, uo));
         }
-        Ok(Message::Request(Request { core: Core::extract_for(&headers, Some(&method))?, method, uri, headers, body }))
+        Ok((method, uri))
     }
 
     /// A response from its status-line parts.
     fn response(version: &[u8], code: &[u8], reason: Bytes, so: usize, headers: Headers, body: Bytes) -> Result<Message, ParseError> {
+        let status = Message::status_line(version, code, so)?;
+        let core = Core::extract(&headers).map_err(|e| e.in_response())?;
+        Ok(Message::Response(Response { status, reason, headers, body, core }))
+    }
+
+    /// The status code of a Status-Line, after its version.
+    fn status_line(version: &[u8], code: &[u8], so: usize) -> Result<u16, ParseError> {
         let r = |e: ParseError| e.in_response();
         check_version(version, so).map_err(r)?;
-        let status = match scan::parse_u32(code) {
-            Some(n) if code.len() == 3 && (100..=699).contains(&n) => n as u16,
-            _ => return Err(r(ParseError::new(ErrorKind::BadStatusCode, so + version.len() + 1))),
-        };
-        let core = Core::extract(&headers).map_err(r)?;
-        Ok(Message::Response(Response { status, reason, headers, body, core }))
+        match scan::parse_u32(code) {
+            Some(n) if code.len() == 3 && (100..=699).contains(&n) => Ok(n as u16),
+            _ => Err(r(ParseError::new(ErrorKind::BadStatusCode, so + version.len() + 1))),
+        }
     }
 }
 

@@ -176,14 +176,16 @@ pub(crate) fn parse_head(data: &Bytes, pos: usize, end: End) -> Result<Head, Par
     Ok(Head {
         start: h.start.map(|s| s.to_line(data)),
         start_offset: h.start_offset,
-        headers: h.headers,
+        headers: h.headers.attach(data.clone()),
         body_start: h.body_start,
         content_length: h.content_length,
         is_response: h.is_response,
     })
 }
 
-/// [`parse_head`] with the start line left as ranges of `data`.
+/// [`parse_head`] with the start line left as ranges of `data`, and the header list not
+/// yet attached to `data` (its rows are offsets into it): the caller attaches it with
+/// [`Headers::attach`], moving its own handle in when it has one to spare.
 pub(crate) fn parse_head_at(data: &Bytes, pos: usize, end: End) -> Result<Head<StartAt>, ParseError> {
     let pos = skip_leading_crlf(data, pos);
     if pos >= data.len() {
@@ -194,7 +196,7 @@ pub(crate) fn parse_head_at(data: &Bytes, pos: usize, end: End) -> Result<Head<S
     let is_response = looks_like_response(&data[pos..]);
     let mark = |e: ParseError| mark_response(e, is_response);
 
-    let mut headers = Headers::received(data.clone(), 16);
+    let mut headers = Headers::unattached(16);
     let mut content_length = ContentLength::Absent;
     let body_start;
     loop {
@@ -233,13 +235,10 @@ pub(crate) fn parse_head_at(data: &Bytes, pos: usize, end: End) -> Result<Head<S
         }
         next = n;
         let h = parse_row(data, ls, row_end, folded).map_err(mark)?;
-        let is_length = h.name() == HeaderName::ContentLength;
-        headers.push_in_list(h);
-        if is_length {
-            if let Some(h) = headers.iter().next_back() {
-                content_length = merge_content_length(content_length, h);
-            }
+        if h.name() == HeaderName::ContentLength {
+            content_length = merge_content_length(content_length, h.within(data));
         }
+        headers.push_in_list(h);
     }
     Ok(Head { start, start_offset: pos, headers, body_start, content_length, is_response })
 }
