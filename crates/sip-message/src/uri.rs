@@ -345,7 +345,7 @@ impl Params {
                 if last == first {
                     return Ok((Params::new(), last));
                 }
-                return Ok((Params(Store::Wire(c.buf.slice(first..last))), last));
+                return Ok((Params(Store::Wire(wire_text(c.buf, first, last))), last));
             }
             i = ws(i + 1);
             let ne = i + scan::run(b.get(i..).unwrap_or_default(), name_class);
@@ -386,6 +386,21 @@ impl fmt::Debug for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
+}
+
+/// A received parameter text, `buf[s..e]`: a static when it is one of the few whole lists
+/// that most messages carry (`;lr` in every Route and Record-Route from a loose router,
+/// `;transport=…` in Contacts), since a static needs no reference count; otherwise the
+/// slice itself.
+fn wire_text(buf: &Bytes, s: usize, e: usize) -> Bytes {
+    const COMMON: [&[u8]; 4] = [b";lr", b";transport=udp", b";transport=tcp", b";transport=tls"];
+    let b = &buf[s..e];
+    for c in COMMON {
+        if b == c {
+            return Bytes::from_static(c);
+        }
+    }
+    buf.slice(s..e)
 }
 
 /// Whether a received parameter name is `name` (see [`Param::is`]).
