@@ -8,11 +8,11 @@
 //! milliseconds apart. It prints the median time per parse of each side and the
 //! median, lowest and highest ratio over the rounds.
 //!
-//! The per-message work is exactly that of `benches/parse.rs` (shared through
-//! `common/mod.rs`).
+//! The per-message work and the inputs are exactly those of `benches/parse.rs` (shared
+//! through `common/mod.rs`); `longreq-n` is its `longreq-normalized`.
 //!
 //! ```sh
-//! cargo bench -p sip-message --bench interleaved            # invite, response
+//! cargo bench -p sip-message --bench interleaved            # invite, response, longreq-n
 //! cargo bench -p sip-message --bench interleaved -- 400 2000 # rounds, parses per batch
 //! ```
 
@@ -22,7 +22,7 @@ use std::time::Instant;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{datagram, rsip_parse, sip_message_parse, INVITE, OK_200};
+use common::{datagram, load_longreq, normalize_for_rsip, rsip_parse, sip_message_parse, INVITE, OK_200};
 
 /// Nanoseconds per parse over `n` parses of `input` by `parse`. A benchmark is where
 /// the clock belongs: the protocol code itself never reads one.
@@ -48,6 +48,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn run(name: &str, wire: &[u8], rounds: usize, per_batch: usize) {
     let input = datagram(wire);
+    assert!(sip_message_parse(&input).is_ok() && rsip_parse(&input).is_ok(), "both parsers take `{name}`");
     // Warm-up: caches, branch predictors, the allocator's free lists, CPU frequency.
     batch(per_batch * 5, &input, sip_message_parse);
     batch(per_batch, &input, rsip_parse);
@@ -80,4 +81,6 @@ fn main() {
     let per_batch = nums.get(1).copied().unwrap_or(1000);
     run("invite", INVITE, rounds, per_batch);
     run("response", OK_200, rounds, per_batch);
+    // RFC 4475 `longreq`, rewritten so that rsip takes it (see `benches/parse.rs`).
+    run("longreq-n", &normalize_for_rsip(&load_longreq()), rounds, per_batch);
 }

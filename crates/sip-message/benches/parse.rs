@@ -45,69 +45,9 @@ use std::hint::black_box;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{datagram, rsip_core, rsip_parse, sip_message_parse, INVITE, OK_200};
+use common::{datagram, load_longreq, normalize_for_rsip, rsip_core, rsip_parse, sip_message_parse, INVITE, OK_200};
 
-use std::path::PathBuf;
 use std::time::Duration;
-
-/// Reads RFC 4475 `longreq` from the shared conformance corpus, which lives outside
-/// this repository: `$SIPBRIDGE_SHARED/conformance/rfc4475/longreq.dat`, by default
-/// `../shared` beside the workspace (the same rule as `tests/rfc4475.rs`).
-fn load_longreq() -> Bytes {
-    let path = std::env::var_os("SIPBRIDGE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-        .join("conformance/rfc4475/longreq.dat");
-    match std::fs::read(&path) {
-        Ok(data) => Bytes::from(data),
-        Err(e) => panic!(
-            "cannot read the RFC 4475 `longreq` message at {}: {e}. The benchmark needs the shared \
-             conformance corpus (../shared/conformance/rfc4475/ beside the workspace, or set \
-             SIPBRIDGE_SHARED to the shared/ folder); it is not part of this repository and must \
-             not be copied into it.",
-            path.display()
-        ),
-    }
-}
-
-/// The compact header names that occur in `longreq`, spelled in full (RFC 3261 §7.3.3).
-fn full_name(name: &[u8]) -> &[u8] {
-    match name {
-        b"v" | b"V" => b"Via",
-        b"f" | b"F" => b"From",
-        b"t" | b"T" => b"To",
-        b"i" | b"I" => b"Call-ID",
-        b"m" | b"M" => b"Contact",
-        b"l" | b"L" => b"Content-Length",
-        b"c" | b"C" => b"Content-Type",
-        other => other,
-    }
-}
-
-/// Rewrites the header section so that `rsip` 0.4 can tokenize it: white space between
-/// a header name and its colon is removed and compact names are spelled in full. The
-/// start line, the header values and the body are unchanged. No folded rows are
-/// expected (there are none in `longreq`).
-fn normalize_for_rsip(msg: &[u8]) -> Bytes {
-    let split = msg.windows(4).position(|w| w == b"\r\n\r\n").expect("longreq has an empty line after its headers");
-    let (head, body) = msg.split_at(split + 4);
-    let mut out = Vec::with_capacity(msg.len());
-    for (i, line) in head[..head.len() - 4].split(|&c| c == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if i > 0 {
-            let colon = line.iter().position(|&c| c == b':').expect("every header row of longreq has a colon");
-            let name = line[..colon].trim_ascii_end();
-            out.extend_from_slice(full_name(name));
-            out.extend_from_slice(&line[colon..]);
-        } else {
-            out.extend_from_slice(line);
-        }
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    Bytes::from(out)
-}
 
 /// Checks, before anything is timed, that both parsers accept an input and agree on
 /// the core headers, so that no benchmark measures an error path.

@@ -348,7 +348,7 @@ impl Params {
                 return Ok((Params(Store::Wire(wire_text(c.buf, first, last))), last));
             }
             i = ws(i + 1);
-            let ne = i + scan::run(b.get(i..).unwrap_or_default(), name_class);
+            let ne = i + scan::run_long(b.get(i..).unwrap_or_default(), name_class);
             if ne == i {
                 return Err(i);
             }
