@@ -59,5 +59,8 @@ done
 step "docs (rustdoc warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
+step "fuzz targets compile (running them needs cargo-fuzz on nightly: docs/FUZZING.md)"
+cargo check --manifest-path fuzz/Cargo.toml --bins --locked --quiet
+
 step "tests"
 cargo test --workspace --locked

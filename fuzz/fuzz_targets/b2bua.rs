@@ -91,6 +91,7 @@ impl Harness {
                         headers: Vec::new(),
                         forks: Vec::new(),
                         nat: [None, None],
+                        direct_setup: false,
                     };
                     let _ = self.b2.route(self.now, &mut self.ep, inc.call, t);
                 }
