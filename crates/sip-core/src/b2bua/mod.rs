@@ -972,6 +972,9 @@ impl B2bua {
             let new = !c.b.early.iter().any(|d| d.remote_tag() == tag);
             if new {
                 if let Some(d) = b_dialog(ep, c, tx, &response) {
+                    // One early dialog is the rule (forking is rare): room for exactly one,
+                    // not the four (2.5 KiB) a first push reserves.
+                    c.b.early.reserve_exact(1);
                     c.b.early.push(d);
                 }
                 if let Some(b) = c.forks.as_mut().and_then(|f| f.branch_mut(tx)) {
@@ -1018,7 +1021,7 @@ impl B2bua {
         let status = match c.forks.as_mut() {
             None => {
                 c.b.final_done = true;
-                c.b.early.clear();
+                c.b.early = Vec::new();
                 mapped
             }
             Some(f) => {
@@ -1032,7 +1035,7 @@ impl B2bua {
                 f.offer(mapped);
                 if f.all_done() {
                     c.b.final_done = true;
-                    c.b.early.clear();
+                    c.b.early = Vec::new();
                 } else if mapped < 600 || c.b.dialog.is_some() {
                     tracing::debug!(call = %call, mapped, "a contact refused the call; others still ring");
                     return;
@@ -1090,7 +1093,7 @@ impl B2bua {
             },
         };
         dialog.confirm(Some(&response));
-        c.b.early.clear();
+        c.b.early = Vec::new();
         c.b.dialog = Some(dialog);
         c.b.final_done = true;
         (c.b.flow, c.b_pin_flow) = c.b_branch(tx);
