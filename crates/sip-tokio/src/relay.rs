@@ -66,6 +66,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::runtime::Handle;
@@ -713,6 +714,19 @@ fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The first of a call's sockets ready to read, in the order RTP A, RTP B, RTCP A,
+/// RTCP B. Through `poll_recv_ready`, which keeps the task's waker in each socket's
+/// registration: the four `readable()` futures this replaces each kept a waiter node
+/// in the task's future, about 700 B of every call's task.
+fn poll_readable(sockets: &[[UdpSocket; 2]; 2], cx: &mut Context<'_>) -> Poll<(io::Result<()>, Leg, bool)> {
+    for (leg, rtcp) in [(Leg::A, false), (Leg::B, false), (Leg::A, true), (Leg::B, true)] {
+        if let Poll::Ready(r) = sockets[leg.index()][usize::from(rtcp)].poll_recv_ready(cx) {
+            return Poll::Ready((r, leg, rtcp));
+        }
+    }
+    Poll::Pending
+}
+
 /// What woke the call task.
 enum Wake {
     /// A wake-up from the handle (`false`: the handle is gone).
@@ -826,14 +840,11 @@ impl CallTask {
                     armed = Some(at);
                 }
             }
-            let [[a_rtp, a_rtcp], [b_rtp, b_rtcp]] = &self.sockets;
+            let sockets = &self.sockets;
             let wake = tokio::select! {
                 biased;
                 () = self.link.wake.notified() => Wake::Command(!self.link.closed.load(Ordering::Acquire)),
-                r = a_rtp.readable() => Wake::Readable(r, Leg::A, false),
-                r = b_rtp.readable() => Wake::Readable(r, Leg::B, false),
-                r = a_rtcp.readable() => Wake::Readable(r, Leg::A, true),
-                r = b_rtcp.readable() => Wake::Readable(r, Leg::B, true),
+                (r, leg, rtcp) = std::future::poll_fn(|cx| poll_readable(sockets, cx)) => Wake::Readable(r, leg, rtcp),
                 () = &mut sleep, if armed.is_some() => Wake::Timer,
             };
             // Before anything else: commands queued without a wake-up may concern the
