@@ -364,7 +364,7 @@ struct Call {
     call_ids: [String; 2],
     /// ACKs we sent for 2xx responses, per leg, to send again when the 2xx is
     /// retransmitted (§13.2.2.4).
-    last_ack: [Option<(u32, Bytes, Flow)>; 2],
+    last_ack: [Option<Box<LastAck>>; 2],
     /// The outbound leg's branches when the call rings several contacts; `None` for one.
     forks: Option<Box<Forks>>,
     /// The outbound dialog's requests always go over `b.flow` (`Target::pin_flow`, or the
@@ -417,7 +417,8 @@ impl Call {
         let p = |l: &Leg| l.pending_2xx.as_ref().map(|p| if p.reliable { p.give_up_at } else { p.next_at.min(p.give_up_at) });
         let st = |l: &Leg| l.session.as_ref().filter(|_| self.phase != Phase::Ended).map(|t| t.due_at);
         let m = self.media.as_deref().filter(|_| self.phase == Phase::Answered).and_then(|m| m.deadline());
-        [p(&self.a), p(&self.b), st(&self.a), st(&self.b), m, self.no_answer_at, self.max_duration_at, self.reap_at]
+        let ack = |i: usize| self.last_ack[i].as_ref().map(|a| a.until);
+        [p(&self.a), p(&self.b), st(&self.a), st(&self.b), m, self.no_answer_at, self.max_duration_at, self.reap_at, ack(0), ack(1)]
             .into_iter()
             .flatten()
             .min()
@@ -1063,8 +1064,8 @@ impl B2bua {
             if d.remote_tag() == tag {
                 // A retransmitted 2xx: the ACK again (§13.2.2.4), unless it waits for the
                 // caller's answer.
-                if let Some((_, wire, flow)) = &c.last_ack[1] {
-                    ep.send_stateless(*flow, wire.clone());
+                if let Some(a) = &c.last_ack[1] {
+                    ep.send_stateless(a.flow, a.wire.clone());
                 }
                 return;
             }
@@ -1113,7 +1114,7 @@ impl B2bua {
         let seq = response.cseq().seq;
         if c.phase != Phase::Calling {
             // Cancelled (or hung up) while the 2xx was on its way: ACK then BYE.
-            send_ack(ep, cfg, c, Side::B, seq, None);
+            send_ack(now, ep, cfg, c, Side::B, seq, None);
             if let Some(mut d) = c.b.dialog.take() {
                 send_bye(now, ep, cfg, &mut d, &mut self.txs, call, Side::B, &mut c.txs);
                 // Kept: a retransmission of this 2xx gets the same ACK, not a new BYE.
@@ -1147,7 +1148,7 @@ impl B2bua {
                         },
                         None => out.to_bytes(),
                     });
-                    send_ack(ep, cfg, c, Side::B, seq, None);
+                    send_ack(now, ep, cfg, c, Side::B, seq, None);
                 } else {
                     // Offer in the 2xx (offer-less INVITE, §13.2.1): the caller's answer
                     // comes in its ACK, and our ACK waits for it.
@@ -1163,7 +1164,7 @@ impl B2bua {
                 if b_had_offer {
                     tracing::info!(call = %call, "the outbound leg's 2xx has no SDP answer");
                 }
-                send_ack(ep, cfg, c, Side::B, seq, None);
+                send_ack(now, ep, cfg, c, Side::B, seq, None);
             }
         }
         if b_had_offer && a_body.is_none() {
@@ -1280,7 +1281,7 @@ impl B2bua {
             if other_body.is_none() {
                 tracing::info!(call = %call, "the ACK brought no SDP answer for the other leg");
             }
-            send_ack(ep, &cfg, c, side.other(), owed.seq, other_body);
+            send_ack(now, ep, &cfg, c, side.other(), owed.seq, other_body);
         }
     }
 
@@ -1499,10 +1500,8 @@ impl B2bua {
         let seq = response.cseq().seq;
         if status < 300 && c.leg(side).client_invite != Some(ctx) {
             // A retransmitted 2xx: the ACK again.
-            if let Some((s, wire, flow)) = &c.last_ack[side.index()] {
-                if *s == seq {
-                    ep.send_stateless(*flow, wire.clone());
-                }
+            if let Some(a) = c.last_ack[side.index()].as_ref().filter(|a| a.seq == seq) {
+                ep.send_stateless(a.flow, a.wire.clone());
             }
             return;
         }
@@ -1531,7 +1530,7 @@ impl B2bua {
             if let Some(t) = this.session.as_mut() {
                 t.refreshed(now);
             }
-            send_ack(ep, &cfg, c, side, seq, None);
+            send_ack(now, ep, &cfg, c, side, seq, None);
             return;
         }
         let (this, other) = c.legs_mut(side);
@@ -1585,7 +1584,7 @@ impl B2bua {
             this.nego.rollback();
         }
         if ack_now {
-            send_ack(ep, &cfg, c, side, seq, None);
+            send_ack(now, ep, &cfg, c, side, seq, None);
         }
         let c = self.calls.get_mut(&call).expect("the call exists: looked up above");
         let other = c.leg_mut(side.other());
@@ -1761,6 +1760,11 @@ impl B2bua {
         if c.reap_at.is_some_and(|t| t <= now) {
             self.reap(id);
             return;
+        }
+        for ack in &mut c.last_ack {
+            if ack.as_ref().is_some_and(|a| a.until <= now) {
+                *ack = None;
+            }
         }
         for side in [Side::A, Side::B] {
             let leg = c.leg_mut(side);
@@ -2055,13 +2059,27 @@ fn send_bye(
 }
 
 /// ACKs a 2xx on `side` (§13.2.2.4) and remembers the ACK for 2xx retransmissions.
-fn send_ack(ep: &mut Endpoint, cfg: &Settings, c: &mut Call, side: Side, seq: u32, body: Option<Bytes>) {
+fn send_ack(now: Time, ep: &mut Endpoint, cfg: &Settings, c: &mut Call, side: Side, seq: u32, body: Option<Bytes>) {
     let Some(d) = c.leg(side).dialog.as_ref() else { return };
     let dest = d.destination();
     let Some(ack) = d.ack(seq, sent_by(cfg, dest.transport), body, ep.ids()) else { return };
     let wire = ack.to_bytes();
     ep.send_stateless(dest, wire.clone());
-    c.last_ack[side.index()] = Some((seq, wire, dest));
+    let until = now + cfg.timers.t1 * 64;
+    c.last_ack[side.index()] = Some(Box::new(LastAck { seq, wire, flow: dest, until }));
+}
+
+/// An ACK we sent for a 2xx, kept to answer that 2xx's retransmissions with it.
+#[derive(Debug)]
+struct LastAck {
+    /// The CSeq number of the INVITE it acknowledges.
+    seq: u32,
+    wire: Bytes,
+    flow: Flow,
+    /// When it is forgotten: 64·T1 after it was sent, when the peer has stopped
+    /// retransmitting its 2xx (§13.3.1.4) and the transaction is over (§13.2.2.4).
+    /// Kept for the call's life it was about 440 B of every established call.
+    until: Time,
 }
 
 /// A second 2xx from another fork: ACK it, then BYE it (§13.2.2.4). Returns the ACK and
