@@ -717,7 +717,12 @@ impl B2bua {
             from: request.from().uri().to_string(),
             to: request.uri().to_string(),
             call_ids: [key.0.clone(), String::new()],
-            dialog_keys: vec![key.clone()],
+            // Room for exactly the two legs' keys (a push would make it four, 96 B more).
+            dialog_keys: {
+                let mut keys = Vec::with_capacity(2);
+                keys.push(key.clone());
+                keys
+            },
             last_ack: [None, None],
             forks: None,
             b_pin_flow: false,
