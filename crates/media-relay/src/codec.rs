@@ -5,6 +5,7 @@
 //! telephone-event defaults to 101 (the number nearly every phone uses) when the SDP
 //! names no telephone-event at all.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// What a payload type carries, as far as the relay's recorder and DTMF detector care.
@@ -60,10 +61,21 @@ pub const DEFAULT_TELEPHONE_EVENT: u8 = 101;
 
 /// One leg's payload type → [`Codec`] map, with the defaults of the module docs filled in.
 /// A handful of entries, looked up by a linear scan (cheaper than hashing at that size).
+/// The defaults alone (most calls, and every leg until told) are a shared table, not a
+/// copy: each relayed call holds four maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadMap {
-    entries: Vec<(u8, Codec)>,
+    entries: Cow<'static, [(u8, Codec)]>,
 }
+
+/// [`PayloadMap::default`]'s entries, sorted by payload type.
+static DEFAULT_ENTRIES: [(u8, Codec); 5] = [
+    (0, Codec::Pcmu),
+    (8, Codec::Pcma),
+    (13, Codec::ComfortNoise),
+    (19, Codec::ComfortNoise),
+    (DEFAULT_TELEPHONE_EVENT, Codec::TelephoneEvent { clock_rate: 8000 }),
+];
 
 impl PayloadMap {
     /// The negotiated `map` (entries with a PT above 127 are not RTP payload types and
@@ -84,7 +96,11 @@ impl PayloadMap {
             entries.push((DEFAULT_TELEPHONE_EVENT, Codec::TelephoneEvent { clock_rate: 8000 }));
         }
         entries.sort_unstable_by_key(|&(pt, _)| pt);
-        PayloadMap { entries }
+        if entries == DEFAULT_ENTRIES {
+            return PayloadMap { entries: Cow::Borrowed(&DEFAULT_ENTRIES) };
+        }
+        entries.shrink_to_fit();
+        PayloadMap { entries: Cow::Owned(entries) }
     }
 
     /// What payload type `pt` carries on this leg; `None` = unknown.
@@ -96,7 +112,7 @@ impl PayloadMap {
 impl Default for PayloadMap {
     /// Only the defaults: 0 PCMU, 8 PCMA, 13 and 19 CN, 101 telephone-event/8000.
     fn default() -> Self {
-        PayloadMap::new(&HashMap::new())
+        PayloadMap { entries: Cow::Borrowed(&DEFAULT_ENTRIES) }
     }
 }
 

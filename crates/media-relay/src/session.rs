@@ -219,8 +219,9 @@ struct LegState {
     /// The leg's payload types (for DTMF and recording).
     payloads: PayloadMap,
     /// The payload-type numbers of packets received on this leg, as the other leg
-    /// expects them.
-    translation: PayloadTranslation,
+    /// expects them; `None`: unchanged. Boxed: a 128-byte table that most calls, whose
+    /// legs agree on their numbers, never need.
+    translation: Option<Box<PayloadTranslation>>,
     dtmf: DtmfDetector,
     /// While the leg is recorded.
     /// Boxed: rare, and every open call carries the field.
@@ -415,8 +416,9 @@ impl Session {
         if !self.forwarding {
             return None;
         }
-        let translation = &self.legs[leg.index()].translation;
-        let payload_type = rtp.map(|h| (h.payload_type, translation.get(h.payload_type))).and_then(|(pt, to)| (pt != to).then_some(to));
+        let translation = self.legs[leg.index()].translation.as_deref();
+        let payload_type =
+            rtp.zip(translation).map(|(h, t)| (h.payload_type, t.get(h.payload_type))).and_then(|(pt, to)| (pt != to).then_some(to));
         let out = leg.other();
         let o = &mut self.legs[out.index()];
         let to = o.destination(rtcp)?;
@@ -547,13 +549,14 @@ impl Session {
     /// still read (DTMF, recording) with `from`'s own numbers
     /// ([`Session::set_payload_types`]).
     pub fn set_payload_translation(&mut self, from: Leg, translation: PayloadTranslation) {
-        self.legs[from.index()].translation = translation;
+        self.legs[from.index()].translation = (translation != PayloadTranslation::IDENTITY).then(|| Box::new(translation));
     }
 
     /// The translation of packets received on `from` (see
     /// [`Session::set_payload_translation`]).
     pub fn payload_translation(&self, from: Leg) -> &PayloadTranslation {
-        &self.legs[from.index()].translation
+        static IDENTITY: PayloadTranslation = PayloadTranslation::IDENTITY;
+        self.legs[from.index()].translation.as_deref().unwrap_or(&IDENTITY)
     }
 
     /// Starts recording `leg`: from now on every RTP packet accepted from it (see the

@@ -1,6 +1,6 @@
 //! Heap bytes per established call in the sans-IO core (endpoint + B2BUA), counted by
 //! `stats_alloc`'s counting allocator: N calls are set up by hand-made datagrams (caller INVITE
-//! with SDP, callee 200 with SDP, caller ACK), then time runs 40 s so their INVITE
+//! with SDP, callee 180 then 200 with SDP, caller ACK), then time runs 40 s so their INVITE
 //! transactions end (Timer L) and what is left is what an established call holds.
 //!
 //!     cargo run --release -p sip-core --example call_memory -- 10000
@@ -113,6 +113,12 @@ fn main() {
             _ => None,
         });
         let inv = sent.expect("the outbound INVITE");
+        // It rings first, as phones (and SIPp's UAS) do: a 180 with the callee's tag makes
+        // the early dialog that the 200 then confirms.
+        let ringing = inv.reply(180).to_tag(&format!("b{i}")).build(&mut sip_core::sip_message::SeededIds::new(i as u64)).expect("180");
+        ep.handle_datagram(now, from_callee, ringing.to_bytes());
+        pump(now, &mut ep, &mut b2, &mut out);
+        out.clear();
         let body = sdp("127.0.0.3", 40000);
         let ok = inv
             .reply(200)

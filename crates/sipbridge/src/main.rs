@@ -14,6 +14,7 @@ use sipbridge::config::Config;
 /// mimalloc instead of glibc malloc: the engine and media threads free each other's
 /// allocations (datagrams, commands, SDP) thousands of times a second, which in glibc
 /// takes the arena lock (futex wakes in the profile) and leaves freed bursts resident.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -101,6 +101,8 @@ pub(crate) struct Leg {
     /// The dialog in force: A's from the first response we sent; B's from the 2xx.
     pub dialog: Option<Dialog>,
     /// B before the 2xx: one early dialog per To tag of the 18x's (forking, §12.1.2).
+    /// Replaced by an empty `Vec` once the call is answered or fails, not cleared: its
+    /// room (a dialog is 640 B) would stay for the call's whole life.
     pub early: Vec<Dialog>,
     /// The flow requests to this leg go over before a dialog exists (B: the flow of the
     /// INVITE whose 2xx won).

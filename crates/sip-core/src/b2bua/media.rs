@@ -493,10 +493,8 @@ impl B2bua {
         if !ours {
             if !update && status < 300 {
                 // A retransmitted 2xx: the ACK again (§13.2.2.4).
-                if let Some((s, wire, flow)) = &c.last_ack[side.index()] {
-                    if *s == seq {
-                        ep.send_stateless(*flow, wire.clone());
-                    }
+                if let Some(a) = c.last_ack[side.index()].as_ref().filter(|a| a.seq == seq) {
+                    ep.send_stateless(a.flow, a.wire.clone());
                 }
             }
             return;
@@ -536,7 +534,7 @@ impl B2bua {
                 }
             };
             if !update {
-                send_ack(ep, &cfg, c, side, seq, None);
+                send_ack(now, ep, &cfg, c, side, seq, None);
             }
             if !answered {
                 // As a refusal: asking again would get the same, once per round trip.

@@ -364,7 +364,7 @@ struct Call {
     call_ids: [String; 2],
     /// ACKs we sent for 2xx responses, per leg, to send again when the 2xx is
     /// retransmitted (§13.2.2.4).
-    last_ack: [Option<(u32, Bytes, Flow)>; 2],
+    last_ack: [Option<Box<LastAck>>; 2],
     /// The outbound leg's branches when the call rings several contacts; `None` for one.
     forks: Option<Box<Forks>>,
     /// The outbound dialog's requests always go over `b.flow` (`Target::pin_flow`, or the
@@ -417,7 +417,8 @@ impl Call {
         let p = |l: &Leg| l.pending_2xx.as_ref().map(|p| if p.reliable { p.give_up_at } else { p.next_at.min(p.give_up_at) });
         let st = |l: &Leg| l.session.as_ref().filter(|_| self.phase != Phase::Ended).map(|t| t.due_at);
         let m = self.media.as_deref().filter(|_| self.phase == Phase::Answered).and_then(|m| m.deadline());
-        [p(&self.a), p(&self.b), st(&self.a), st(&self.b), m, self.no_answer_at, self.max_duration_at, self.reap_at]
+        let ack = |i: usize| self.last_ack[i].as_ref().map(|a| a.until);
+        [p(&self.a), p(&self.b), st(&self.a), st(&self.b), m, self.no_answer_at, self.max_duration_at, self.reap_at, ack(0), ack(1)]
             .into_iter()
             .flatten()
             .min()
@@ -716,7 +717,12 @@ impl B2bua {
             from: request.from().uri().to_string(),
             to: request.uri().to_string(),
             call_ids: [key.0.clone(), String::new()],
-            dialog_keys: vec![key.clone()],
+            // Room for exactly the two legs' keys (a push would make it four, 96 B more).
+            dialog_keys: {
+                let mut keys = Vec::with_capacity(2);
+                keys.push(key.clone());
+                keys
+            },
             last_ack: [None, None],
             forks: None,
             b_pin_flow: false,
@@ -972,6 +978,9 @@ impl B2bua {
             let new = !c.b.early.iter().any(|d| d.remote_tag() == tag);
             if new {
                 if let Some(d) = b_dialog(ep, c, tx, &response) {
+                    // One early dialog is the rule (forking is rare): room for exactly one,
+                    // not the four (2.5 KiB) a first push reserves.
+                    c.b.early.reserve_exact(1);
                     c.b.early.push(d);
                 }
                 if let Some(b) = c.forks.as_mut().and_then(|f| f.branch_mut(tx)) {
@@ -1018,7 +1027,7 @@ impl B2bua {
         let status = match c.forks.as_mut() {
             None => {
                 c.b.final_done = true;
-                c.b.early.clear();
+                c.b.early = Vec::new();
                 mapped
             }
             Some(f) => {
@@ -1032,7 +1041,7 @@ impl B2bua {
                 f.offer(mapped);
                 if f.all_done() {
                     c.b.final_done = true;
-                    c.b.early.clear();
+                    c.b.early = Vec::new();
                 } else if mapped < 600 || c.b.dialog.is_some() {
                     tracing::debug!(call = %call, mapped, "a contact refused the call; others still ring");
                     return;
@@ -1060,8 +1069,8 @@ impl B2bua {
             if d.remote_tag() == tag {
                 // A retransmitted 2xx: the ACK again (§13.2.2.4), unless it waits for the
                 // caller's answer.
-                if let Some((_, wire, flow)) = &c.last_ack[1] {
-                    ep.send_stateless(*flow, wire.clone());
+                if let Some(a) = &c.last_ack[1] {
+                    ep.send_stateless(a.flow, a.wire.clone());
                 }
                 return;
             }
@@ -1090,7 +1099,7 @@ impl B2bua {
             },
         };
         dialog.confirm(Some(&response));
-        c.b.early.clear();
+        c.b.early = Vec::new();
         c.b.dialog = Some(dialog);
         c.b.final_done = true;
         (c.b.flow, c.b_pin_flow) = c.b_branch(tx);
@@ -1110,7 +1119,7 @@ impl B2bua {
         let seq = response.cseq().seq;
         if c.phase != Phase::Calling {
             // Cancelled (or hung up) while the 2xx was on its way: ACK then BYE.
-            send_ack(ep, cfg, c, Side::B, seq, None);
+            send_ack(now, ep, cfg, c, Side::B, seq, None);
             if let Some(mut d) = c.b.dialog.take() {
                 send_bye(now, ep, cfg, &mut d, &mut self.txs, call, Side::B, &mut c.txs);
                 // Kept: a retransmission of this 2xx gets the same ACK, not a new BYE.
@@ -1144,7 +1153,7 @@ impl B2bua {
                         },
                         None => out.to_bytes(),
                     });
-                    send_ack(ep, cfg, c, Side::B, seq, None);
+                    send_ack(now, ep, cfg, c, Side::B, seq, None);
                 } else {
                     // Offer in the 2xx (offer-less INVITE, §13.2.1): the caller's answer
                     // comes in its ACK, and our ACK waits for it.
@@ -1160,7 +1169,7 @@ impl B2bua {
                 if b_had_offer {
                     tracing::info!(call = %call, "the outbound leg's 2xx has no SDP answer");
                 }
-                send_ack(ep, cfg, c, Side::B, seq, None);
+                send_ack(now, ep, cfg, c, Side::B, seq, None);
             }
         }
         if b_had_offer && a_body.is_none() {
@@ -1277,7 +1286,7 @@ impl B2bua {
             if other_body.is_none() {
                 tracing::info!(call = %call, "the ACK brought no SDP answer for the other leg");
             }
-            send_ack(ep, &cfg, c, side.other(), owed.seq, other_body);
+            send_ack(now, ep, &cfg, c, side.other(), owed.seq, other_body);
         }
     }
 
@@ -1496,10 +1505,8 @@ impl B2bua {
         let seq = response.cseq().seq;
         if status < 300 && c.leg(side).client_invite != Some(ctx) {
             // A retransmitted 2xx: the ACK again.
-            if let Some((s, wire, flow)) = &c.last_ack[side.index()] {
-                if *s == seq {
-                    ep.send_stateless(*flow, wire.clone());
-                }
+            if let Some(a) = c.last_ack[side.index()].as_ref().filter(|a| a.seq == seq) {
+                ep.send_stateless(a.flow, a.wire.clone());
             }
             return;
         }
@@ -1528,7 +1535,7 @@ impl B2bua {
             if let Some(t) = this.session.as_mut() {
                 t.refreshed(now);
             }
-            send_ack(ep, &cfg, c, side, seq, None);
+            send_ack(now, ep, &cfg, c, side, seq, None);
             return;
         }
         let (this, other) = c.legs_mut(side);
@@ -1582,7 +1589,7 @@ impl B2bua {
             this.nego.rollback();
         }
         if ack_now {
-            send_ack(ep, &cfg, c, side, seq, None);
+            send_ack(now, ep, &cfg, c, side, seq, None);
         }
         let c = self.calls.get_mut(&call).expect("the call exists: looked up above");
         let other = c.leg_mut(side.other());
@@ -1758,6 +1765,11 @@ impl B2bua {
         if c.reap_at.is_some_and(|t| t <= now) {
             self.reap(id);
             return;
+        }
+        for ack in &mut c.last_ack {
+            if ack.as_ref().is_some_and(|a| a.until <= now) {
+                *ack = None;
+            }
         }
         for side in [Side::A, Side::B] {
             let leg = c.leg_mut(side);
@@ -2052,13 +2064,27 @@ fn send_bye(
 }
 
 /// ACKs a 2xx on `side` (§13.2.2.4) and remembers the ACK for 2xx retransmissions.
-fn send_ack(ep: &mut Endpoint, cfg: &Settings, c: &mut Call, side: Side, seq: u32, body: Option<Bytes>) {
+fn send_ack(now: Time, ep: &mut Endpoint, cfg: &Settings, c: &mut Call, side: Side, seq: u32, body: Option<Bytes>) {
     let Some(d) = c.leg(side).dialog.as_ref() else { return };
     let dest = d.destination();
     let Some(ack) = d.ack(seq, sent_by(cfg, dest.transport), body, ep.ids()) else { return };
     let wire = ack.to_bytes();
     ep.send_stateless(dest, wire.clone());
-    c.last_ack[side.index()] = Some((seq, wire, dest));
+    let until = now + cfg.timers.t1 * 64;
+    c.last_ack[side.index()] = Some(Box::new(LastAck { seq, wire, flow: dest, until }));
+}
+
+/// An ACK we sent for a 2xx, kept to answer that 2xx's retransmissions with it.
+#[derive(Debug)]
+struct LastAck {
+    /// The CSeq number of the INVITE it acknowledges.
+    seq: u32,
+    wire: Bytes,
+    flow: Flow,
+    /// When it is forgotten: 64·T1 after it was sent, when the peer has stopped
+    /// retransmitting its 2xx (§13.3.1.4) and the transaction is over (§13.2.2.4).
+    /// Kept for the call's life it was about 440 B of every established call.
+    until: Time,
 }
 
 /// A second 2xx from another fork: ACK it, then BYE it (§13.2.2.4). Returns the ACK and
