@@ -52,7 +52,7 @@ impl MediaType {
 }
 
 /// The headers every layer needs, extracted once when the message is parsed or built.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Core {
     pub via: Via,
     pub via_count: usize,
@@ -151,6 +151,14 @@ impl Core {
             }
             _ => return Err(bad(HeaderName::Contact, h.offset())),
         })
+    }
+
+    /// What a builder's typed-core shortcut must equal: a full extraction from the rows it
+    /// wrote. Every debug build (all tests) checks it; release builds trust the builder.
+    #[cfg(debug_assertions)]
+    fn check_shortcut(&self, headers: &Headers, what: &str) {
+        let full = Core::extract(headers).expect("the rows a builder wrote form a valid core");
+        assert!(full == *self, "the {what} core the builder derived differs from the extracted one:\n{full:?}\n{self:?}");
     }
 
     /// Extracts and checks the core headers in one pass over the rows. Only the top Via
@@ -441,24 +449,7 @@ impl Request {
     /// values).
     pub(crate) fn from_core(method: Method, uri: Uri, headers: Headers, body: Bytes, core: Core) -> Request {
         #[cfg(debug_assertions)]
-        {
-            // Every debug build (all tests) checks the shortcut against a full extraction.
-            let full = Core::extract(&headers).expect("the printed rows form a valid core");
-            assert!(
-                full.via == core.via
-                    && full.via_count == core.via_count
-                    && full.from == core.from
-                    && full.to == core.to
-                    && full.call_id == core.call_id
-                    && full.cseq == core.cseq
-                    && full.max_forwards == core.max_forwards
-                    && full.contacts == core.contacts
-                    && full.routes == core.routes
-                    && full.record_routes == core.record_routes
-                    && full.content_type == core.content_type,
-                "the request core the builder derived differs from the extracted one:\n{full:?}\n{core:?}"
-            );
-        }
+        core.check_shortcut(&headers, "request");
         Request { method, uri, headers, body, core }
     }
 
@@ -537,24 +528,7 @@ impl Response {
             return Err(ParseError::new(ErrorKind::BadStatusCode, 0));
         }
         #[cfg(debug_assertions)]
-        {
-            // Every debug build (all tests) checks the shortcut against a full extraction.
-            let full = Core::extract(&headers).expect("the copied rows form a valid core");
-            assert!(
-                full.via == core.via
-                    && full.via_count == core.via_count
-                    && full.from == core.from
-                    && full.to == core.to
-                    && full.call_id == core.call_id
-                    && full.cseq == core.cseq
-                    && full.content_type == core.content_type
-                    && full.max_forwards.is_none()
-                    && full.contacts == core.contacts
-                    && full.routes.is_empty()
-                    && full.record_routes.is_empty(),
-                "the response core the builder derived differs from the extracted one"
-            );
-        }
+        core.check_shortcut(&headers, "response");
         Ok(Response { status, reason, headers, body, core })
     }
 
