@@ -244,6 +244,28 @@ fn lossy_calls_complete() {
 }
 
 #[test]
+fn lossy_calls_outlive_the_acks_they_forget() {
+    // The B2BUA keeps the ACK it sent for a 2xx only for 64·T1 (the peer's 2xx
+    // retransmissions end by then, §13.3.1.4). Calls held well past that, over a lossy
+    // link (lost ACKs make the callee retransmit its 200 inside the window), must still
+    // answer every retransmission and end cleanly.
+    for seed in 0..20 {
+        let alice = caller().at(ms(0), Action::Call("bob".into())).at(ms(90_000), Action::Bye);
+        let mut w = World::new(seed, LinkConfig::lossy(0.2), alice, callee(Answer::ok_after(Duration::from_secs(1))), to_bob());
+        w.net.run_until(END);
+        let a = w.alice().record.clone();
+        let b = w.bob().record.clone();
+        let tag = format!("seed {seed}");
+        w.check(a.invite_finals == vec![200], &format!("{tag}: alice gets exactly one 200"));
+        w.check(b.established && b.acks_received >= 1, &format!("{tag}: bob's 200 is ACKed"));
+        w.check(b.bye_received, &format!("{tag}: bob gets the BYE at 90 s, not a teardown before"));
+        let ok = w.reason() == Some(EndReason::HangUp(Side::A));
+        w.check(ok, &format!("{tag}: ended by alice"));
+        w.check_clean();
+    }
+}
+
+#[test]
 fn forked_answers_on_the_outbound_leg() {
     let alice = caller().at(ms(0), Action::Call("bob".into())).at(ms(5000), Action::Bye);
     let bob = callee(Answer { ring_after: Some(Duration::ZERO), after: Some(Duration::from_secs(1)), status: 200, fork: true });
