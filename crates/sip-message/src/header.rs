@@ -446,20 +446,10 @@ impl Headers {
         self.rows.splice(i..=i, new);
     }
 
+    /// An empty list with room for `n` rows. The parser pushes rows made by
+    /// [`Header::in_list`] into it and then gives it their buffer with [`Headers::attach`].
     pub(crate) fn with_capacity(n: usize) -> Headers {
         Headers { buf: Bytes::new(), rows: Vec::with_capacity(n) }
-    }
-
-    /// An empty list for rows received in a buffer given later by [`Headers::attach`]
-    /// (see [`Headers::push_in_list`]).
-    pub(crate) fn unattached(n: usize) -> Headers {
-        Headers { buf: Bytes::new(), rows: Vec::with_capacity(n) }
-    }
-
-    /// Appends a row made by [`Header::in_list`] for the buffer this list is (or will be)
-    /// attached to.
-    pub(crate) fn push_in_list(&mut self, h: Header) {
-        self.rows.push(h);
     }
 
     /// The list with `buf` as the buffer its received rows are in.

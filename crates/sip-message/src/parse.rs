@@ -196,7 +196,7 @@ pub(crate) fn parse_head_at(data: &Bytes, pos: usize, end: End) -> Result<Head<S
     let is_response = looks_like_response(&data[pos..]);
     let mark = |e: ParseError| mark_response(e, is_response);
 
-    let mut headers = Headers::unattached(16);
+    let mut headers = Headers::with_capacity(16);
     let mut content_length = ContentLength::Absent;
     let body_start;
     loop {
@@ -238,7 +238,7 @@ pub(crate) fn parse_head_at(data: &Bytes, pos: usize, end: End) -> Result<Head<S
         if h.name() == HeaderName::ContentLength {
             content_length = merge_content_length(content_length, h.within(data));
         }
-        headers.push_in_list(h);
+        headers.push(h);
     }
     Ok(Head { start, start_offset: pos, headers, body_start, content_length, is_response })
 }
